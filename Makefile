@@ -1,0 +1,28 @@
+# storyclust: `make run` clusters data/samples/ with the default model; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch==2.13.0 in the same command keeps pip on the CPU wheel
+	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[test,bench]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/storyclust run data/samples/
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests/
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_quality.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

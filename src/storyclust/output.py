@@ -1,0 +1,205 @@
+"""JSON Lines in and out: the one place where the wire schema lives.
+
+Every record written carries ``schema_version`` and a ``type`` (``article``,
+``story`` or ``rejection``) so a consumer can tell them apart in one stream.
+Files are written atomically: to a temporary file next to the target, fsynced
+and renamed into place, so a killed run never leaves half a file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from typing import IO, Any, Iterable, Iterator, Optional
+
+from .types import SCHEMA_VERSION, Article, Rejection, Story
+
+
+def _iso(dt: Optional[datetime]) -> Optional[str]:
+    return dt.isoformat() if dt else None
+
+
+def parse_datetime(value: Any) -> Optional[datetime]:
+    """Parse an ISO 8601 string (or epoch seconds) into an aware datetime; None if not a date."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, (int, float)):
+        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+    else:
+        text = str(value).strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def article_to_record(article: Article) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": "article",
+        "id": article.id,
+        "path": article.path,
+        "url": article.url,
+        "title": article.title,
+        "text": article.text,
+        "lang": article.lang,
+        "lang_confidence": article.lang_confidence,
+        "published": _iso(article.published),
+        "source": article.source,
+        "author": article.author,
+        "duplicate_of": article.duplicate_of,
+        "chars": article.chars,
+        "hash": article.hash,
+    }
+
+
+def record_to_article(record: dict) -> Article:
+    """Build an Article from an ``ingest`` record or any JSON object with ``id`` and ``text``.
+
+    Raises ValueError (with a one-line reason) when the record cannot be an article.
+    """
+    if not isinstance(record, dict):
+        raise ValueError("record is not a JSON object")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("record has no 'text'")
+    rid = record.get("id")
+    conf = record.get("lang_confidence")
+    return Article(
+        id=str(rid) if rid not in (None, "") else "",
+        text=text,
+        title=_opt_str(record.get("title")),
+        url=_opt_str(record.get("url")),
+        path=_opt_str(record.get("path")),
+        lang=_opt_str(record.get("lang")),
+        lang_confidence=float(conf) if isinstance(conf, (int, float)) else None,
+        published=parse_datetime(record.get("published")),
+        source=_opt_str(record.get("source")),
+        author=_opt_str(record.get("author")),
+        duplicate_of=_opt_str(record.get("duplicate_of")),
+    )
+
+
+def _opt_str(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def rejection_to_record(rejection: Rejection) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": "rejection",
+        "source": rejection.source,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+    }
+
+
+def story_to_record(story: Story, *, include_text: bool = False) -> dict:
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "type": "story",
+        "story_id": story.story_id,
+        "size": story.size,
+        "singleton": story.singleton,
+        "languages": story.languages,
+        "headline": story.headline,
+        "first_published": _iso(story.first_published),
+        "last_published": _iso(story.last_published),
+        "articles": [
+            {
+                "id": m.article.id,
+                "title": m.article.title,
+                "lang": m.article.lang,
+                "url": m.article.url,
+                "path": m.article.path,
+                "source": m.article.source,
+                "published": _iso(m.article.published),
+                "similarity": round(float(m.similarity), 4),
+                "duplicate_of": m.article.duplicate_of,
+                **({"text": m.article.text} if include_text else {}),
+            }
+            for m in story.members
+        ],
+    }
+    if story.status is not None:
+        record["status"] = story.status
+        record["added"] = list(story.added)
+    if story.merged_into:
+        record["merged_into"] = story.merged_into
+    if story.split_from:
+        record["split_from"] = story.split_from
+    return record
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def open_output(path: Optional[str]) -> Iterator[IO[str]]:
+    """Open ``path`` for writing text; ``-`` or None is stdout.
+
+    A real file is written to a temporary sibling and renamed into place only
+    when the block finishes without an exception, so readers never see half a file.
+    """
+    if path in (None, "-"):
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
+    try:
+        with io.open(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(records: Iterable[dict], fh: IO[str]) -> int:
+    n = 0
+    for record in records:
+        fh.write(dumps(record))
+        fh.write("\n")
+        n += 1
+    return n
+
+
+def iter_jsonl(fh: IO[str], source: str = "-") -> Iterator[tuple[str, dict | None, str | None]]:
+    """Yield ``(location, record, error)`` for each non-blank line of a JSONL stream.
+
+    ``location`` is ``source#N`` (1-based line number); exactly one of
+    ``record`` and ``error`` is not None. Malformed lines never stop the stream.
+    """
+    for lineno, line in enumerate(fh, 1):
+        if not line.strip():
+            continue
+        loc = f"{source}#{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield loc, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            continue
+        if not isinstance(record, dict):
+            yield loc, None, "line is not a JSON object"
+            continue
+        yield loc, record, None
