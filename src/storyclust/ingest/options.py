@@ -1,0 +1,87 @@
+"""Settings and counters of one ingest run."""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+__all__ = ["IngestOptions", "IngestStats"]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How :func:`~storyclust.ingest.ingest_paths` reads its inputs.
+
+    Attributes:
+        jobs: worker processes; None = ``os.cpu_count()``; 1 = everything in this process.
+        max_file_bytes: files larger than this on disk become ``too_large`` without being read.
+        max_decompressed_bytes: output limit when inflating gzip; past it the file is a
+            ``decompress_error`` (a decompression bomb is stopped after this many bytes).
+        max_html_bytes: one HTML document (file, WARC or JSON record) larger than this is
+            ``too_large``; trafilatura is not built for bigger pages and would take minutes.
+        timeout: seconds one document may take to decode and extract before it becomes
+            ``timeout``; also how long a worker may stay silent before it is replaced.
+            0 disables the limit.
+        min_chars: article text shorter than this (after cleaning) is ``no_text``.
+        dedupe: exact duplicates become ``duplicate`` rejections; near duplicates are
+            kept as articles with ``duplicate_of`` set to the first copy's id.
+        near_duplicate_threshold: estimated Jaccard similarity of word 3-shingles at or
+            above which a later article is a near duplicate of an earlier one.
+        minhash_permutations: MinHash signature length (more = finer Jaccard estimates).
+        seed: seed of the MinHash permutations (results are deterministic for a seed).
+    """
+
+    jobs: int | None = None
+    max_file_bytes: int = 64 * 2**20
+    max_decompressed_bytes: int = 256 * 2**20
+    max_html_bytes: int = 16 * 2**20
+    timeout: float = 30.0
+    min_chars: int = 100
+    dedupe: bool = True
+    near_duplicate_threshold: float = 0.8
+    minhash_permutations: int = 128
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.jobs is not None and self.jobs < 1:
+            raise ValueError("jobs must be >= 1 or None")
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            raise ValueError("near_duplicate_threshold must be in (0, 1]")
+        if self.minhash_permutations < 16 or self.minhash_permutations % 16:
+            raise ValueError("minhash_permutations must be a positive multiple of 16")
+        for name in ("max_file_bytes", "max_decompressed_bytes", "max_html_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass
+class IngestStats:
+    """Counters filled while :func:`~storyclust.ingest.ingest_paths` runs.
+
+    ``records_seen`` counts every input that ended as an article or a rejection
+    (a plain file is one record, a JSONL file one per line), so
+    ``records_seen == articles + sum(rejects.values())`` once the run is over.
+    ``near_duplicates`` counts the articles that got a ``duplicate_of``.
+    """
+
+    files_seen: int = 0
+    records_seen: int = 0
+    articles: int = 0
+    near_duplicates: int = 0
+    rejects: collections.Counter = field(default_factory=collections.Counter)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+    def summary_line(self) -> str:
+        """E.g. ``ingest: 12 files, 14 records -> 11 articles, 3 rejected (binary 1, duplicate 1, empty 1)``."""
+        line = (
+            f"ingest: {self.files_seen} files, {self.records_seen} records -> "
+            f"{self.articles} articles, {self.rejected} rejected"
+        )
+        if self.rejects:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.items()))
+            line += f" ({reasons})"
+        if self.near_duplicates:
+            line += f"; {self.near_duplicates} near duplicates marked"
+        return line

@@ -1,0 +1,500 @@
+"""One input file (or stdin) to a stream of Article | Rejection, one per record.
+
+Formats: HTML, plain text, JSON, JSON Lines and WARC, each optionally gzipped;
+anything else is sniffed (HTML, WARC) or rejected (``binary``/``unsupported``).
+Every per-input problem becomes a :class:`Rejection`; only programming errors
+raise. Documents are decoded and extracted under :func:`time_limit`, which never
+spans a ``yield``, so a slow consumer cannot trip it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Union
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from ..output import parse_datetime, record_to_article
+from ..types import Article, Rejection
+from .clean import clean_body, clean_title, parse_plain_text
+from .clean import warm_up as warm_up_dates
+from .decode import (
+    GzipReader,
+    InputError,
+    charset_from_content_type,
+    declared_html_charset,
+    decode_bytes,
+    is_gzip,
+    looks_binary,
+    looks_html,
+    looks_warc,
+    normalize_text,
+)
+from .extract import HtmlArticle, domain_of, extract_html
+from .lang import detect_language
+from .lang import warm_up as warm_up_lang
+from .options import IngestOptions
+from .timeout import ExtractionTimeout, time_limit
+
+__all__ = ["Item", "Located", "read_file", "read_jsonl_stream", "warm_up"]
+
+Item = Union[Article, Rejection]
+
+
+class Located(NamedTuple):
+    """An item and where it came from: the path, or ``path#N`` for record N."""
+
+    source: str
+    item: Item
+
+_KINDS = {
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".shtml": "html",
+    ".txt": "txt",
+    ".text": "txt",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".warc": "warc",
+}
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_READ_CHUNK = 1 << 20
+
+
+# --- building articles ------------------------------------------------------------------
+
+def _finish_article(
+    text: str,
+    options: IngestOptions,
+    *,
+    path: Optional[str],
+    article_id: Optional[str] = None,
+    title: Optional[str] = None,
+    url: Optional[str] = None,
+    lang: Optional[str] = None,
+    lang_confidence: Optional[float] = None,
+    published: Optional[datetime] = None,
+    retrieved: Optional[datetime] = None,
+    source: Optional[str] = None,
+    author: Optional[str] = None,
+    duplicate_of: Optional[str] = None,
+) -> Article:
+    """An Article from cleaned text; :class:`InputError` ``no_text`` when too short."""
+    text = normalize_text(text)
+    if len(text) < options.min_chars:
+        raise InputError("no_text", f"article text is {len(text)} characters, fewer than {options.min_chars}")
+    if lang is None:
+        lang, lang_confidence = detect_language(text)
+    article = Article(
+        id="",
+        text=text,
+        title=normalize_text(title) if title else None,
+        url=url,
+        path=path,
+        lang=lang,
+        lang_confidence=lang_confidence,
+        published=published,
+        retrieved=retrieved,
+        source=source or domain_of(url),
+        author=author,
+        duplicate_of=duplicate_of,
+    )
+    return _with_id(article, article_id)
+
+
+def _with_id(article: Article, article_id: Optional[str]) -> Article:
+    """``article`` with its own id, or the first 16 hex digits of its content hash."""
+    return replace(article, id=article_id or article.hash[:16])
+
+
+def _extract_page(data: bytes, options: IngestOptions, *, url: Optional[str], charset: Optional[str]) -> HtmlArticle:
+    """Decode and extract one HTML document (raises :class:`InputError`)."""
+    if len(data) > options.max_html_bytes:
+        raise InputError("too_large", f"HTML document is larger than {options.max_html_bytes} bytes")
+    if looks_binary(data):
+        raise InputError("binary", "HTML document holds binary data")
+    html = normalize_text(decode_bytes(data, charset or declared_html_charset(data)))
+    if not html:
+        raise InputError("empty", "HTML document is empty")
+    page = extract_html(html, url=url)
+    if page is None:
+        raise InputError("no_text", "no article text found in the HTML")
+    return page
+
+
+def _html_article(
+    data: bytes,
+    options: IngestOptions,
+    *,
+    path: Optional[str],
+    url: Optional[str] = None,
+    retrieved: Optional[datetime] = None,
+    charset: Optional[str] = None,
+) -> Article:
+    """An article from one HTML document (raises :class:`InputError`)."""
+    page = _extract_page(data, options, url=url, charset=charset)
+    return _finish_article(
+        page.text,
+        options,
+        path=path,
+        title=page.title,
+        url=page.url,
+        published=page.published,
+        retrieved=retrieved,
+        source=page.source,
+        author=page.author,
+    )
+
+
+def _text_article(data: bytes, options: IngestOptions, *, path: Optional[str], retrieved: Optional[datetime]) -> Article:
+    """A plain-text wire: title line, optional date line, body."""
+    text = normalize_text(decode_bytes(data))
+    lang, confidence = detect_language(text)
+    wire = parse_plain_text(text, lang)
+    if not wire.body:
+        raise InputError("no_text", "no body text under the title")
+    return _finish_article(
+        wire.body,
+        options,
+        path=path,
+        title=wire.title,
+        lang=lang,
+        lang_confidence=confidence,
+        published=wire.published,
+        retrieved=retrieved,
+        author=wire.author,
+    )
+
+
+def _record_article(record: dict, options: IngestOptions, *, path: Optional[str], retrieved: Optional[datetime]) -> Article:
+    """An article from a JSON object with ``text`` or ``html`` (see module docs for fields)."""
+    kind = record.get("type")
+    if kind is not None and kind != "article":
+        raise InputError("unsupported", f"record of type {kind!r} is not an article")
+    if kind == "article":
+        try:
+            article = record_to_article(record)
+        except ValueError as exc:
+            raise InputError("no_text", str(exc)) from None
+        return _with_id(article, article.id)
+    meta = _record_meta(record)
+    url = meta["url"]
+    html = record.get("html")
+    text = record.get("text")
+    if isinstance(text, str) and text.strip():
+        body, byline = clean_body(normalize_text(text))
+        return _finish_article(
+            body,
+            options,
+            path=path,
+            article_id=meta["id"],
+            title=clean_title(meta["title"]),
+            url=url,
+            lang=meta["lang"],
+            published=meta["published"],
+            retrieved=meta["retrieved"] or retrieved,
+            source=meta["source"],
+            author=meta["author"] or byline,
+        )
+    if isinstance(html, str) and html.strip():
+        page = _extract_page(html.encode("utf-8"), options, url=url, charset="utf-8")
+        return _finish_article(
+            page.text,
+            options,
+            path=path,
+            article_id=meta["id"],
+            title=clean_title(meta["title"]) or page.title,
+            url=url or page.url,
+            lang=meta["lang"],
+            published=meta["published"] or page.published,
+            retrieved=meta["retrieved"] or retrieved,
+            source=meta["source"] or page.source,
+            author=meta["author"] or page.author,
+        )
+    if isinstance(text, str) or isinstance(html, str):
+        raise InputError("empty", "record's text is empty")
+    raise InputError("no_text", "record has neither 'text' nor 'html'")
+
+
+def _opt_str(value: Any) -> Optional[str]:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _record_meta(record: dict) -> dict[str, Any]:
+    lang = _opt_str(record.get("lang"))
+    return {
+        "id": _opt_str(record.get("id")),
+        "title": _opt_str(record.get("title")),
+        "url": _opt_str(record.get("url")),
+        "lang": lang.lower() if lang else None,
+        "published": parse_datetime(record.get("published")),
+        "retrieved": parse_datetime(record.get("retrieved")),
+        "source": _opt_str(record.get("source")),
+        "author": _opt_str(record.get("author")),
+    }
+
+
+# --- guarded steps ----------------------------------------------------------------------
+
+def warm_up() -> None:
+    """Load the language model and date tables once per process, so their one-time
+    cost (a second or two) is never charged to a document's time limit."""
+    warm_up_lang()
+    warm_up_dates()
+
+
+def _guarded(source: str, options: IngestOptions, build: Callable[[], Article]) -> Located:
+    """Run ``build`` under the time limit; per-input failures become a Rejection."""
+    warm_up()
+    try:
+        with time_limit(options.timeout):
+            return Located(source, build())
+    except InputError as exc:
+        return Located(source, Rejection(source, exc.reason, exc.detail))
+    except ExtractionTimeout:
+        return Located(source, Rejection(source, "timeout", f"extraction took longer than {options.timeout:g} s"))
+    except RecursionError:
+        return Located(source, Rejection(source, "parse_error", "document is nested too deeply"))
+
+
+def _located(items: Iterator[Union[Rejection, Located]]) -> Iterator[Located]:
+    """Give bare rejections their own source as location."""
+    for item in items:
+        yield Located(item.source, item) if isinstance(item, Rejection) else item
+
+
+# --- files ------------------------------------------------------------------------------
+
+def _mtime(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime, tz=timezone.utc)
+
+
+def _kind_of(path: str) -> tuple[Optional[str], bool]:
+    """``(format, gzipped)`` from the file name: ``x.jsonl.gz`` -> ``("jsonl", True)``."""
+    name = os.path.basename(path).lower()
+    gzipped = name.endswith(".gz")
+    if gzipped:
+        name = name[:-3]
+    if name.endswith(".tgz"):
+        return None, True
+    return _KINDS.get(os.path.splitext(name)[1]), gzipped
+
+
+def read_file(path: str, options: IngestOptions) -> Iterator[Located]:
+    """Read one file: one item per record (one for a plain document), never raising for bad input."""
+    return _located(_read_file(path, options))
+
+
+def _read_file(path: str, options: IngestOptions) -> Iterator[Union[Rejection, Located]]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        yield Rejection(path, "unreadable", f"cannot stat: {exc.strerror or exc}")
+        return
+    if not stat.S_ISREG(st.st_mode):
+        yield Rejection(path, "unreadable", "not a regular file")
+        return
+    if st.st_size > options.max_file_bytes:
+        yield Rejection(path, "too_large", f"{st.st_size} bytes, over the {options.max_file_bytes}-byte limit")
+        return
+    if st.st_size == 0:
+        yield Rejection(path, "empty", "empty file")
+        return
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        yield Rejection(path, "unreadable", f"cannot open: {exc.strerror or exc}")
+        return
+    with fh:
+        try:
+            yield from _read_open_file(fh, path, st, options)
+        except OSError as exc:
+            yield Rejection(path, "unreadable", f"read error: {exc.strerror or exc}")
+
+
+def _read_open_file(
+    fh: BinaryIO, path: str, st: os.stat_result, options: IngestOptions
+) -> Iterator[Union[Rejection, Located]]:
+    kind, gzipped = _kind_of(path)
+    if kind == "html" and not gzipped and st.st_size > options.max_html_bytes:
+        yield Rejection(path, "too_large", f"HTML page of {st.st_size} bytes, over the {options.max_html_bytes}-byte limit")
+        return
+    stream: BinaryIO = io.BufferedReader(fh, buffer_size=_READ_CHUNK)  # type: ignore[arg-type]
+    gz: Optional[GzipReader] = None
+    if gzipped or is_gzip(stream.peek(2)[:2]):
+        gz = GzipReader(stream, options.max_decompressed_bytes)
+        stream = io.BufferedReader(gz, buffer_size=_READ_CHUNK)
+    retrieved = _mtime(st)
+    if kind is None and looks_warc(stream.peek(8)[:8]):
+        kind = "warc"
+    if kind == "warc":
+        yield from _read_warc(stream, path, options, gz)
+    elif kind == "jsonl":
+        yield from _read_jsonl(stream, path, options, retrieved, gz)
+    else:
+        data = stream.read(options.max_decompressed_bytes + 1)
+        if gz is not None and gz.error is not None:
+            yield Rejection(path, gz.error.reason, gz.error.detail)
+        else:
+            yield from _read_document(data, kind, path, options, retrieved)
+
+
+def _read_document(data: bytes, kind: Optional[str], path: str, options: IngestOptions, retrieved: datetime) -> Iterator[Union[Rejection, Located]]:
+    if not data.strip():
+        yield Rejection(path, "empty", "nothing but whitespace")
+        return
+    if looks_binary(data):
+        yield Rejection(path, "binary", "binary data, not text")
+        return
+    if kind is None:
+        if not looks_html(data):
+            yield Rejection(path, "unsupported", "not a supported format (html, txt, json, jsonl, warc)")
+            return
+        kind = "html"
+    if kind == "html":
+        yield _guarded(path, options, lambda: _html_article(data, options, path=path, retrieved=retrieved))
+    elif kind == "txt":
+        yield _guarded(path, options, lambda: _text_article(data, options, path=path, retrieved=retrieved))
+    else:
+        yield from _read_json(data, path, options, retrieved)
+
+
+def _read_json(data: bytes, path: str, options: IngestOptions, retrieved: datetime) -> Iterator[Union[Rejection, Located]]:
+    """A ``.json`` file: one object (source ``path``) or a list of them (``path#N``, 1-based)."""
+    try:
+        parsed = json.loads(decode_bytes(data))
+    except InputError as exc:
+        yield Rejection(path, exc.reason, exc.detail)
+        return
+    except json.JSONDecodeError as exc:
+        yield Rejection(path, "parse_error", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return
+    if isinstance(parsed, dict):
+        yield _record_item(parsed, path, path, options, retrieved)
+    elif isinstance(parsed, list):
+        if not parsed:
+            yield Rejection(path, "empty", "empty JSON list")
+        for n, record in enumerate(parsed, 1):
+            loc = f"{path}#{n}"
+            if isinstance(record, dict):
+                yield _record_item(record, loc, path, options, retrieved)
+            else:
+                yield Rejection(loc, "parse_error", "list item is not a JSON object")
+    else:
+        yield Rejection(path, "parse_error", "JSON is neither an object nor a list of objects")
+
+
+def _record_item(
+    record: dict, loc: str, path: Optional[str], options: IngestOptions, retrieved: Optional[datetime]
+) -> Located:
+    return _guarded(loc, options, lambda: _record_article(record, options, path=path, retrieved=retrieved))
+
+
+def read_jsonl_stream(
+    stream: BinaryIO,
+    source: str,
+    options: IngestOptions,
+    *,
+    retrieved: Optional[datetime] = None,
+) -> Iterator[Located]:
+    """JSON Lines from a binary stream (a file, gzip stream or stdin): one item per non-blank line.
+
+    Locations are ``source#N`` with N the 1-based line number. A stream with no
+    record at all yields one ``empty`` rejection for ``source``.
+    """
+    return _located(_read_jsonl(stream, source, options, retrieved, None))
+
+
+def _read_jsonl(
+    stream: BinaryIO,
+    source: str,
+    options: IngestOptions,
+    retrieved: Optional[datetime],
+    gz: Optional[GzipReader],
+) -> Iterator[Union[Rejection, Located]]:
+    path = None if source == "-" else source
+    records = 0
+    lineno = 0
+    for lineno, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        records += 1
+        if records == 1 and looks_binary(raw):
+            yield Rejection(source, "binary", "binary data, not JSON Lines")
+            return
+        yield _jsonl_line(raw, f"{source}#{lineno}", path, options, retrieved)
+    if gz is not None and gz.error is not None:
+        yield Rejection(f"{source}#{lineno + 1}", gz.error.reason, f"{gz.error.detail}; stream ends here")
+    elif not records:
+        yield Rejection(source, "empty", "no JSON records")
+
+
+def _jsonl_line(
+    raw: bytes, loc: str, path: Optional[str], options: IngestOptions, retrieved: Optional[datetime]
+) -> Union[Rejection, Located]:
+    try:
+        record = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        return Rejection(loc, "decode_error", "line is not valid UTF-8")
+    except json.JSONDecodeError as exc:
+        return Rejection(loc, "parse_error", f"malformed JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(record, dict):
+        return Rejection(loc, "parse_error", "line is not a JSON object")
+    return _record_item(record, loc, path, options, retrieved)
+
+
+# --- WARC -------------------------------------------------------------------------------
+
+def _read_warc(
+    stream: BinaryIO, path: str, options: IngestOptions, gz: Optional[GzipReader]
+) -> Iterator[Union[Rejection, Located]]:
+    """HTML response records of a WARC file, as ``path#N`` (N = 1-based record index).
+
+    Other records (warcinfo, request, metadata, non-HTML responses) are skipped.
+    A truncated or corrupt archive yields the records read so far plus one rejection.
+    """
+    found = 0
+    index = 0
+    problem: Optional[str] = None
+    try:
+        for index, record in enumerate(ArchiveIterator(stream), 1):
+            located = _warc_record(record, f"{path}#{index}", path, options)
+            if located is not None:
+                found += 1
+                yield located
+    except (ArchiveLoadFailed, EOFError, ValueError, OSError) as exc:
+        problem = f"truncated or corrupt WARC: {exc}".splitlines()[0]
+    if gz is not None and gz.error is not None:
+        yield Rejection(f"{path}#{index + 1}", gz.error.reason, f"{gz.error.detail}; archive ends here")
+    elif problem is not None:
+        yield Rejection(f"{path}#{index + 1}", "parse_error", problem)
+    elif not found:
+        yield Rejection(path, "no_text", "WARC file holds no HTML response records")
+
+
+def _warc_record(record: Any, loc: str, path: str, options: IngestOptions) -> Optional[Located]:
+    """An item for an HTML response record; None for any other record."""
+    if record.rec_type != "response" or record.http_headers is None:
+        return None
+    content_type = record.http_headers.get_header("Content-Type") or ""
+    if content_type and not content_type.lower().startswith(_HTML_TYPES):
+        return None
+    body = record.content_stream().read(options.max_html_bytes + 1)
+    if not content_type and not looks_html(body):
+        return None
+    url = record.rec_headers.get_header("WARC-Target-URI")
+    retrieved = parse_datetime(record.rec_headers.get_header("WARC-Date"))
+    charset = charset_from_content_type(content_type)
+    return _guarded(
+        loc, options, lambda: _html_article(body, options, path=path, url=url, retrieved=retrieved, charset=charset)
+    )

@@ -1,0 +1,437 @@
+"""Nightly incremental runs on a state file, with the real default embedding model.
+
+The corpus is three nights of short wire stories written for these tests in
+English, French, Indonesian, German and Spanish:
+
+* ``volcano`` starts on night 1 (two English reports); its French and
+  Indonesian follow-ups arrive on night 2 and a Spanish one on night 3;
+* ``ecb`` (English + German on night 1, French on night 2) goes quiet and
+  must close on night 3;
+* ``scooter`` is a single English report on night 1 that German and French
+  follow-ups turn into a story on night 2;
+* ``cyclone`` starts on night 2 and continues on night 3;
+* a few unrelated one-off articles.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from storyclust.incremental import (
+    DEFAULT_STORY_WINDOW,
+    RunResult,
+    article_date,
+    current_stories,
+    parse_window,
+    story_id_for,
+    update_stories,
+)
+from storyclust.store import SQLiteStore, StateError, StateLocked, open_store
+from storyclust.types import Article, Rejection
+
+pytestmark = pytest.mark.model
+
+NIGHTS = [
+    datetime(2026, 11, 1, 23, 0, tzinfo=timezone.utc),
+    datetime(2026, 11, 2, 23, 0, tzinfo=timezone.utc),
+    datetime(2026, 11, 6, 23, 0, tzinfo=timezone.utc),
+]
+
+# (night, story, id, lang, title, text)
+CORPUS = [
+    (0, "volcano", "volcano-en-1", "en", "Mount Lewotobi erupts on Flores, ash column forces evacuations",
+     "The Lewotobi Laki-laki volcano on the Indonesian island of Flores erupted on Friday, sending a column of "
+     "ash eight kilometres into the sky. Authorities evacuated villages within seven kilometres of the crater "
+     "and raised the alert to the highest level. Several international flights to Bali were cancelled."),
+    (0, "volcano", "volcano-en-2", "en", "Indonesia raises alert as Flores volcano spews ash",
+     "Indonesia's volcanology agency raised the alert for Mount Lewotobi Laki-laki to its highest level after "
+     "a powerful eruption on Friday. Thousands of residents of East Flores were moved to shelters, and airlines "
+     "cancelled flights to Bali as volcanic ash drifted west."),
+    (0, "ecb", "ecb-en-1", "en", "European Central Bank cuts interest rates by a quarter point",
+     "The European Central Bank lowered its key deposit rate by 25 basis points to 2.5 percent on Thursday, "
+     "citing slowing inflation across the euro zone. ECB President Christine Lagarde said further cuts would "
+     "depend on incoming data."),
+    (0, "ecb", "ecb-de-1", "de", "EZB senkt den Leitzins um einen Viertelprozentpunkt",
+     "Die Europäische Zentralbank hat den Einlagenzins am Donnerstag um 0,25 Prozentpunkte auf 2,5 Prozent "
+     "gesenkt. Die Inflation im Euroraum gehe zurück, sagte EZB-Präsidentin Christine Lagarde. Weitere "
+     "Zinssenkungen hingen von den Daten ab."),
+    (0, "scooter", "scooter-en-1", "en", "Scooter maker Voltra recalls 200,000 e-scooters over battery fires",
+     "Electric scooter maker Voltra is recalling about 200,000 scooters sold in Europe after dozens of reports "
+     "of batteries overheating and catching fire while charging. Owners were told to stop using the devices."),
+    (0, None, "lamb-en-1", "en", "Recipe: slow-cooked lamb shoulder with rosemary",
+     "Rub the lamb shoulder with garlic, rosemary and olive oil, then roast it covered at 150 degrees for four "
+     "hours until the meat falls off the bone. Serve with roasted potatoes and a green salad."),
+    (1, "volcano", "volcano-fr-1", "fr", "Indonésie : le volcan Lewotobi entre en éruption sur l'île de Florès",
+     "Le volcan Lewotobi Laki-laki, sur l'île indonésienne de Florès, est entré en éruption vendredi, "
+     "projetant une colonne de cendres à huit kilomètres d'altitude. Les autorités ont évacué des milliers "
+     "d'habitants et relevé l'alerte au niveau maximal. Plusieurs vols vers Bali ont été annulés."),
+    (1, "volcano", "volcano-id-1", "id", "Gunung Lewotobi Laki-laki meletus, ribuan warga Flores Timur mengungsi",
+     "Gunung Lewotobi Laki-laki di Flores Timur, Nusa Tenggara Timur, meletus dengan tinggi kolom abu mencapai "
+     "delapan kilometer. Badan Geologi menaikkan status menjadi Awas dan ribuan warga dievakuasi ke posko "
+     "pengungsian. Sejumlah penerbangan ke Bali dibatalkan akibat abu vulkanik."),
+    (1, "ecb", "ecb-fr-1", "fr", "La BCE abaisse ses taux d'un quart de point",
+     "La Banque centrale européenne a réduit jeudi son taux de dépôt de 25 points de base, à 2,5 %, en raison "
+     "du ralentissement de l'inflation dans la zone euro. Christine Lagarde a indiqué que les prochaines "
+     "décisions dépendraient des données."),
+    (1, "scooter", "scooter-de-1", "de", "Voltra ruft 200.000 E-Scooter wegen Akkubränden zurück",
+     "Der E-Scooter-Hersteller Voltra ruft in Europa rund 200.000 Roller zurück, nachdem Akkus beim Laden "
+     "überhitzt und Feuer gefangen hatten. Besitzer sollen die Geräte nicht mehr benutzen."),
+    (1, "scooter", "scooter-fr-1", "fr", "Voltra rappelle 200 000 trottinettes électriques pour risque d'incendie",
+     "Le fabricant Voltra rappelle environ 200 000 trottinettes électriques vendues en Europe après des "
+     "dizaines de cas de batteries qui ont surchauffé et pris feu pendant la recharge."),
+    (1, "cyclone", "cyclone-en-1", "en", "Cyclone Chido slams into Mozambique, thousands displaced",
+     "Cyclone Chido made landfall in northern Mozambique on Sunday with winds of up to 200 km/h, destroying "
+     "homes and forcing tens of thousands of people from their homes in Cabo Delgado province. Aid agencies "
+     "warned of cholera outbreaks."),
+    (1, "cyclone", "cyclone-es-1", "es", "El ciclón Chido golpea Mozambique y deja miles de desplazados",
+     "El ciclón Chido tocó tierra el domingo en el norte de Mozambique con vientos de hasta 200 km/h, destruyó "
+     "viviendas y obligó a decenas de miles de personas a abandonar sus hogares en la provincia de Cabo "
+     "Delgado. Las agencias de ayuda advierten de brotes de cólera."),
+    (1, None, "library-en-1", "en", "City library extends weekend opening hours",
+     "The city library will open on Sundays from next month, with longer hours for students during the exam "
+     "period, the council announced on Tuesday."),
+    (2, "volcano", "volcano-es-1", "es", "Indonesia: el volcán Lewotobi sigue en erupción en la isla de Flores",
+     "El volcán Lewotobi Laki-laki, en la isla indonesia de Flores, registró nuevas erupciones y mantiene la "
+     "alerta máxima. Miles de evacuados permanecen en refugios y los vuelos a Bali siguen afectados por la "
+     "ceniza."),
+    (2, "cyclone", "cyclone-id-1", "id", "Siklon Chido hantam Mozambik, puluhan ribu warga mengungsi",
+     "Siklon Chido menerjang Mozambik utara dengan kecepatan angin hingga 200 km per jam, merusak ribuan rumah "
+     "dan memaksa puluhan ribu warga di provinsi Cabo Delgado mengungsi. Lembaga bantuan memperingatkan wabah "
+     "kolera."),
+    (2, "cyclone", "cyclone-fr-1", "fr", "Le cyclone Chido fait des dizaines de milliers de sinistrés au Mozambique",
+     "Le cyclone Chido a touché terre dans le nord du Mozambique avec des vents atteignant 200 km/h. Des "
+     "milliers de maisons ont été détruites dans la province de Cabo Delgado et les ONG craignent le choléra."),
+    (2, None, "garden-de-1", "de", "Tipps für den Herbstgarten",
+     "Im Herbst sollten Gärtner Tulpenzwiebeln pflanzen, das Laub als Mulch liegen lassen und empfindliche "
+     "Pflanzen vor dem ersten Frost schützen."),
+]
+
+GOLD = {row[2]: row[1] for row in CORPUS}
+
+
+def night_articles(night: int) -> list[Article]:
+    """Articles of one night, published a few hours before that night's run."""
+    out = []
+    for k, (n, _story, aid, lang, title, text) in enumerate(r for r in CORPUS if r[0] == night):
+        published = NIGHTS[night] - timedelta(hours=12) + timedelta(minutes=7 * k)
+        out.append(Article(id=aid, text=text, title=title, lang=lang, published=published,
+                           path=f"/wires/night{night}/{aid}.txt"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from storyclust.embed import load_embedder
+
+    return load_embedder()
+
+
+class CountingLoader:
+    """Loads the real embedder on demand and counts how many texts it was asked to encode."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+        self.loads = 0
+        self.encoded = 0
+
+    def __call__(self):
+        self.loads += 1
+        return self
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    def encode(self, texts, progress=False):
+        self.encoded += len(texts)
+        return self.embedder.encode(texts, progress=progress)
+
+
+def run_night(store: SQLiteStore, night: int, embedder, **kw) -> RunResult:
+    return update_stories(store, night_articles(night), embedder, now=NIGHTS[night], **kw)
+
+
+def snapshot(path: Path) -> dict:
+    """Stories and memberships of a state file, independent of run numbering."""
+    db = sqlite3.connect(path)
+    try:
+        members = dict(db.execute("SELECT a.id, m.story_id FROM members m JOIN articles a ON a.hash = m.article_hash"))
+        stories = {r[0]: r[1:] for r in db.execute(
+            "SELECT story_id, status, singleton, size, merged_into, split_from, first_date, last_date FROM stories")}
+        articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        embeddings = db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    finally:
+        db.close()
+    return {"members": members, "stories": stories, "articles": articles, "embeddings": embeddings}
+
+
+# --------------------------------------------------------------------------- small pure helpers
+
+
+def test_parse_window():
+    assert parse_window("3d") == timedelta(days=3) == DEFAULT_STORY_WINDOW
+    assert parse_window("36h") == timedelta(hours=36)
+    assert parse_window(" 90m ") == timedelta(minutes=90)
+    assert parse_window("1w") == timedelta(weeks=1)
+    assert parse_window("2.5") == timedelta(days=2.5)
+    for bad in ("", "3 days", "-1d", "0h", "d"):
+        with pytest.raises(ValueError):
+            parse_window(bad)
+
+
+def test_article_date_prefers_published_then_retrieved_then_now():
+    now = NIGHTS[0]
+    pub, ret = now - timedelta(days=2), now - timedelta(days=1)
+    assert article_date(Article(id="a", text="x", published=pub, retrieved=ret), now) == pub
+    assert article_date(Article(id="a", text="x", retrieved=ret), now) == ret
+    assert article_date(Article(id="a", text="x"), now) == now
+
+
+def test_story_ids_are_stable_and_unique():
+    sid = story_id_for("abc", set())
+    assert sid == story_id_for("abc", set()) and sid.startswith("s_") and len(sid) == 14
+    assert story_id_for("abc", {sid}) != sid
+
+
+# --------------------------------------------------------------------------- nightly runs
+
+
+@pytest.fixture(scope="module")
+def three_nights(tmp_path_factory, embedder):
+    """Run the three nights once on one state file; keep every night's result."""
+    path = tmp_path_factory.mktemp("nights") / "state.db"
+    results = []
+    snapshots = []
+    with open_store(path) as store:
+        for night in range(3):
+            results.append(run_night(store, night, embedder))
+            snapshots.append(snapshot(path))
+    return path, results, snapshots
+
+
+def story_of(snap: dict, article_id: str) -> str:
+    return snap["members"][article_id]
+
+
+def test_story_keeps_its_id_when_follow_ups_arrive_in_other_languages(three_nights):
+    _, results, snaps = three_nights
+    volcano = story_of(snaps[0], "volcano-en-1")
+    assert story_of(snaps[0], "volcano-en-2") == volcano
+    first = {s.story_id: s for s in results[0].stories}
+    assert first[volcano].status == "new" and set(first[volcano].added) == {"volcano-en-1", "volcano-en-2"}
+
+    # night 2: the French and Indonesian reports join the same story, which keeps its id
+    assert story_of(snaps[1], "volcano-fr-1") == volcano
+    assert story_of(snaps[1], "volcano-id-1") == volcano
+    second = {s.story_id: s for s in results[1].stories}
+    assert second[volcano].status == "updated"
+    assert set(second[volcano].added) == {"volcano-fr-1", "volcano-id-1"}
+    assert {m.article.id for m in second[volcano].members} == {
+        "volcano-en-1", "volcano-en-2", "volcano-fr-1", "volcano-id-1"}
+
+    # night 3: the Spanish report too
+    assert story_of(snaps[2], "volcano-es-1") == volcano
+    third = {s.story_id: s for s in results[2].stories}
+    assert third[volcano].status == "updated" and third[volcano].added == ("volcano-es-1",)
+
+
+def test_each_night_reports_only_what_changed(three_nights):
+    _, results, snaps = three_nights
+    # night 1 stored and embedded everything; every story is new
+    assert results[0].ingested == 6 and results[0].embedded == 6 and results[0].skipped == 0
+    assert {s.status for s in results[0].stories} == {"new"}
+    reported = {a for s in results[0].stories for a in s.added}
+    assert reported == {aid for n, _, aid, *_ in CORPUS if n == 0}
+    # night 2: only night-2 articles are embedded; stories untouched on night 2 are not reported
+    assert results[1].ingested == 8 and results[1].embedded == 8
+    untouched = {story_of(snaps[0], "lamb-en-1")}
+    assert untouched.isdisjoint({s.story_id for s in results[1].stories})
+    assert all(s.status in ("new", "updated", "closed") for s in results[1].stories)
+    # every article sits in exactly one story, and the other stories stay apart from the volcano
+    assert set(snaps[2]["members"]) == set(GOLD)
+    volcano = story_of(snaps[2], "volcano-en-1")
+    for aid, gold in GOLD.items():
+        if gold != "volcano":
+            assert story_of(snaps[2], aid) != volcano, aid
+
+
+def test_quiet_story_closes_and_is_reported_once(three_nights, embedder):
+    path, results, snaps = three_nights
+    ecb = story_of(snaps[1], "ecb-en-1")
+    closed = {s.story_id: s for s in results[2].stories if s.status == "closed"}
+    assert ecb in closed and closed[ecb].meta["state"] == "closed"
+    assert snaps[2]["stories"][ecb][0] == "closed"
+    with open_store(path) as store:
+        assert ecb not in {s.story_id for s in current_stories(store)}
+        assert ecb in {s.story_id for s in current_stories(store, include_closed=True)}
+
+
+def test_scooter_singleton_grows_and_keeps_its_id(three_nights):
+    _, results, snaps = three_nights
+    scooter = story_of(snaps[0], "scooter-en-1")
+    assert snaps[0]["stories"][scooter][1] == 1  # a singleton after night 1
+    assert story_of(snaps[1], "scooter-de-1") == scooter
+    assert story_of(snaps[1], "scooter-fr-1") == scooter
+    assert snaps[1]["stories"][scooter][1] == 0  # not a singleton any more
+
+
+def test_rerunning_a_night_changes_nothing_and_embeds_nothing(tmp_path, embedder):
+    path = tmp_path / "state.db"
+    with open_store(path) as store:
+        run_night(store, 0, embedder)
+        run_night(store, 1, embedder)
+        before = snapshot(path)
+        loader = CountingLoader(embedder)
+        again = run_night(store, 1, loader)
+    assert again.stories == [] and again.ingested == 0 and again.skipped == 8
+    assert again.embedded == 0 and loader.loads == 0 and loader.encoded == 0
+    assert snapshot(path) == before
+
+
+def test_same_content_under_another_path_is_skipped(tmp_path, embedder):
+    path = tmp_path / "state.db"
+    first = night_articles(0)
+    copy = Article(id="copy-of-volcano", text=first[0].text, title=first[0].title, lang="en",
+                   path="/mirror/elsewhere.txt", published=first[0].published)
+    with open_store(path) as store:
+        loader = CountingLoader(embedder)
+        result = update_stories(store, [*first, copy, Rejection("/wires/bad.bin", "binary")], loader,
+                                now=NIGHTS[0])
+        assert result.ingested == 6 and result.skipped == 1 and loader.encoded == 6
+        assert "copy-of-volcano" not in snapshot(path)["members"]
+        assert store.runs()[-1].counts["rejected"] == 1
+
+
+def test_state_refuses_another_model(tmp_path, embedder):
+    path = tmp_path / "state.db"
+    with open_store(path) as store:
+        run_night(store, 0, embedder)
+
+    class Renamed(CountingLoader):
+        model_id = "some-other-model"
+
+    with open_store(path) as store:
+        with pytest.raises(StateError, match="some-other-model"):
+            run_night(store, 1, Renamed(embedder))
+
+
+def test_include_all_lists_every_open_story(tmp_path, embedder):
+    path = tmp_path / "state.db"
+    with open_store(path) as store:
+        run_night(store, 0, embedder)
+        n_open = len(store.stories(status="open"))
+        result = update_stories(store, [], embedder, now=NIGHTS[0], include_all=True)
+    assert len(result.stories) == n_open and {s.status for s in result.stories} == {"unchanged"}
+
+
+# --------------------------------------------------------------------------- cron safety
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime
+    sys.path.insert(0, {tests!r})
+    from test_incremental import night_articles, NIGHTS
+    from storyclust.embed import load_embedder
+    from storyclust.incremental import update_stories
+    from storyclust.store import open_store, StateLocked
+    night, batch = int(sys.argv[2]), int(sys.argv[3])
+    with open_store(sys.argv[1]) as store:
+        try:
+            update_stories(store, night_articles(night), load_embedder(), now=NIGHTS[night],
+                           batch_size=batch, wait=sys.argv[4] == "wait")
+        except StateLocked:
+            sys.exit(75)
+    """
+).format(tests=str(Path(__file__).parent))
+
+
+def start_run(path: Path, night: int, *, batch: int = 32, wait: bool = True) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_SCRIPT, str(path), str(night), str(batch), "wait" if wait else "no-wait"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def count(path: Path, table: str) -> int:
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_second_run_waits_for_the_lock_or_exits_75(tmp_path):
+    path = tmp_path / "state.db"
+    holder = open_store(path)
+    with holder.lock():
+        refused = start_run(path, 0, wait=False)
+        assert refused.wait(timeout=120) == 75, refused.stderr.read()
+        waiting = start_run(path, 0, wait=True)
+        time.sleep(3.0)
+        assert waiting.poll() is None  # still blocked on the lock
+        assert count(path, "runs") == 0 and count(path, "articles") == 0
+    assert waiting.wait(timeout=300) == 0, waiting.stderr.read()
+    holder.close()
+    assert count(path, "articles") == 6
+
+
+def test_overlapping_runs_are_serialised(tmp_path):
+    path = tmp_path / "state.db"
+    open_store(path).close()
+    procs = [start_run(path, 0), start_run(path, 1)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    with open_store(path) as store:
+        runs = store.runs()
+    assert len(runs) == 2
+    first, second = sorted(runs, key=lambda r: r.started_at)
+    assert first.finished_at is not None and first.finished_at <= second.started_at
+    assert count(path, "articles") == 14 and count(path, "members") == 14
+
+
+def test_run_killed_mid_embedding_is_finished_by_the_next_run(tmp_path, embedder):
+    clean = tmp_path / "clean.db"
+    with open_store(clean) as store:
+        run_night(store, 0, embedder)
+        run_night(store, 1, embedder)
+
+    killed = tmp_path / "killed.db"
+    with open_store(killed) as store:
+        run_night(store, 0, embedder)
+    embedded_before = count(killed, "embeddings")
+    proc = start_run(killed, 1, batch=1)
+    deadline = time.monotonic() + 120
+    try:
+        while count(killed, "embeddings") == embedded_before:  # wait for the first committed batch
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    mid = snapshot(killed)
+    assert embedded_before < mid["embeddings"] < embedded_before + 8, "the run was not killed mid-embedding"
+    assert mid["articles"] == 14 and len(mid["members"]) == 6  # night 2 stored, not yet placed
+
+    with open_store(killed) as store:
+        loader = CountingLoader(embedder)
+        rerun = run_night(store, 1, loader)
+    assert rerun.ingested == 0 and rerun.pending == 8
+    assert loader.encoded == embedded_before + 8 - mid["embeddings"]  # only what was missing
+    assert snapshot(killed) == snapshot(clean)

@@ -1,0 +1,117 @@
+"""Exact and near-duplicate detection, both ways, on texts written for the test."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storyclust.ingest import IngestOptions, IngestStats, ingest_paths
+from storyclust.ingest.dedupe import Deduplicator, shingle_hashes
+from storyclust.types import Article, Rejection
+
+WIRE = """LISBON, June 3 - Portugal's parliament approved on Thursday a plan to build a second airport for Lisbon, ending more than fifty years of debate over where the capital's growing air traffic should go.
+The new airport will be built on a former military range south of the Tagus river and is expected to open in 2034, the infrastructure minister told lawmakers before the vote.
+The existing Humberto Delgado airport handled a record thirty-three million passengers last year and regularly runs out of take-off and landing slots during the summer season.
+Airlines had long complained that the lack of capacity was holding back tourism, one of the country's largest sources of income and jobs.
+Environmental groups said they would challenge the decision in court, arguing that the site lies next to a nature reserve used by hundreds of thousands of migrating birds.
+The government said the project would be financed mainly by the private operator of Portuguese airports, which will receive a longer concession in return.
+Opposition parties backed the plan after the government agreed to build a new rail link between the airport and the centre of Lisbon before the first flights take off."""
+
+# The same wire as another site republished it: light edits, a changed figure, its own boilerplate.
+REPUBLISHED = """Portugal's parliament approved on Thursday a plan to build a second airport for Lisbon, ending more than fifty years of debate over where the capital's growing air traffic should go.
+The new airport will be built on a former military range south of the Tagus river and is expected to open in 2034, the infrastructure minister told lawmakers ahead of the vote.
+The existing Humberto Delgado airport handled a record thirty-three million passengers last year and regularly runs out of take-off and landing slots in the summer season.
+Airlines had long complained that the lack of capacity was holding back tourism, one of the country's largest sources of income and jobs.
+Environmental groups said they would challenge the decision in court, arguing that the site lies next to a nature reserve used by hundreds of thousands of migrating birds.
+The government said the project would be financed mainly by the private operator of Portuguese airports, which will receive a longer concession in return.
+Opposition parties backed the plan after the government agreed to build a new rail link between the airport and the centre of Lisbon before the first flights take off.
+Source: wire services. Follow our live coverage of Portuguese politics."""
+
+# The same event, reported independently: same names and facts, different sentences.
+SAME_EVENT = """Lawmakers in Lisbon voted on Thursday in favour of a second airport for the Portuguese capital, a project first discussed in the late 1960s.
+Construction will take place on land south of the Tagus that the army once used for firing practice, and the minister for infrastructure expects the first passengers in 2034.
+Humberto Delgado, the current airport, is close to saturation: thirty-three million travellers passed through it last year, a record, and airlines say they cannot get more slots.
+Bird protection groups are preparing a legal challenge because the site borders an estuary reserve where migrating birds stop every winter.
+The airport operator, a private company, will pay for most of the work and in exchange its concession will be extended, according to the government.
+A rail connection to central Lisbon is part of the deal that won over the opposition."""
+
+
+def _dedupe(texts: list[str], threshold: float = 0.8) -> list[Article | Rejection]:
+    deduper = Deduplicator(threshold)
+    return [deduper.check(Article(id=f"a{i}", text=t), f"src{i}") for i, t in enumerate(texts)]
+
+
+def test_republished_wire_is_a_near_duplicate() -> None:
+    first, second = _dedupe([WIRE, REPUBLISHED])
+    assert isinstance(first, Article) and first.duplicate_of is None
+    assert isinstance(second, Article) and second.duplicate_of == "a0"
+
+
+def test_same_event_written_independently_is_not_a_duplicate() -> None:
+    first, second = _dedupe([WIRE, SAME_EVENT])
+    assert second.duplicate_of is None
+    a, b = (set(shingle_hashes(t).tolist()) for t in (WIRE, SAME_EVENT))
+    assert len(a & b) / len(a | b) < 0.1
+
+
+def test_order_decides_which_copy_is_first() -> None:
+    first, second = _dedupe([REPUBLISHED, WIRE])
+    assert first.duplicate_of is None and second.duplicate_of == "a0"
+
+
+def test_chain_of_copies_points_at_the_first() -> None:
+    third = REPUBLISHED.replace("record thirty-three million", "record 33 million")
+    items = _dedupe([WIRE, REPUBLISHED, third])
+    assert [a.duplicate_of for a in items] == [None, "a0", "a0"]
+
+
+def test_exact_duplicate_is_rejected_even_with_other_whitespace_and_case() -> None:
+    first, second = _dedupe([WIRE, "  " + WIRE.upper().replace("\n", "\n\n")])
+    assert isinstance(first, Article)
+    assert isinstance(second, Rejection) and second.reason == "duplicate" and "a0" in second.detail
+    assert second.source == "src1"
+
+
+def test_threshold_controls_near_duplicates() -> None:
+    assert _dedupe([WIRE, REPUBLISHED], threshold=1.0)[1].duplicate_of is None
+
+
+def test_cjk_texts_use_character_shingles() -> None:
+    text = (
+        "中国监管机构近日约谈了阿里巴巴、腾讯等十一家科技公司，讨论深度伪造技术在其内容平台上的使用问题。"
+        "监管部门要求企业自行开展安全评估，并在上线具有舆论属性的新功能时向政府提交报告。"
+        "业内人士表示，这一举措反映出监管部门对新技术风险的高度关注，预计相关规定将在年内出台。"
+    )
+    edited = text.replace("十一家", "11家")
+    other = "日本央行周四宣布维持超宽松货币政策不变，并表示将继续密切关注汇率变动对经济的影响。" * 2
+    assert len(shingle_hashes(text)) > 30
+    items = _dedupe([text, edited, other])
+    assert [a.duplicate_of for a in items] == [None, "a0", None]
+
+
+def test_shingle_hashes_are_deterministic() -> None:
+    assert np.array_equal(shingle_hashes(WIRE), shingle_hashes(WIRE))
+    assert shingle_hashes(WIRE).dtype == np.uint64
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_ingest_marks_and_rejects_duplicates(tmp_path: Path, dedupe: bool) -> None:
+    path = tmp_path / "wires.jsonl"
+    records = [
+        {"id": "wire", "text": WIRE},
+        {"id": "copy", "text": REPUBLISHED},
+        {"id": "other", "text": SAME_EVENT},
+        {"id": "again", "text": WIRE},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    stats = IngestStats()
+    items = list(ingest_paths([path], IngestOptions(jobs=1, dedupe=dedupe), stats=stats))
+    if dedupe:
+        assert [getattr(i, "duplicate_of", None) for i in items[:3]] == [None, "wire", None]
+        assert isinstance(items[3], Rejection) and items[3].reason == "duplicate" and items[3].source == f"{path}#4"
+        assert "wire" in items[3].detail
+        assert stats.near_duplicates == 1 and stats.rejects["duplicate"] == 1
+    else:
+        assert all(isinstance(i, Article) and i.duplicate_of is None for i in items)
