@@ -16,9 +16,11 @@ from sklearn.metrics.cluster import pair_confusion_matrix
 from storyclust.evaluate import (
     CosineLookup,
     bcubed_scores,
+    clustering_space,
     cross_lingual_pairwise_scores,
     evaluate_jsonl,
     evaluate_labels,
+    evaluate_semeval,
     format_report,
     labels_to_story_of,
     load_gold_jsonl,
@@ -279,6 +281,37 @@ def test_cosine_lookup():
     assert sim("w", "w") == pytest.approx(1.0)
 
 
+def _tiny_semeval_embeddings(ids: list[str]) -> np.ndarray:
+    """Hand-made vectors: one direction per story (flood, chess), one of its own for each other article."""
+    rng = np.random.default_rng(0)
+    story = {"101": 0, "102": 0, "201fr": 0, "103": 1, "301de": 1, "104": 2, "105": 3, "302de": 4}
+    basis = np.eye(16)
+    return np.stack([basis[story[i]] + 0.05 * rng.standard_normal(16) for i in ids]).astype(np.float32)
+
+
+def test_evaluate_semeval_with_given_embeddings():
+    from storyclust.cluster import StoryClusterer
+
+    csv = str(FIXTURES / "tiny_semeval.csv")
+    data = load_semeval(csv)
+    vectors = _tiny_semeval_embeddings([a.id for a in data.articles])
+    r = evaluate_semeval(csv, embeddings=vectors)
+    assert (r["articles"], r["stories"], r["split"]) == (8, 2, "all")
+    # flood (101, 102, 201fr) and chess (103, 301de) found; 104/105 and 201fr/302de kept apart
+    assert (r["all"]["precision"], r["all"]["recall"]) == (1.0, 1.0)
+    assert (r["cross_lingual"]["true_positives"], r["cross_lingual"]["recall"]) == (2, 1.0)
+    assert r["all"]["pearson"] > 0.5
+    # the similarity space is the clusterer's own language-neutral space
+    langs = [a.lang for a in data.articles]
+    assert np.allclose(clustering_space(data.articles, vectors), StoryClusterer().fit(vectors, langs).neutral_)
+    # a split scores a subset of the pairs, clustering all articles either way
+    dev, check = evaluate_semeval(csv, embeddings=vectors, split="dev"), evaluate_semeval(csv, embeddings=vectors,
+                                                                                          split="check")
+    assert dev["all"]["pairs"] + check["all"]["pairs"] == 6
+    with pytest.raises(ValueError, match="7 embeddings for 8 articles"):
+        evaluate_semeval(csv, embeddings=vectors[:7])
+
+
 @pytest.mark.skipif(not SEMEVAL_DEV.exists(), reason="shared SemEval dev file not present")
 def test_load_real_semeval_dev():
     data = load_semeval(str(SEMEVAL_DEV))
@@ -382,3 +415,61 @@ def test_format_report_tables():
 def test_import_does_not_load_torch():
     code = "import sys, storyclust.evaluate; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from storyclust.cli import cli
+
+    return CliRunner().invoke(cli, ["-q", "eval", *args])
+
+
+def test_cli_eval_usage_errors_exit_2():
+    gold, csv = str(FIXTURES / "tiny_gold.jsonl"), str(FIXTURES / "tiny_semeval.csv")
+    assert _cli().exit_code == 2
+    assert _cli("--gold", gold, "--semeval", csv).exit_code == 2
+    assert _cli("--semeval", csv, "--pred", gold).exit_code == 2
+    assert _cli("--gold", gold, "--split", "dev").exit_code == 2
+    assert _cli("--gold", str(FIXTURES / "absent.jsonl")).exit_code == 2
+
+
+def test_cli_eval_scores_a_pred_file(tmp_path):
+    pred = tmp_path / "stories.jsonl"
+    pred.write_text(json.dumps({"type": "story", "story_id": "s",
+                                "articles": [{"id": "flood-en"}, {"id": "flood-fr"}, {"id": "chess-en"}]}) + "\n",
+                    encoding="utf-8")
+    gold = str(FIXTURES / "tiny_gold.jsonl")
+    # gold pairs 5 (flood 3, chess 1, bridge 1); pred pairs 3; true 1 (flood-en, flood-fr): P = 1/3, R = 1/5
+    result = _cli("--gold", gold, "--pred", str(pred), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["schema_version"] == 1 and record["type"] == "evaluation"
+    assert record["pairwise_precision"] == pytest.approx(1 / 3)
+    assert record["pairwise_recall"] == pytest.approx(1 / 5)
+    assert record["missing_from_pred"] == 5 and "model_id" not in record
+    table = _cli("--gold", gold, "--pred", str(pred))
+    assert table.exit_code == 0 and "0.333" in table.stdout and "ARI" in table.stdout
+
+
+def test_cli_eval_unusable_gold_exits_1(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("{broken\n", encoding="utf-8")
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("", encoding="utf-8")
+    result = _cli("--gold", str(empty), "--pred", str(pred))
+    assert result.exit_code == 1 and "no usable articles" in result.output
+
+
+@pytest.mark.model
+def test_cli_eval_clusters_tiny_gold_with_the_default_model():
+    result = _cli("--gold", str(FIXTURES / "tiny_gold.jsonl"), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["n"] == 8 and record["model_id"]
+    # three short stories told in en/fr/de plus one unrelated article: the default pipeline gets them all
+    assert record["bcubed_f1"] == pytest.approx(1.0)
+    assert record["cross_lingual_pairwise_recall"] == pytest.approx(1.0)

@@ -5,10 +5,10 @@ English, French, Indonesian, German and Spanish:
 
 * ``volcano`` starts on night 1 (two English reports); its French and
   Indonesian follow-ups arrive on night 2 and a Spanish one on night 3;
-* ``ecb`` (English + German on night 1, French on night 2) goes quiet and
-  must close on night 3;
-* ``scooter`` is a single English report on night 1 that German and French
-  follow-ups turn into a story on night 2;
+* ``ecb`` (English, German and French on night 1) goes quiet and must
+  close on night 3 (its last article is more than three days old);
+* ``scooter`` is a single English report on night 1 that a German
+  follow-up turns into a story on night 2 (the French one is borderline);
 * ``cyclone`` starts on night 2 and continues on night 3;
 * a few unrelated one-off articles.
 """
@@ -31,7 +31,7 @@ from storyclust.incremental import (
     article_date,
     current_stories,
     parse_window,
-    story_id_for,
+    new_story_id,
     update_stories,
 )
 from storyclust.store import SQLiteStore, StateError, StateLocked, open_store
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.model
 NIGHTS = [
     datetime(2026, 11, 1, 23, 0, tzinfo=timezone.utc),
     datetime(2026, 11, 2, 23, 0, tzinfo=timezone.utc),
-    datetime(2026, 11, 6, 23, 0, tzinfo=timezone.utc),
+    datetime(2026, 11, 4, 23, 0, tzinfo=timezone.utc),
 ]
 
 # (night, story, id, lang, title, text)
@@ -77,7 +77,7 @@ CORPUS = [
      "Gunung Lewotobi Laki-laki di Flores Timur, Nusa Tenggara Timur, meletus dengan tinggi kolom abu mencapai "
      "delapan kilometer. Badan Geologi menaikkan status menjadi Awas dan ribuan warga dievakuasi ke posko "
      "pengungsian. Sejumlah penerbangan ke Bali dibatalkan akibat abu vulkanik."),
-    (1, "ecb", "ecb-fr-1", "fr", "La BCE abaisse ses taux d'un quart de point",
+    (0, "ecb", "ecb-fr-1", "fr", "La BCE abaisse ses taux d'un quart de point",
      "La Banque centrale européenne a réduit jeudi son taux de dépôt de 25 points de base, à 2,5 %, en raison "
      "du ralentissement de l'inflation dans la zone euro. Christine Lagarde a indiqué que les prochaines "
      "décisions dépendraient des données."),
@@ -200,9 +200,9 @@ def test_article_date_prefers_published_then_retrieved_then_now():
 
 
 def test_story_ids_are_stable_and_unique():
-    sid = story_id_for("abc", set())
-    assert sid == story_id_for("abc", set()) and sid.startswith("s_") and len(sid) == 14
-    assert story_id_for("abc", {sid}) != sid
+    sid = new_story_id("abc", set())
+    assert sid == new_story_id("abc", set()) and sid.startswith("s_") and len(sid) == 14
+    assert new_story_id("abc", {sid}) != sid
 
 
 # --------------------------------------------------------------------------- nightly runs
@@ -250,12 +250,12 @@ def test_story_keeps_its_id_when_follow_ups_arrive_in_other_languages(three_nigh
 def test_each_night_reports_only_what_changed(three_nights):
     _, results, snaps = three_nights
     # night 1 stored and embedded everything; every story is new
-    assert results[0].ingested == 6 and results[0].embedded == 6 and results[0].skipped == 0
+    assert results[0].ingested == 7 and results[0].embedded == 7 and results[0].skipped == 0
     assert {s.status for s in results[0].stories} == {"new"}
     reported = {a for s in results[0].stories for a in s.added}
     assert reported == {aid for n, _, aid, *_ in CORPUS if n == 0}
     # night 2: only night-2 articles are embedded; stories untouched on night 2 are not reported
-    assert results[1].ingested == 8 and results[1].embedded == 8
+    assert results[1].ingested == 7 and results[1].embedded == 7
     untouched = {story_of(snaps[0], "lamb-en-1")}
     assert untouched.isdisjoint({s.story_id for s in results[1].stories})
     assert all(s.status in ("new", "updated", "closed") for s in results[1].stories)
@@ -283,8 +283,9 @@ def test_scooter_singleton_grows_and_keeps_its_id(three_nights):
     scooter = story_of(snaps[0], "scooter-en-1")
     assert snaps[0]["stories"][scooter][1] == 1  # a singleton after night 1
     assert story_of(snaps[1], "scooter-de-1") == scooter
-    assert story_of(snaps[1], "scooter-fr-1") == scooter
     assert snaps[1]["stories"][scooter][1] == 0  # not a singleton any more
+    second = {s.story_id: s for s in results[1].stories}
+    assert second[scooter].status == "updated" and "scooter-de-1" in second[scooter].added
 
 
 def test_rerunning_a_night_changes_nothing_and_embeds_nothing(tmp_path, embedder):
@@ -295,7 +296,7 @@ def test_rerunning_a_night_changes_nothing_and_embeds_nothing(tmp_path, embedder
         before = snapshot(path)
         loader = CountingLoader(embedder)
         again = run_night(store, 1, loader)
-    assert again.stories == [] and again.ingested == 0 and again.skipped == 8
+    assert again.stories == [] and again.ingested == 0 and again.skipped == 7
     assert again.embedded == 0 and loader.loads == 0 and loader.encoded == 0
     assert snapshot(path) == before
 
@@ -309,7 +310,7 @@ def test_same_content_under_another_path_is_skipped(tmp_path, embedder):
         loader = CountingLoader(embedder)
         result = update_stories(store, [*first, copy, Rejection("/wires/bad.bin", "binary")], loader,
                                 now=NIGHTS[0])
-        assert result.ingested == 6 and result.skipped == 1 and loader.encoded == 6
+        assert result.ingested == 7 and result.skipped == 1 and loader.encoded == 7
         assert "copy-of-volcano" not in snapshot(path)["members"]
         assert store.runs()[-1].counts["rejected"] == 1
 
@@ -334,6 +335,58 @@ def test_include_all_lists_every_open_story(tmp_path, embedder):
         n_open = len(store.stories(status="open"))
         result = update_stories(store, [], embedder, now=NIGHTS[0], include_all=True)
     assert len(result.stories) == n_open and {s.status for s in result.stories} == {"unchanged"}
+
+
+def pick(night: int, *ids: str) -> list[Article]:
+    return [a for a in night_articles(night) if a.id in ids]
+
+
+def test_story_that_drifted_splits_with_split_from(tmp_path, embedder):
+    """Forced to take every new article (assign_threshold -1), the volcano story splits the strays off."""
+    from storyclust.cluster import ClusterOptions
+
+    path = tmp_path / "state.db"
+    with open_store(path) as store:
+        update_stories(store, pick(0, "volcano-en-1", "volcano-en-2"), embedder, now=NIGHTS[0])
+        volcano = story_of(snapshot(path), "volcano-en-1")
+        result = update_stories(store, night_articles(1), embedder, now=NIGHTS[1],
+                                options=ClusterOptions(assign_threshold=-1.0))
+    snap = snapshot(path)
+    assert story_of(snap, "volcano-fr-1") == volcano and story_of(snap, "volcano-id-1") == volcano
+    scooter, cyclone = story_of(snap, "scooter-de-1"), story_of(snap, "cyclone-en-1")
+    assert story_of(snap, "scooter-fr-1") == scooter and story_of(snap, "cyclone-es-1") == cyclone
+    assert len({volcano, scooter, cyclone}) == 3
+    reported = {s.story_id: s for s in result.stories}
+    for part in (scooter, cyclone):
+        assert reported[part].split_from == volcano and reported[part].status == "new"
+        assert snap["stories"][part][4] == volcano  # split_from is stored
+    assert reported[volcano].status == "updated"
+    assert {"volcano-fr-1", "volcano-id-1"} <= set(reported[volcano].added)
+    assert not {"scooter-de-1", "cyclone-en-1"} & set(reported[volcano].added)
+
+
+def test_stories_kept_apart_merge_later_with_merged_into(tmp_path, embedder):
+    """Two stories about one event (kept apart on night 2) merge on night 3: the younger into the older."""
+    from storyclust.cluster import ClusterOptions
+
+    path = tmp_path / "state.db"
+    apart = ClusterOptions(assign_threshold=1.01)
+    with open_store(path) as store:
+        update_stories(store, pick(0, "volcano-en-1", "volcano-en-2"), embedder, now=NIGHTS[0])
+        update_stories(store, pick(1, "volcano-fr-1", "volcano-id-1"), embedder, now=NIGHTS[1],
+                       options=apart, merge_threshold=1.01)
+        snap = snapshot(path)
+        older, younger = story_of(snap, "volcano-en-1"), story_of(snap, "volcano-fr-1")
+        assert older != younger and story_of(snap, "volcano-id-1") == younger
+        result = update_stories(store, pick(2, "volcano-es-1"), embedder, now=NIGHTS[2], merge_threshold=0.5)
+    snap = snapshot(path)
+    assert {story_of(snap, a) for a in GOLD if GOLD[a] == "volcano"} == {older}
+    reported = {s.story_id: s for s in result.stories}
+    assert reported[younger].status == "closed" and reported[younger].merged_into == older
+    assert {m.article.id for m in reported[younger].members} == {"volcano-fr-1", "volcano-id-1"}
+    assert reported[older].status == "updated"
+    assert set(reported[older].added) == {"volcano-fr-1", "volcano-id-1", "volcano-es-1"}
+    assert snap["stories"][younger][:4] == ("merged", 0, 0, older)
 
 
 # --------------------------------------------------------------------------- cron safety
@@ -385,7 +438,7 @@ def test_second_run_waits_for_the_lock_or_exits_75(tmp_path):
         assert count(path, "runs") == 0 and count(path, "articles") == 0
     assert waiting.wait(timeout=300) == 0, waiting.stderr.read()
     holder.close()
-    assert count(path, "articles") == 6
+    assert count(path, "articles") == 7
 
 
 def test_overlapping_runs_are_serialised(tmp_path):
@@ -426,12 +479,12 @@ def test_run_killed_mid_embedding_is_finished_by_the_next_run(tmp_path, embedder
             proc.kill()
             proc.wait()
     mid = snapshot(killed)
-    assert embedded_before < mid["embeddings"] < embedded_before + 8, "the run was not killed mid-embedding"
-    assert mid["articles"] == 14 and len(mid["members"]) == 6  # night 2 stored, not yet placed
+    assert embedded_before < mid["embeddings"] < embedded_before + 7, "the run was not killed mid-embedding"
+    assert mid["articles"] == 14 and len(mid["members"]) == 7  # night 2 stored, not yet placed
 
     with open_store(killed) as store:
         loader = CountingLoader(embedder)
         rerun = run_night(store, 1, loader)
-    assert rerun.ingested == 0 and rerun.pending == 8
-    assert loader.encoded == embedded_before + 8 - mid["embeddings"]  # only what was missing
+    assert rerun.ingested == 0 and rerun.pending == 7
+    assert loader.encoded == embedded_before + 7 - mid["embeddings"]  # only what was missing
     assert snapshot(killed) == snapshot(clean)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -145,6 +146,16 @@ def test_json_object_and_list(tmp_path: Path) -> None:
     assert fourth.published == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
+def test_json_lines_under_other_names(tmp_path: Path) -> None:
+    lines = "".join(json.dumps({"id": f"r{k}", "text": "\n".join(STORIES[key][1])}) + "\n"
+                    for k, key in enumerate(["budget", "storm"]))
+    for name in ("articles.json", "articles.out"):
+        path = tmp_path / name
+        path.write_text(lines)
+        items, _ = ingest([path])
+        assert [(type(i), i.id) for i in items] == [(Article, "r0"), (Article, "r1")]
+
+
 def test_malformed_json_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"text": "unterminated')
@@ -183,7 +194,7 @@ def test_storyclust_article_records_are_read_back(tmp_path: Path) -> None:
     original = Article(id="abc", text="\n".join(STORIES["football"][1]), title="Cup", lang="en",
                        lang_confidence=0.99, path="/old/place.html", duplicate_of="xyz")
     path = tmp_path / "out.jsonl"
-    path.write_text(json.dumps(article_to_record(original)) + "\n" + json.dumps({"type": "story", "story_id": "s"}) + "\n")
+    path.write_text(json.dumps(article_to_record(original)) + "\n" + json.dumps({"schema_version": 1, "type": "story", "story_id": "s"}) + "\n")
     items, _ = ingest([path])
     assert items[0] == original
     assert isinstance(items[1], Rejection) and items[1].reason == "unsupported"
@@ -211,18 +222,26 @@ def test_gzipped_formats(tmp_path: Path) -> None:
     assert items[2].path == str(jsonl)
 
 
-def test_gzip_bomb_is_stopped_quickly(tmp_path: Path) -> None:
-    path = tmp_path / "bomb.html.gz"
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as gz:
-        block = b"\0" * (1 << 20)
-        for _ in range(1024):  # 1 GiB of zeros, about 1 MB compressed
-            gz.write(block)
-    path.write_bytes(buffer.getvalue())
-    assert path.stat().st_size < 2 * 2**20
-    options = IngestOptions(jobs=1, max_decompressed_bytes=8 * 2**20)
-    item = rejection(path, "decompress_error", options)
-    assert "8388608" in item.detail
+def test_gzip_bomb_is_stopped_quickly_without_ballooning_memory(tmp_path: Path) -> None:
+    member = gzip.compress(b"\0" * 2**20, compresslevel=9)
+    bomb = tmp_path / "bomb.html.gz"
+    bomb.write_bytes(member * 1024)  # 1 GiB of zeros in about 1 MB of gzip members
+    tracemalloc.start()
+    try:
+        item = rejection(bomb, "too_large")  # an HTML document may not inflate past max_html_bytes
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+    assert "16777216" in item.detail
+
+
+def test_gzip_bomb_in_a_stream_format(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * (64 * 2**20)))  # one member, 64 MiB of blanks
+    items, _ = ingest([bomb], IngestOptions(jobs=1, max_decompressed_bytes=8 * 2**20))
+    item = only(items)
+    assert isinstance(item, Rejection) and item.reason == "decompress_error" and "8388608" in item.detail
 
 
 def test_truncated_gzip(tmp_path: Path) -> None:
@@ -367,3 +386,11 @@ def test_every_input_is_counted_and_rejections_are_logged(tmp_path: Path, caplog
     assert len(warnings) == len(rejected)
     for message, item in zip(warnings, rejected):
         assert message.startswith(f"{item.source}: {item.reason}")
+
+
+def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.html").write_text(article_html("storm"))
+    items = list(ingest_paths([tmp_path], ONE_JOB, progress=True))
+    captured = capsys.readouterr()
+    assert len(items) == 1 and captured.out == ""
+    assert "ingest:" in captured.err and "file" in captured.err

@@ -118,6 +118,8 @@ def test_clean_body_keeps_sentences_that_merely_mention_junk_words() -> None:
         "Von Montag an gilt in der ganzen Stadt eine neue Regel für den Verkehr.",
         "Di Jakarta, polisi menangkap tiga orang yang diduga terlibat.",
         "Comments from the minister were not immediately available.",
+        "Avec de nouvelles mesures, le gouvernement espère relancer la croissance dès cet été.",
+        "Reporting by phone from the border, our correspondent described long queues of trucks.",
     ]
     body, author = clean_body("\n".join(lines))
     assert body.split("\n") == lines

@@ -307,6 +307,54 @@ def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_
     ctx.exit(_exit_code(len(articles), rejections))
 
 
+@cli.command("eval")
+@click.option("--gold", type=click.Path(exists=True, dir_okay=False),
+              help="Articles JSONL with a gold `story` field (articles without one are stories of their own).")
+@click.option("--pred", type=click.Path(exists=True, dir_okay=False),
+              help="With --gold: score this stories JSONL (from `storyclust cluster`) instead of clustering.")
+@click.option("--semeval", type=click.Path(exists=True, dir_okay=False),
+              help="SemEval-2022 Task 8 pairs CSV: cluster all its articles and score the labelled pairs.")
+@click.option("--split", type=click.Choice(["all", "dev", "check"]), default="all", show_default=True,
+              help="With --semeval: score only this deterministic half of the pairs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@embed_options
+@click.pass_context
+def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, batch_size, cache_dir):
+    """Score a clustering against gold stories (B-cubed, pairwise, ARI) or SemEval pairs.
+
+    \b
+      storyclust eval --gold articles.jsonl                      # cluster, then score
+      storyclust eval --gold articles.jsonl --pred stories.jsonl # score an existing output
+      storyclust eval --semeval semeval_dev.csv --json
+    """
+    from . import evaluate
+    from .output import dumps
+    from .types import SCHEMA_VERSION
+
+    if (gold is None) == (semeval is None):
+        raise click.UsageError("give exactly one of --gold FILE.jsonl and --semeval FILE.csv")
+    if pred is not None and gold is None:
+        raise click.UsageError("--pred needs --gold")
+    if split != "all" and semeval is None:
+        raise click.UsageError("--split needs --semeval")
+    embed_args = (model, backend, max_tokens, batch_size, cache_dir)
+    embedder = _load_embedder(*embed_args) if pred is None else None
+    try:
+        if semeval is not None:
+            result = {"semeval": semeval, **evaluate.evaluate_semeval(semeval, embedder, split=split)}
+        else:
+            result = {"gold": gold, "pred": pred,
+                      **evaluate.evaluate_jsonl(gold, pred_path=pred, embedder=embedder)}
+    except ValueError as exc:  # unusable gold/pred/CSV file
+        raise click.ClickException(str(exc)) from exc
+    if embedder is not None:
+        result["model_id"] = embedder.model_id
+    if as_json:
+        click.echo(dumps({"schema_version": SCHEMA_VERSION, "type": "evaluation", **result}))
+    else:
+        click.echo(evaluate.format_report(result))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -54,7 +54,7 @@ class ClusterOptions:
 
     method: str = "average"  # "average" or "hdbscan" (see module docstring)
     max_distance: float = 0.55  # cosine distance in the neutral space that still makes one story
-    language_prior: int = 10  # pseudo-articles pulling a language's mean towards the global mean
+    language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
     neutralize: bool = True  # subtract per-language means (off: raw model space)
     time_window_days: Optional[float] = 7.0  # articles further apart in time never share a story
     neighbors: int = 30  # candidate neighbours per article
@@ -227,6 +227,7 @@ def candidate_edges(
         undated = order[: int((~dated).sum())]  # NaN dates sort first
         sorted_days = days[order]
     out_r, out_c = [], []
+    block_size = int(np.clip(2**25 // max(n, 1), 16, block_size))  # at most ~128 MiB of similarities per block
     for start in range(0, n, block_size):
         if window is None:
             block = np.arange(start, min(start + block_size, n))
@@ -247,21 +248,30 @@ def candidate_edges(
             dt = np.abs(days[block][:, None] - days[cand_idx][None, :])
             S[dt > window] = -np.inf  # NaN comparisons are False: undated rows stay linkable
         S[block[:, None] == cand_idx[None, :]] = -np.inf
-        k = min(neighbors, S.shape[1])
-        if k <= 0:
-            continue
-        if k < S.shape[1]:
-            top = np.argpartition(-S, k - 1, axis=1)[:, :k]
-        else:
-            top = np.broadcast_to(np.arange(S.shape[1]), S.shape)
-        sims = np.take_along_axis(S, top, axis=1)
-        ok = sims >= min_sim
-        r = np.repeat(block, k).reshape(len(block), k)[ok]
-        out_r.append(r)
-        out_c.append(cand_idx[top[ok]])
+        r, c = _top_hits(S, min_sim, neighbors)
+        out_r.append(block[r])
+        out_c.append(cand_idx[c])
     if not out_r:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(out_r).astype(np.int64), np.concatenate(out_c).astype(np.int64)
+
+
+def _top_hits(S: np.ndarray, min_sim: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of the entries >= min_sim in each row of S, at most the k largest per row.
+
+    Most rows of a news corpus have only a handful of entries above the threshold, so
+    the cheap boolean scan comes first and the partial sort runs only on crowded rows.
+    """
+    hits = S >= min_sim
+    counts = hits.sum(axis=1)
+    sparse_rows = counts <= k
+    r, c = np.nonzero(hits & sparse_rows[:, None])
+    crowded = np.flatnonzero(~sparse_rows)
+    if len(crowded):
+        top = np.argpartition(-S[crowded], k - 1, axis=1)[:, :k]
+        r = np.concatenate([r, np.repeat(crowded, k)])
+        c = np.concatenate([c, top.ravel()])
+    return r, c
 
 
 def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:

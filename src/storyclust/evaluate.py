@@ -405,15 +405,18 @@ class CosineLookup:
 
 
 def clustering_space(articles: Sequence[Article], embeddings: np.ndarray,
-                      cluster_options: Optional["ClusterOptions"]) -> np.ndarray:
-    """The vectors the clusterer compares: its language-neutral space if it has one, else the raw embeddings."""
+                     cluster_options: Optional["ClusterOptions"] = None) -> np.ndarray:
+    """The unit vectors the clusterer compares: its language-neutral space for these articles.
+
+    Same as ``StoryClusterer(cluster_options).fit(embeddings, langs).neutral_``
+    without the clustering: the per-language means are those of ``articles``.
+    """
     from .cluster import StoryClusterer
 
     clusterer = StoryClusterer(cluster_options)
-    neutralize = getattr(clusterer, "neutralize", None)
-    if neutralize is None:
-        return embeddings
-    return np.asarray(neutralize(embeddings, [a.lang for a in articles]))
+    langs = [a.lang for a in articles]
+    clusterer.update_language_means(embeddings, langs)
+    return clusterer.neutralize(embeddings, langs)
 
 
 def evaluate_semeval(csv_path: str, embedder: Optional["Embedder"] = None, *,

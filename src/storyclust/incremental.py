@@ -61,7 +61,7 @@ DEFAULT_STORY_WINDOW = timedelta(days=3)
 DEFAULT_MERGE_THRESHOLD = 0.9
 
 #: Smallest group of articles that may split off a story (and half the smallest story checked for splits).
-MIN_SPLIT = 3
+MIN_SPLIT = 2
 
 #: Articles embedded (and committed) per transaction.
 DEFAULT_BATCH_SIZE = 32
@@ -96,7 +96,7 @@ def text_key(article: Article) -> str:
     return hashlib.sha256(embedding_text(article).encode("utf-8")).hexdigest()
 
 
-def story_id_for(first_hash: str, taken: set[str]) -> str:
+def new_story_id(first_hash: str, taken: set[str]) -> str:
     """Stable story ID from the content hash of the story's first article (not in ``taken``)."""
     salt = ""
     n = 0
@@ -400,9 +400,10 @@ class _Assignment:
         assert self.model_id is not None
         X = self.store.get_embeddings(self.model_id, [p.text_key for p in pending])
         langs = [p.article.lang for p in pending]
-        means = _add_means(self.store.language_means(self.model_id), X, langs)
-        self.store.set_language_means(self.model_id, means)
-        Z = _unit_rows(StoryClusterer(self.options, language_means=means).neutralize(X, langs))
+        clusterer = StoryClusterer(self.options, language_means=self.store.language_means(self.model_id))
+        clusterer.update_language_means(X, langs)
+        self.store.set_language_means(self.model_id, clusterer.language_means_)
+        Z = _unit_rows(clusterer.neutralize(X, langs))
 
         before = {sid for sid, w in self.works.items() if not w.singleton}
         rest = self._join_nearest(pending, Z)
@@ -438,33 +439,27 @@ class _Assignment:
     def _cluster_rest(self, pending: Sequence[StoredArticle], Z: np.ndarray, rest: list[int],
                       before: set[str]) -> int:
         """Cluster unplaced articles with the open singletons; returns how many joined older stories."""
-        from .cluster import StoryClusterer
-
         singles = sorted((w for w in self.works.values() if w.state == "open" and w.singleton),
                          key=lambda w: (w.first_date, w.story_id))
         vectors = [Z[i] for i in rest] + [w.centroid for w in singles]
-        if len(vectors) >= 2:
-            dates = [pending[i].date for i in rest] + [w.first_date for w in singles]
-            labels = StoryClusterer(self.options).fit(np.stack(vectors), None, dates).labels_
-        else:
-            labels = np.full(len(vectors), -1)
-        joined = 0
+        if not vectors:
+            return 0
+        dates = [pending[i].date for i in rest] + [w.first_date for w in singles]
+        labels = _cluster_neutral(self.options, np.stack(vectors), dates)
         groups: dict[int, tuple[list[int], list[_Work]]] = {}
         for k, label in enumerate(labels):
-            if label < 0:
-                continue
             news, olds = groups.setdefault(int(label), ([], []))
             if k < len(rest):
                 news.append(rest[k])
             else:
                 olds.append(singles[k - len(rest)])
-        grouped = {i for news, _ in groups.values() for i in news}
+        joined = 0
         for label in sorted(groups):
             news, olds = groups[label]
-            joined += self._place_group(pending, Z, news, olds, before)
-        for i in rest:
-            if i not in grouped:
-                self._new_story(pending, Z, [i], singleton=True)
+            if len(news) + len(olds) > 1:
+                joined += self._place_group(pending, Z, news, olds, before)
+            elif news:
+                self._new_story(pending, Z, news, singleton=True)
         return joined
 
     def _place_group(self, pending: Sequence[StoredArticle], Z: np.ndarray, news: list[int],
@@ -511,7 +506,7 @@ class _Assignment:
     def _new_story(self, pending: Sequence[StoredArticle], Z: np.ndarray, idx: list[int], *,
                    singleton: bool) -> _Work:
         arts = sorted((pending[i] for i in idx), key=lambda p: (p.date, p.article.hash))
-        sid = story_id_for(arts[0].article.hash, self.taken)
+        sid = new_story_id(arts[0].article.hash, self.taken)
         self.taken.add(sid)
         first = arts[0].date
         w = _Work(sid, "open", singleton, 0, np.zeros(Z.shape[1], dtype=np.float32), first, first,
@@ -575,12 +570,12 @@ class _Assignment:
 
         A story that received articles and has at least ``2 * MIN_SPLIT``
         members is re-clustered; each sub-cluster of ``MIN_SPLIT`` or more
-        articles whose centroid is below ``assign_threshold`` from the part
-        holding the story's first article becomes a new story with
-        ``split_from`` set (the original keeps its ID and the rest).
+        articles whose centroid is further than the clusterer's
+        ``max_distance`` from the part holding the story's first article
+        becomes a new story with ``split_from`` set (the original keeps its
+        ID and the rest).
         """
-        from .cluster import StoryClusterer
-
+        min_sim = 1.0 - self.options.max_distance
         for w in sorted(self.works.values(), key=lambda w: w.story_id):
             if w.state != "open" or w.singleton or not w.added or w.size < 2 * MIN_SPLIT:
                 continue
@@ -588,24 +583,23 @@ class _Assignment:
             stored = self.store.articles_by_hash(list(vectors))
             order = sorted(vectors, key=lambda h: (stored[h].date, h))
             Zm = np.stack([vectors[h] for h in order])
-            labels = StoryClusterer(self.options).fit(Zm, None, [stored[h].date for h in order]).labels_
+            labels = _cluster_neutral(self.options, Zm, [stored[h].date for h in order])
             groups: dict[int, list[int]] = {}
             for k, label in enumerate(labels):
-                if label >= 0:
-                    groups.setdefault(int(label), []).append(k)
+                groups.setdefault(int(label), []).append(k)
             if len(groups) < 2:
                 continue
-            keep = int(labels[0]) if labels[0] >= 0 else max(groups, key=lambda g: (len(groups[g]), -g))
+            keep = int(labels[0])  # the part holding the story's first article keeps the story
             kept = _unit_rows(Zm[groups[keep]].sum(axis=0, keepdims=True))[0]
             for label, idx in sorted(groups.items()):
                 part = _unit_rows(Zm[idx].sum(axis=0, keepdims=True))[0]
-                if label != keep and len(idx) >= MIN_SPLIT and float(part @ kept) < self.options.assign_threshold:
+                if label != keep and len(idx) >= MIN_SPLIT and float(part @ kept) < min_sim:
                     self._split(w, [stored[order[k]] for k in idx], Zm[idx], stored)
 
     def _split(self, src: _Work, arts: list[StoredArticle], Z: np.ndarray,
                stored: dict[str, StoredArticle]) -> None:
         """Move ``arts`` (sorted by date) out of ``src`` into a new story that records ``split_from``."""
-        sid = story_id_for(arts[0].article.hash, self.taken)
+        sid = new_story_id(arts[0].article.hash, self.taken)
         self.taken.add(sid)
         hashes = [p.article.hash for p in arts]
         w = _Work(sid, "open", False, len(arts), Z.sum(axis=0), arts[0].date, max(p.date for p in arts),
@@ -648,12 +642,8 @@ def _unit_rows(Z: np.ndarray) -> np.ndarray:
     return Z / np.where(norms > 0, norms, 1.0)
 
 
-def _add_means(means: dict[str, tuple[np.ndarray, int]], X: np.ndarray,
-               langs: Sequence[Optional[str]]) -> dict[str, tuple[np.ndarray, int]]:
-    """Running per-language sums plus the rows of ``X``."""
-    out = dict(means)
-    for lang in sorted({l for l in langs if l}):
-        rows = X[[i for i, l in enumerate(langs) if l == lang]]
-        total, count = out.get(lang, (np.zeros(X.shape[1], dtype=np.float32), 0))
-        out[lang] = (total + rows.sum(axis=0), count + len(rows))
-    return out
+def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, dates: Sequence[datetime]) -> np.ndarray:
+    """StoryClusterer labels for vectors that are already language-neutral (every label is a story)."""
+    from .cluster import StoryClusterer
+
+    return StoryClusterer(replace(options, neutralize=False)).fit(Z, None, dates).labels_

@@ -640,9 +640,9 @@ class SQLiteStore:
         return int(self._db.execute("SELECT count(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()[0])
 
     def language_means(self, model_id: str) -> dict[str, tuple[np.ndarray, int]]:
-        """Running per-language ``(sum vector, count)`` for ``model_id``."""
+        """Running per-language ``(sum vector, count)`` for ``model_id`` (sums kept as float64)."""
         return {
-            lang: (_vec(total), int(count))
+            lang: (np.frombuffer(total, dtype=np.float64).copy(), int(count))
             for lang, total, count in self._db.execute(
                 "SELECT lang, total, count FROM language_means WHERE model_id = ? ORDER BY lang", (model_id,)
             )
@@ -651,7 +651,8 @@ class SQLiteStore:
     def set_language_means(self, model_id: str, means: Mapping[str, tuple[np.ndarray, int]]) -> None:
         self._write_many(
             "INSERT OR REPLACE INTO language_means (model_id, lang, total, count) VALUES (?, ?, ?, ?)",
-            ((model_id, lang, _blob(total), int(count)) for lang, (total, count) in means.items()),
+            ((model_id, lang, np.ascontiguousarray(total, dtype=np.float64).tobytes(), int(count))
+             for lang, (total, count) in means.items()),
         )
 
     # -- stories -----------------------------------------------------------

@@ -53,6 +53,8 @@ def ingest_paths(
     """
     options = options or IngestOptions()
     stats = stats if stats is not None else IngestStats()
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # one path, not an iterable of characters
     files = list(expand_paths(paths))
     dedupe = (
         Deduplicator(options.near_duplicate_threshold, options.minhash_permutations, options.seed)

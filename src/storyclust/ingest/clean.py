@@ -19,7 +19,7 @@ from typing import Optional
 
 __all__ = ["PlainText", "parse_plain_text", "clean_body", "clean_title", "parse_date_line", "warm_up"]
 
-#: Lines longer than this are never treated as junk, bylines or date lines.
+#: Lines longer than this are never junk or bylines (except a wholly parenthesised note of <= 200).
 MAX_JUNK_CHARS = 120
 
 # Whole-line junk, compared after casefolding and stripping punctuation/symbols at both ends.
@@ -79,7 +79,13 @@ _TRAILING_SIGNOFF = re.compile(
     rf"\s*\((?:{_SIGNOFF_WORDS})\b[^()]{{0,400}}\)\s*$",
     re.IGNORECASE,
 )
-_SIGNOFF_LINE = re.compile(rf"^(?:{_SIGNOFF_WORDS})\s+(?:by|de|par|por|von|oleh)\b", re.IGNORECASE)
+# The same credits on a line of their own, without parentheses: "Reporting by Jane Doe; ...".
+# Only words that cannot start an ordinary sentence followed by "by <Name>".
+_SIGNOFF_LINE = re.compile(
+    r"^(?i:reporting|additional reporting|editing|writing|compiled|reportage|reportage supplémentaire|"
+    r"édité|edité|rédaction|reportaje|redacción|berichterstattung|redigiert|laporan|pelaporan|reportagem)"
+    r"\s+(?i:by|de|par|por|von|oleh)\s+[A-ZÀ-ÖØ-Þ]"
+)
 
 # "Penulis: Budi", "Editor: ...", "Reporter: ...", "Author: ..." lines (credits, not story).
 _CREDIT_LINE = re.compile(
@@ -111,7 +117,7 @@ def _junk_key(line: str) -> str:
 def _is_junk(line: str) -> bool:
     """True for comment prompts, share/read-more/newsletter lines and editorial notes."""
     if len(line) > MAX_JUNK_CHARS:
-        return bool(_PAREN_LINE.match(line)) and len(line) <= 200
+        return bool(_PAREN_LINE.match(line))
     return (
         _junk_key(line) in _JUNK_LINES
         or bool(_JUNK_PREFIX.match(line))
@@ -120,7 +126,7 @@ def _is_junk(line: str) -> bool:
     )
 
 
-def byline_author(line: str) -> Optional[str]:
+def _byline_author(line: str) -> Optional[str]:
     """The name in a byline or credit line ("By Jane Doe", "Penulis: Budi"), else None."""
     if len(line) > MAX_JUNK_CHARS:
         return None
@@ -147,7 +153,7 @@ def clean_body(text: str) -> tuple[str, Optional[str]]:
         line = raw.strip()
         if not line or _is_junk(line):
             continue
-        name = byline_author(line)
+        name = _byline_author(line)
         if name:
             author = author or name
             continue

@@ -51,7 +51,8 @@ def shingle_hashes(text: str) -> np.ndarray:
     tokens, size = _tokens(text)
     if len(tokens) < size:
         return np.empty(0, dtype=np.uint64)
-    token_hashes = _mix64(np.fromiter((zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens)))
+    crcs = np.fromiter((zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens))
+    token_hashes = _mix64(crcs)
     n = len(tokens) - size + 1
     combined = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):

@@ -13,6 +13,7 @@ time the parent spends waiting counts, so a slow consumer never causes a kill.
 from __future__ import annotations
 
 import collections
+import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -44,6 +45,9 @@ def read_task(path: str, options: IngestOptions) -> Iterator[Located]:
 def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions) -> None:
     """Worker loop: receive ``(index, path)``, send ``("item", index, Located)``... then ``("done", index)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    # Libraries' per-document log lines would reach stderr through logging's last-resort
+    # handler; the parent reports every problem as a Rejection instead.
+    logging.getLogger().addHandler(logging.NullHandler())
     while True:
         try:
             message = conn.recv()

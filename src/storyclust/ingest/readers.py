@@ -52,6 +52,7 @@ class Located(NamedTuple):
     source: str
     item: Item
 
+
 _KINDS = {
     ".html": "html",
     ".htm": "html",
@@ -65,6 +66,8 @@ _KINDS = {
     ".warc": "warc",
 }
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+#: storyclust's own non-article records (``storyclust cluster`` output fed back in).
+_OTHER_RECORD_TYPES = ("story", "rejection")
 _READ_CHUNK = 1 << 20
 
 
@@ -153,7 +156,9 @@ def _html_article(
     )
 
 
-def _text_article(data: bytes, options: IngestOptions, *, path: Optional[str], retrieved: Optional[datetime]) -> Article:
+def _text_article(
+    data: bytes, options: IngestOptions, *, path: Optional[str], retrieved: Optional[datetime]
+) -> Article:
     """A plain-text wire: title line, optional date line, body."""
     text = normalize_text(decode_bytes(data))
     lang, confidence = detect_language(text)
@@ -173,17 +178,17 @@ def _text_article(data: bytes, options: IngestOptions, *, path: Optional[str], r
     )
 
 
-def _record_article(record: dict, options: IngestOptions, *, path: Optional[str], retrieved: Optional[datetime]) -> Article:
-    """An article from a JSON object with ``text`` or ``html`` (see module docs for fields)."""
+def _record_article(
+    record: dict, options: IngestOptions, *, path: Optional[str], retrieved: Optional[datetime]
+) -> Article:
+    """An article from a JSON object: ``text`` or ``html``, plus optional ``id``, ``title``,
+    ``url``, ``lang``, ``published``, ``retrieved``, ``source``, ``author``; the record's own
+    values win over what is extracted or detected."""
     kind = record.get("type")
-    if kind is not None and kind != "article":
-        raise InputError("unsupported", f"record of type {kind!r} is not an article")
+    if kind in _OTHER_RECORD_TYPES and "schema_version" in record:
+        raise InputError("unsupported", f"storyclust {kind} record, not an article")
     if kind == "article":
-        try:
-            article = record_to_article(record)
-        except ValueError as exc:
-            raise InputError("no_text", str(exc)) from None
-        return _with_id(article, article.id)
+        return _own_article(record)
     meta = _record_meta(record)
     url = meta["url"]
     html = record.get("html")
@@ -221,6 +226,18 @@ def _record_article(record: dict, options: IngestOptions, *, path: Optional[str]
     if isinstance(text, str) or isinstance(html, str):
         raise InputError("empty", "record's text is empty")
     raise InputError("no_text", "record has neither 'text' nor 'html'")
+
+
+def _own_article(record: dict) -> Article:
+    """An ``article`` record as storyclust writes it: kept as it is (id, path, hash, duplicate_of)."""
+    try:
+        article = record_to_article(record)
+    except ValueError as exc:
+        raise InputError("no_text", str(exc)) from None
+    if article.lang is None:
+        lang, confidence = detect_language(article.text)
+        article = replace(article, lang=lang, lang_confidence=confidence)
+    return _with_id(article, article.id)
 
 
 def _opt_str(value: Any) -> Optional[str]:
@@ -325,9 +342,12 @@ def _read_file(path: str, options: IngestOptions) -> Iterator[Union[Rejection, L
 def _read_open_file(
     fh: BinaryIO, path: str, st: os.stat_result, options: IngestOptions
 ) -> Iterator[Union[Rejection, Located]]:
+    """Pick the format (name, then gzip/WARC/HTML sniffing) and read the file with it."""
     kind, gzipped = _kind_of(path)
     if kind == "html" and not gzipped and st.st_size > options.max_html_bytes:
-        yield Rejection(path, "too_large", f"HTML page of {st.st_size} bytes, over the {options.max_html_bytes}-byte limit")
+        yield Rejection(
+            path, "too_large", f"HTML page of {st.st_size} bytes, over the {options.max_html_bytes}-byte limit"
+        )
         return
     stream: BinaryIO = io.BufferedReader(fh, buffer_size=_READ_CHUNK)  # type: ignore[arg-type]
     gz: Optional[GzipReader] = None
@@ -342,14 +362,26 @@ def _read_open_file(
     elif kind == "jsonl":
         yield from _read_jsonl(stream, path, options, retrieved, gz)
     else:
-        data = stream.read(options.max_decompressed_bytes + 1)
+        limit = _document_limit(kind, options)
+        data = stream.read(limit + 1)
         if gz is not None and gz.error is not None:
             yield Rejection(path, gz.error.reason, gz.error.detail)
+        elif len(data) > limit:
+            yield Rejection(path, "too_large", f"decompressed document is larger than {limit} bytes")
         else:
             yield from _read_document(data, kind, path, options, retrieved)
 
 
-def _read_document(data: bytes, kind: Optional[str], path: str, options: IngestOptions, retrieved: datetime) -> Iterator[Union[Rejection, Located]]:
+def _document_limit(kind: Optional[str], options: IngestOptions) -> int:
+    """Most bytes a whole-document format may inflate to: what its uncompressed file could hold."""
+    limit = options.max_html_bytes if kind == "html" else options.max_file_bytes
+    return min(limit, options.max_decompressed_bytes)
+
+
+def _read_document(
+    data: bytes, kind: Optional[str], path: str, options: IngestOptions, retrieved: datetime
+) -> Iterator[Union[Rejection, Located]]:
+    """A whole-document file (HTML, text, JSON, or unknown and sniffed) already in memory."""
     if not data.strip():
         yield Rejection(path, "empty", "nothing but whitespace")
         return
@@ -357,10 +389,10 @@ def _read_document(data: bytes, kind: Optional[str], path: str, options: IngestO
         yield Rejection(path, "binary", "binary data, not text")
         return
     if kind is None:
-        if not looks_html(data):
+        kind = _sniff(data)
+        if kind is None:
             yield Rejection(path, "unsupported", "not a supported format (html, txt, json, jsonl, warc)")
             return
-        kind = "html"
     if kind == "html":
         yield _guarded(path, options, lambda: _html_article(data, options, path=path, retrieved=retrieved))
     elif kind == "txt":
@@ -369,15 +401,32 @@ def _read_document(data: bytes, kind: Optional[str], path: str, options: IngestO
         yield from _read_json(data, path, options, retrieved)
 
 
-def _read_json(data: bytes, path: str, options: IngestOptions, retrieved: datetime) -> Iterator[Union[Rejection, Located]]:
-    """A ``.json`` file: one object (source ``path``) or a list of them (``path#N``, 1-based)."""
+def _sniff(data: bytes) -> Optional[str]:
+    """``html`` or ``json`` (JSON or JSON Lines) for a file whose name says nothing, else None."""
+    if looks_html(data):
+        return "html"
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        return "json"
+    return None
+
+
+def _read_json(
+    data: bytes, path: str, options: IngestOptions, retrieved: datetime
+) -> Iterator[Union[Rejection, Located]]:
+    """A ``.json`` file: one object (source ``path``) or a list of them (``path#N``, 1-based).
+
+    A file that holds one object per line (JSON Lines under a ``.json`` name) is read as such.
+    """
     try:
         parsed = json.loads(decode_bytes(data))
     except InputError as exc:
         yield Rejection(path, exc.reason, exc.detail)
         return
     except json.JSONDecodeError as exc:
-        yield Rejection(path, "parse_error", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        if exc.msg == "Extra data" and exc.lineno > 1:
+            yield from _read_jsonl(io.BytesIO(data), path, options, retrieved, None)
+        else:
+            yield Rejection(path, "parse_error", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         return
     if isinstance(parsed, dict):
         yield _record_item(parsed, path, path, options, retrieved)

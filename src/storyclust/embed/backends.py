@@ -1,0 +1,131 @@
+"""The two ways storyclust runs an embedding model: torch or ONNX Runtime.
+
+Both share :func:`encode_length_sorted`: texts are sorted by length, cut into batches
+(so each batch pads to a similar length), encoded, and put back in input order.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .onnx_export import TOKENIZER_FILE
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """float32 copy of ``vectors`` with unit-length rows (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+def encode_length_sorted(
+    texts: Sequence[str],
+    encode_batch: Callable[[list[str]], np.ndarray],
+    *,
+    dim: int,
+    batch_size: int,
+    progress: bool = False,
+) -> np.ndarray:
+    """Encode ``texts`` in batches of similar length; rows come back in input order.
+
+    Longest texts go first so that the peak memory of a run shows up at its start.
+    ``progress`` shows a tqdm bar (on stderr) counting texts.
+    """
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = encode_batch([texts[i] for i in idx])
+            bar.update(len(idx))
+    return normalize_rows(out)
+
+
+class TorchEmbedder:
+    """sentence-transformers on torch (fp32)."""
+
+    def __init__(self, model: Any, *, model_id: str, prompt: str, batch_size: int) -> None:
+        self._model = model
+        self._prompt = prompt
+        self._batch_size = batch_size
+        self.model_id = model_id
+        self.dim = int(model.get_embedding_dimension())
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        return self._model.encode(
+            batch,
+            prompt=self._prompt,
+            batch_size=len(batch),
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+            show_progress_bar=False,
+        )
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """float32 (n, dim) embeddings with unit rows."""
+        import torch
+
+        with torch.inference_mode():
+            return encode_length_sorted(
+                texts, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress
+            )
+
+
+class OnnxEmbedder:
+    """An exported model run by ONNX Runtime, tokenized by the ``tokenizers`` library."""
+
+    def __init__(
+        self,
+        model_file: Path,
+        meta: dict[str, Any],
+        *,
+        model_id: str,
+        prompt: str,
+        max_tokens: int,
+        batch_size: int,
+        threads: int,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spinning: the same speed when the machine is
+        # ours, and less CPU stolen from other jobs (measured on 2 shared cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        tokenizer = Tokenizer.from_file(str(model_file.parent / TOKENIZER_FILE))
+        tokenizer.enable_truncation(max_length=min(max_tokens, int(meta["max_seq_length"])))
+        tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
+        self._tokenizer = tokenizer
+        self._prompt = prompt
+        self._batch_size = batch_size
+        self.model_id = model_id
+        self.dim = int(meta["dim"])
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch([self._prompt + text for text in batch])
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+        return self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """float32 (n, dim) embeddings with unit rows."""
+        return encode_length_sorted(
+            texts, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress
+        )

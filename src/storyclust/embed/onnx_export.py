@@ -1,0 +1,200 @@
+"""Export a sentence-transformers model to ONNX, and quantize it to int8.
+
+Export (needs torch; done once per model, then cached):
+
+1. load the model with eager attention (the pattern ONNX Runtime's transformer
+   optimizer recognises), wrap the whole sentence-transformers pipeline (transformer,
+   pooling, dense layers, normalisation) so the graph maps ``input_ids`` +
+   ``attention_mask`` straight to ``sentence_embedding``;
+2. ``torch.onnx.export`` (TorchScript exporter, dynamic batch and sequence axes);
+3. for BERT-like models, ``onnxruntime.transformers.optimizer`` fuses attention,
+   embedding + LayerNorm, skip + LayerNorm and bias + GELU (a measured ~1.4x over the raw
+   export on 2 cores: the raw graph runs attention as dozens of small ops);
+4. the export is checked against the torch model on texts of different lengths before it
+   is accepted.
+
+The folder holds ``model.onnx``, ``tokenizer.json`` (the fast tokenizer) and
+``storyclust-onnx.json`` (dimension, pad id, maximum length, prompts), so that running it
+needs only ``onnxruntime``, ``tokenizers`` and numpy.
+
+Quantization: ``quantize_dynamic`` with int8 weights, per output channel, on the MatMul and
+fused Attention nodes. The word-embedding table stays fp32: quantizing it too shrinks the
+file from 406 MB to 118 MB but lowered the worst-case cosine to fp32 from 0.994 to 0.989
+on 200 news texts, and memory is not scarce. Per-channel lifted the mean cosine to fp32 from
+0.986 (per-tensor) to 0.997 at about the same speed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+INT8_FILE = "model_int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "storyclust-onnx.json"
+
+#: transformers ``model_type`` values the ORT "bert" optimizer handles.
+_BERT_LIKE = frozenset({"bert", "xlm-roberta", "roberta", "camembert", "electra"})
+#: Texts used to trace the graph and to check the export (different lengths on purpose).
+_CHECK_TEXTS = (
+    "query: Le parlement a adopté la loi de finances après une longue nuit de débats.",
+    "query: Banjir",
+    "query: Storm Ciarán brought winds of over 100 mph to the coast of Brittany on Thursday, "
+    "cutting power to more than a million homes and killing at least two people.",
+)
+_MIN_CHECK_COSINE = 0.999
+
+
+def _load_sentence_transformer(folder: Path) -> Any:
+    """Load ``folder`` on the CPU, with eager attention when the model supports it."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(folder), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    except (ValueError, TypeError) as err:  # architectures without an eager switch
+        logger.info("eager attention unavailable (%s); exporting the default attention", err)
+        return SentenceTransformer(str(folder), device="cpu")
+
+
+def _wrapper(model: Any) -> Any:
+    """A ``torch.nn.Module`` mapping (input_ids, attention_mask) to sentence embeddings."""
+    import torch
+
+    class SentenceEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            features = {"input_ids": input_ids, "attention_mask": attention_mask}
+            return self.model(features)["sentence_embedding"]
+
+    return SentenceEmbedding().eval()
+
+
+def _tokenize(tokenizer: Any, texts: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+    encodings = tokenizer.encode_batch(list(texts))
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+    }
+
+
+def _export_graph(model: Any, inputs: dict[str, np.ndarray], path: Path) -> None:
+    import torch
+
+    args = (torch.from_numpy(inputs["input_ids"]), torch.from_numpy(inputs["attention_mask"]))
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer and deprecation chatter
+        torch.onnx.export(
+            _wrapper(model),
+            args,
+            str(path),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["sentence_embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "sentence_embedding": {0: "batch"},
+            },
+            opset_version=17,
+        )
+
+
+def _optimize(raw: Path, out: Path, config: Any) -> None:
+    """Fuse transformer blocks with ONNX Runtime's optimizer; copy ``raw`` when not BERT-like."""
+    if config.model_type not in _BERT_LIKE:
+        logger.info("no fusion recipe for model_type %r; keeping the plain export", config.model_type)
+        raw.rename(out)
+        return
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(raw),
+        model_type="bert",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+        use_gpu=False,
+    )
+    logger.info("ONNX fusions: %s", optimized.get_fused_operator_statistics())
+    optimized.save_model_to_file(str(out))
+    raw.unlink()
+
+
+def _check_export(path: Path, inputs: dict[str, np.ndarray], expected: np.ndarray) -> None:
+    """Raise if the ONNX graph does not reproduce the torch embeddings."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, inputs)[0]
+    cos = np.sum(got * expected, axis=1) / (
+        np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    if float(cos.min()) < _MIN_CHECK_COSINE:
+        raise RuntimeError(f"ONNX export does not match the torch model (cosines {cos.round(4).tolist()})")
+
+
+def export_onnx(folder: Path, out: Path) -> None:
+    """Export the sentence-transformers model in ``folder`` into a new directory ``out``."""
+    import torch
+
+    model = _load_sentence_transformer(folder)
+    transformer = model[0]
+    tokenizer = getattr(model.tokenizer, "backend_tokenizer", None)
+    pad_id = model.tokenizer.pad_token_id or 0
+    pad_token = model.tokenizer.pad_token or "[PAD]"
+    if tokenizer is None:
+        raise ValueError(f"{folder}: the ONNX backends need a fast (tokenizers) tokenizer")
+    out.mkdir(parents=True)
+    tokenizer.save(str(out / TOKENIZER_FILE))
+
+    from tokenizers import Tokenizer
+
+    check_tok = Tokenizer.from_file(str(out / TOKENIZER_FILE))
+    check_tok.enable_truncation(max_length=model.max_seq_length)
+    check_tok.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    inputs = _tokenize(check_tok, _CHECK_TEXTS)
+    with torch.inference_mode():
+        expected = _wrapper(model)(*(torch.from_numpy(v) for v in inputs.values())).numpy()
+
+    raw = out / "raw.onnx"
+    _export_graph(model, inputs, raw)
+    _optimize(raw, out / MODEL_FILE, transformer.auto_model.config)
+    _check_export(out / MODEL_FILE, inputs, expected)
+    meta = {
+        "dim": int(expected.shape[1]),
+        "max_seq_length": int(model.max_seq_length),
+        "pad_id": int(pad_id),
+        "pad_token": pad_token,
+        "source": str(folder),
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def quantize_int8(src: Path, out: Path) -> None:
+    """Write an int8 (dynamic, per-channel) copy of ONNX model ``src`` to file ``out``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Attention"],
+        # shape inference cannot type the outputs of fused (com.microsoft) nodes
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def read_meta(onnx_dir: Path) -> dict[str, Any]:
+    """The ``storyclust-onnx.json`` written by :func:`export_onnx`."""
+    return json.loads((onnx_dir / META_FILE).read_text(encoding="utf-8"))

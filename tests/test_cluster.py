@@ -1,0 +1,146 @@
+"""The clusterer on vectors whose right answer is known by construction."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from storyclust.cluster import ClusterOptions, StoryClusterer, build_stories, candidate_edges, cluster_articles
+from storyclust.types import Article
+
+DIM = 64
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _corpus(n_stories=12, per_story=4, langs=("fr", "id", "en", "de"), lang_offset=2.0, noise=0.25, seed=0):
+    """Stories = random directions; each language adds a large shared offset, as multilingual models do."""
+    rng = np.random.default_rng(seed)
+    topics = rng.normal(size=(n_stories, DIM))
+    offsets = {lang: lang_offset * _unit(rng.normal(size=DIM)) for lang in langs}
+    X, L, gold = [], [], []
+    for s in range(n_stories):
+        for j in range(per_story):
+            lang = langs[j % len(langs)]
+            X.append(_unit(topics[s]) + offsets[lang] / np.sqrt(DIM) * 4 + noise * rng.normal(size=DIM) / np.sqrt(DIM))
+            L.append(lang)
+            gold.append(s)
+    return _unit(np.array(X, dtype=np.float32)), L, np.array(gold)
+
+
+def _same_partition(a, b):
+    pairs = lambda lab: {(i, j) for i in range(len(lab)) for j in range(i + 1, len(lab)) if lab[i] == lab[j]}
+    return pairs(a) == pairs(b)
+
+
+def test_language_offset_dominates_raw_space_but_not_neutral_space():
+    X, langs, gold = _corpus()
+    # in the raw space, the nearest neighbour of most rows is a same-language row of another story
+    S = X @ X.T
+    np.fill_diagonal(S, -1)
+    nn = S.argmax(1)
+    assert np.mean(gold[nn] == gold) < 0.5
+    clusterer = StoryClusterer(ClusterOptions(max_distance=0.6)).fit(X, langs=langs)
+    assert _same_partition(clusterer.labels_, gold)
+    raw = StoryClusterer(ClusterOptions(max_distance=0.6, neutralize=False)).fit(X, langs=langs)
+    assert not _same_partition(raw.labels_, gold)
+
+
+@pytest.mark.parametrize("method", ["average", "hdbscan"])
+def test_every_row_gets_exactly_one_label_and_results_are_deterministic(method):
+    X, langs, _ = _corpus(seed=3)
+    opts = ClusterOptions(method=method)
+    a = StoryClusterer(opts).fit_predict(X, langs=langs)
+    b = StoryClusterer(opts).fit_predict(X, langs=langs)
+    assert len(a) == len(X) and (a >= 0).all()
+    assert np.array_equal(a, b)
+
+
+def test_time_window_keeps_same_topic_far_apart_in_time_separate():
+    X, langs, gold = _corpus()
+    n = len(X)
+    X = np.concatenate([X, X])  # the same vectors again, two months later: different events
+    langs = langs + langs
+    t0 = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    dates = [t0] * n + [t0 + timedelta(days=60)] * n
+    labels = StoryClusterer(ClusterOptions(time_window_days=7)).fit_predict(X, langs=langs, published=dates)
+    assert _same_partition(labels, np.concatenate([gold, gold + 100]))
+    joined = StoryClusterer(ClusterOptions(time_window_days=None)).fit_predict(X, langs=langs, published=dates)
+    assert _same_partition(joined, np.concatenate([gold, gold]))
+
+
+def test_candidate_edges_respect_threshold_neighbours_and_window():
+    rng = np.random.default_rng(1)
+    Z = _unit(rng.normal(size=(300, 16)).astype(np.float32))
+    rows, cols = candidate_edges(Z, None, max_distance=0.7, neighbors=5, time_window_days=None, block_size=64)
+    sims = np.einsum("ij,ij->i", Z[rows], Z[cols])
+    assert (sims >= 0.3 - 1e-6).all() and (rows != cols).all()
+    assert np.bincount(rows, minlength=300).max() <= 5
+    # brute force: each row's best neighbour above the threshold is among its edges
+    S = Z @ Z.T
+    np.fill_diagonal(S, -1)
+    edges = set(zip(rows.tolist(), cols.tolist()))
+    for i in range(300):
+        j = int(S[i].argmax())
+        if S[i, j] >= 0.3:
+            assert (i, j) in edges
+    days = np.repeat(np.arange(3) * 30.0, 100)
+    rows, cols = candidate_edges(Z, days, 0.7, 5, time_window_days=7, block_size=64)
+    assert (np.abs(days[rows] - days[cols]) <= 7).all()
+
+
+def test_running_language_means_make_small_batches_stable():
+    X, langs, gold = _corpus(n_stories=8, per_story=4, seed=5)
+    big = StoryClusterer(ClusterOptions(max_distance=0.6)).fit(X, langs=langs)
+    # a tiny later batch: two articles of one story, neutralised with last run's means
+    small = StoryClusterer(ClusterOptions(max_distance=0.6), language_means=big.language_means_)
+    labels = small.fit_predict(X[:2], langs=langs[:2])
+    assert labels[0] == labels[1]
+    assert small.language_means_["fr"][1] == big.language_means_["fr"][1] + 1
+
+
+def _articles(langs, dup_of=None):
+    return [
+        Article(id=f"a{i}", text=f"text {i}", title=f"title {i}", lang=lang,
+                duplicate_of=(dup_of or {}).get(i))
+        for i, lang in enumerate(langs)
+    ]
+
+
+def test_cluster_articles_near_duplicates_follow_their_first_copy():
+    X, langs, gold = _corpus(n_stories=3, per_story=4, seed=7)
+    # a5 is a near-duplicate of a0 (story 0) although its own vector sits in story 1
+    arts = _articles(langs, dup_of={5: "a0"})
+    stories = cluster_articles(arts, embeddings=X, options=ClusterOptions(max_distance=0.6))
+    story_of = {m.article.id: s.story_id for s in stories for m in s.members}
+    assert sorted(story_of) == sorted(a.id for a in arts)  # every article exactly once
+    assert story_of["a5"] == story_of["a0"]
+
+
+def test_duplicate_cycles_do_not_lose_articles():
+    X, langs, _ = _corpus(n_stories=1, per_story=2)
+    arts = _articles(langs, dup_of={0: "a1", 1: "a0"})
+    stories = cluster_articles(arts, embeddings=X)
+    assert sorted(m.article.id for s in stories for m in s.members) == ["a0", "a1"]
+
+
+def test_build_stories_ids_depend_only_on_members_and_singletons_are_marked():
+    X, langs, gold = _corpus(n_stories=2, per_story=2, seed=2)
+    arts = _articles(langs)
+    labels = np.array([0, 0, 1, 2])
+    stories = build_stories(arts, X, labels)
+    assert [s.size for s in stories] == [2, 1, 1]
+    assert [s.singleton for s in stories] == [False, True, True]
+    again = build_stories(arts, X, labels)
+    assert [s.story_id for s in stories] == [s.story_id for s in again]
+    assert all(-1.0 <= m.similarity <= 1.0 + 1e-6 for s in stories for m in s.members)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError):
+        ClusterOptions(method="kmeans")
+    with pytest.raises(ValueError):
+        ClusterOptions(max_distance=0)

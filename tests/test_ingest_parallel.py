@@ -1,0 +1,124 @@
+"""Worker processes: same output as in-process, input order, and time limits on real slow pages."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from storyclust.ingest import IngestOptions, IngestStats, ingest_paths
+from storyclust.types import Article, Rejection
+
+TOPICS = [
+    ("Harbour strike enters second week", "Dock workers extended their strike into a second week on Monday, leaving container ships waiting outside the harbour."),
+    ("New museum opens its doors", "The city's new science museum opened on Saturday with a robotics hall and a planetarium built into the old gasworks."),
+    ("Farmers warn of poor harvest", "Grain farmers warned that the dry spring could cut this year's wheat harvest by a third compared with last season."),
+    ("Rail line to reopen in autumn", "The coastal rail line closed by landslides last winter will reopen in the autumn after repairs to three bridges."),
+    ("Hospital waiting lists fall", "Waiting lists at public hospitals fell for the fourth month in a row as new operating theatres came into use."),
+    ("Tech firm cuts jobs", "A software company announced it would cut four hundred jobs as demand for its accounting tools slowed this year."),
+]
+
+
+def _html(title: str, sentence: str, n: int) -> str:
+    paragraphs = "".join(f"<p>{sentence} Paragraph {k} adds detail number {k * n + 7}.</p>" for k in range(4))
+    return (
+        f"<html><head><title>{title}</title></head><body><nav><a href='/'>Home</a></nav>"
+        f"<article><h1>{title}</h1>{paragraphs}</article><footer>Contact us</footer></body></html>"
+    )
+
+
+def _mixed_corpus(root: Path) -> None:
+    """A folder with good and bad files of every kind, including duplicates."""
+    for n, (title, sentence) in enumerate(TOPICS):
+        (root / f"{n:02d}.html").write_text(_html(title, sentence, n))
+    (root / "06-copy.html").write_text(_html(*TOPICS[0], 0))
+    (root / "07.txt").write_text(TOPICS[1][0] + "\n\n" + (TOPICS[1][1] + " ") * 3)
+    (root / "08.jsonl").write_text(
+        "".join(json.dumps({"id": f"j{k}", "text": (TOPICS[k][1] + " ") * 2}) + "\n" for k in range(2, 5)) + "{oops\n"
+    )
+    (root / "09.html.gz").write_bytes(gzip.compress(_html(*TOPICS[5], 9).encode()))
+    (root / "10.bin").write_bytes(os.urandom(2000))
+    (root / "11.txt").write_text("")
+    (root / "12.html").write_text("<html><body><nav>Home</nav></body></html>")
+
+
+def _run(paths: list[Path | str], options: IngestOptions) -> tuple[list[Article | Rejection], IngestStats]:
+    stats = IngestStats()
+    items = list(ingest_paths([str(p) for p in paths], options, stats=stats))
+    return items, stats
+
+
+def test_one_and_two_jobs_give_identical_output(tmp_path: Path) -> None:
+    _mixed_corpus(tmp_path)
+    serial, serial_stats = _run([tmp_path], IngestOptions(jobs=1))
+    parallel, parallel_stats = _run([tmp_path], IngestOptions(jobs=2))
+    assert parallel == serial
+    assert parallel_stats == serial_stats
+    assert serial_stats.files_seen == 13
+    assert serial_stats.records_seen == serial_stats.articles + sum(serial_stats.rejects.values()) == 16
+    assert serial_stats.rejects["duplicate"] >= 1 and serial_stats.rejects["binary"] == 1
+
+
+def test_stdin_keeps_its_place_among_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, last = tmp_path / "a.html", tmp_path / "b.html"
+    first.write_text(_html(*TOPICS[0], 1))
+    last.write_text(_html(*TOPICS[1], 2))
+    payload = json.dumps({"id": "from-stdin", "text": (TOPICS[2][1] + " ") * 2}) + "\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(payload.encode())))
+    items, _ = _run([first, "-", last], IngestOptions(jobs=2))
+    assert [a.path for a in items] == [str(first), None, str(last)]
+    assert items[1].id == "from-stdin"
+
+
+def _python_slow_page(path: Path) -> None:
+    """Tens of thousands of tiny blocks: trafilatura spends 10+ s in Python loops on it."""
+    path.write_text("<html><body>" + "<div><span>word</span> text <a href='#'>link</a></div>\n" * 40000 + "</body></html>")
+
+
+def _c_slow_page(path: Path) -> None:
+    """One tag with 40,000 attributes: libxml2's parser alone takes 15+ s on it, all in C code."""
+    path.write_text("<html><body><div " + " ".join(f"a{i}='v'" for i in range(40000)) + ">x</div></body></html>")
+
+
+def test_slow_page_times_out_in_process(tmp_path: Path) -> None:
+    slow, good = tmp_path / "slow.html", tmp_path / "good.html"
+    _python_slow_page(slow)
+    good.write_text(_html(*TOPICS[3], 3))
+    started = time.monotonic()
+    items, _ = _run([slow, good], IngestOptions(jobs=1, timeout=1.0))
+    assert time.monotonic() - started < 5
+    assert isinstance(items[0], Rejection) and items[0].reason == "timeout" and items[0].source == str(slow)
+    assert isinstance(items[1], Article)
+
+
+def test_worker_stuck_in_c_code_is_killed_and_replaced(tmp_path: Path) -> None:
+    stuck = tmp_path / "attrs.html"
+    _c_slow_page(stuck)
+    others = [tmp_path / f"ok{k}.html" for k in range(3)]
+    for k, path in enumerate(others):
+        path.write_text(_html(*TOPICS[k], k))
+    options = IngestOptions(jobs=2, timeout=0.5)  # worker killed after 2 * 0.5 + 2 = 3 s of silence
+    started = time.monotonic()
+    items, stats = _run([stuck, *others], options)
+    elapsed = time.monotonic() - started
+    assert isinstance(items[0], Rejection) and items[0].reason == "timeout" and "killed" in items[0].detail
+    assert [type(i) for i in items[1:]] == [Article, Article, Article]
+    assert elapsed < 10
+    assert stats.records_seen == 4
+
+
+def test_slow_consumer_does_not_get_workers_killed(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{k}.html" for k in range(6)]
+    for k, path in enumerate(paths):
+        path.write_text(_html(*TOPICS[k], k))
+    items = []
+    for item in ingest_paths([str(p) for p in paths], IngestOptions(jobs=2, timeout=0.2)):
+        if not items:
+            time.sleep(2.8)  # longer than the 2 * 0.2 + 2 s silence limit
+        items.append(item)
+    assert all(isinstance(i, Article) for i in items) and len(items) == 6
