@@ -13,9 +13,10 @@ Embeds every distinct article of the CSV once, then clusters the same vectors wi
 Noise is singletons everywhere. Each method is scored on the labelled pairs
 (pairwise precision / recall / F1 for all and cross-lingual pairs, Pearson and
 Spearman of the pair cosine with -Overall: the language-neutral cosine for
-storyclust, the raw cosine for the baselines). Prints timings and the process's
-peak RSS after each stage (ru_maxrss only grows, so a stage's figure includes
-everything before it).
+storyclust, the raw cosine for the baselines). Prints embedding throughput,
+clustering time, the process's RSS at its highest while each method ran
+(sampled every 10 ms, after the embedder has been released) and how much it grew
+over the RSS before the method started, and the overall peak (ru_maxrss).
 
 Usage::
 
@@ -25,7 +26,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
+import os
+import threading
 import json
 import logging
 import resource
@@ -43,6 +47,7 @@ from storyclust.evaluate import (
     clustering_space,
     labels_to_story_of,
     load_semeval,
+    pipeline_language_means,
     score_semeval_pairs,
     select_split,
     stories_to_story_of,
@@ -59,25 +64,58 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (from /proc/self/statm)."""
+    with open("/proc/self/statm") as fh:
+        resident_pages = int(fh.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """Context manager that records the highest current RSS while its block runs."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.start_mb = self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+    def __enter__(self) -> "RssSampler":
+        self.start_mb = self.peak_mb = current_rss_mb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]) -> tuple[np.ndarray, dict]:
+def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]) -> tuple[np.ndarray, dict, object]:
     """Embeddings of ``articles`` with the default embedder, reused from ``cache`` when its key matches.
 
     The cache is ``PATH.npy`` plus ``PATH.json`` holding the key: the embedder's
-    ``model_id``, the CSV's sha256 and the number of rows.
+    ``model_id``, the CSV's sha256 and the number of rows. Returns the vectors,
+    a dict of figures and the pipeline's language means for that embedder.
     """
     from storyclust.embed import embed_articles, load_embedder
 
     t0 = time.perf_counter()
     embedder = load_embedder()
     load_s = time.perf_counter() - t0
+    means = pipeline_language_means(embedder)
     key = {"model_id": embedder.model_id, "csv_sha256": file_sha256(csv_path), "rows": len(articles)}
     meta_path = cache.with_suffix(".json") if cache else None
     if cache and cache.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == key:
-        return np.load(cache), {**key, "source": f"cache {cache}"}
+        return np.load(cache), {**key, "source": f"cache {cache}", "load_s": load_s}, means
     t0 = time.perf_counter()
     vectors = np.asarray(embed_articles(articles, embedder), dtype=np.float32)
     embed_s = time.perf_counter() - t0
@@ -86,14 +124,14 @@ def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]
         meta_path.write_text(json.dumps(key))
     info = {**key, "source": "embedded", "load_s": load_s, "embed_s": embed_s,
             "articles_per_s": len(articles) / embed_s, "peak_rss_mb": peak_rss_mb()}
-    return vectors, info
+    return vectors, info, means
 
 
-def run_storyclust(articles: list[Article], vectors: np.ndarray) -> tuple[dict[str, str], Callable]:
+def run_storyclust(articles: list[Article], vectors: np.ndarray, means) -> tuple[dict[str, str], Callable]:
     from storyclust.cluster import cluster_articles
 
-    stories = cluster_articles(articles, embeddings=vectors)
-    space = clustering_space(articles, vectors, None)
+    stories = cluster_articles(articles, embeddings=vectors, language_means=means)
+    space = clustering_space(articles, vectors, None, means)
     return stories_to_story_of(stories), CosineLookup([a.id for a in articles], space)
 
 
@@ -117,11 +155,13 @@ def run_bertopic_recipe(articles: list[Article], vectors: np.ndarray) -> tuple[d
     return labels_to_story_of(ids, labels), CosineLookup(ids, vectors)
 
 
-METHODS: dict[str, Callable[[list[Article], np.ndarray], tuple[dict[str, str], Callable]]] = {
+#: name -> function(articles, vectors, language means) -> (story_of, pair similarity); the
+#: baselines ignore the language means (they cluster the raw model space).
+METHODS: dict[str, Callable[..., tuple[dict[str, str], Callable]]] = {
     "storyclust": run_storyclust,
-    "hdbscan-mcs2": lambda arts, vecs: run_hdbscan(arts, vecs, min_cluster_size=2),
-    "hdbscan-mcs2-ms1": lambda arts, vecs: run_hdbscan(arts, vecs, min_cluster_size=2, min_samples=1),
-    "bertopic-recipe": run_bertopic_recipe,
+    "hdbscan-mcs2": lambda arts, vecs, _means: run_hdbscan(arts, vecs, min_cluster_size=2),
+    "hdbscan-mcs2-ms1": lambda arts, vecs, _means: run_hdbscan(arts, vecs, min_cluster_size=2, min_samples=1),
+    "bertopic-recipe": lambda arts, vecs, _means: run_bertopic_recipe(arts, vecs),
 }
 
 
@@ -136,14 +176,15 @@ def cluster_counts(story_of: dict[str, str]) -> tuple[int, int]:
 
 def print_table(rows: list[dict]) -> None:
     head = (f"{'method':<18}{'P':>7}{'R':>7}{'F1':>7}{'xl P':>7}{'xl R':>7}{'xl F1':>7}"
-            f"{'pearson':>9}{'spearman':>9}{'xl prs':>8}{'clusters':>10}{'in clust':>9}{'secs':>7}{'rss MB':>8}")
+            f"{'pearson':>9}{'spearman':>9}{'xl prs':>8}{'clusters':>10}{'in clust':>9}{'secs':>7}{'rss MB':>8}"
+            f"{'+rss MB':>9}")
     print(head)
     for r in rows:
         a, x = r["scores"]["all"], r["scores"]["cross_lingual"]
         print(f"{r['method']:<18}{a['precision']:>7.3f}{a['recall']:>7.3f}{a['f1']:>7.3f}"
               f"{x['precision']:>7.3f}{x['recall']:>7.3f}{x['f1']:>7.3f}"
               f"{a['pearson']:>9.3f}{a['spearman']:>9.3f}{x['pearson']:>8.3f}"
-              f"{r['clusters']:>10}{r['clustered']:>9}{r['cluster_s']:>7.1f}{r['peak_rss_mb']:>8.0f}")
+              f"{r['clusters']:>10}{r['clustered']:>9}{r['cluster_s']:>7.1f}{r['rss_mb']:>8.0f}{r['rss_growth_mb']:>9.0f}")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -173,28 +214,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"{args.csv.name}: {len(data.articles)} articles, scoring {len(pairs)} pairs (split {args.split}); "
           f"same story = Overall <= 1.5, different = Overall >= 3.0")
     if args.embeddings:
-        vectors = np.load(args.embeddings)
-        info = {"source": f"precomputed {args.embeddings}"}
+        vectors, means = np.load(args.embeddings), None
+        info = {"source": f"precomputed {args.embeddings} (no embedder: storyclust uses the batch's language means)"}
     else:
-        vectors, info = load_or_embed(data.articles, args.csv, args.embeddings_cache)
+        vectors, info, means = load_or_embed(data.articles, args.csv, args.embeddings_cache)
     if len(vectors) != len(data.articles):
         print(f"{len(vectors)} embeddings for {len(data.articles)} articles", file=sys.stderr)
         return 2
     print("embeddings:", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()))
+    gc.collect()  # release the embedder before measuring the clusterers
 
     rows = []
     for name in methods:
-        t0 = time.perf_counter()
-        story_of, similarity = METHODS[name](data.articles, vectors)
-        cluster_s = time.perf_counter() - t0
+        with RssSampler() as rss:
+            t0 = time.perf_counter()
+            story_of, similarity = METHODS[name](data.articles, vectors, means)
+            cluster_s = time.perf_counter() - t0
         clusters, clustered = cluster_counts(story_of)
         rows.append({"method": name, "scores": score_semeval_pairs(pairs, story_of, similarity),
                      "clusters": clusters, "clustered": clustered, "cluster_s": cluster_s,
-                     "peak_rss_mb": peak_rss_mb()})
+                     "rss_mb": rss.peak_mb, "rss_growth_mb": rss.peak_mb - rss.start_mb})
     print_table(rows)
     print("P/R/F1: pairwise over pairs labelled same or different; xl = cross-lingual pairs only; "
           "pearson/spearman: pair cosine vs -Overall over all scored pairs; "
-          "clusters: stories of 2+ articles; secs: clustering time; rss: process peak so far")
+          "clusters: stories of 2+ articles; secs: clustering time; rss: highest RSS while the method ran, "
+          "+rss: its growth over the RSS before it")
+    print(f"process peak RSS (ru_maxrss): {peak_rss_mb():.0f} MiB")
     return 0
 
 

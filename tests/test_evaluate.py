@@ -22,6 +22,7 @@ from storyclust.evaluate import (
     evaluate_labels,
     evaluate_semeval,
     format_report,
+    pipeline_language_means,
     labels_to_story_of,
     load_gold_jsonl,
     load_pred_stories,
@@ -310,6 +311,20 @@ def test_evaluate_semeval_with_given_embeddings():
     assert dev["all"]["pairs"] + check["all"]["pairs"] == 6
     with pytest.raises(ValueError, match="7 embeddings for 8 articles"):
         evaluate_semeval(csv, embeddings=vectors[:7])
+
+
+def test_clustering_space_with_carried_language_means():
+    from storyclust.cluster import StoryClusterer
+
+    data = load_semeval(str(FIXTURES / "tiny_semeval.csv"))
+    vectors = _tiny_semeval_embeddings([a.id for a in data.articles])
+    langs = [a.lang for a in data.articles]
+    rng = np.random.default_rng(5)
+    means = {lang: (rng.standard_normal(16) * 4.0, 4) for lang in ("en", "fr", "de", "*")}
+    space = clustering_space(data.articles, vectors, None, means)
+    assert np.allclose(space, StoryClusterer(language_means=means).fit(vectors, langs).neutral_)
+    assert not np.allclose(space, clustering_space(data.articles, vectors))  # the carried means matter
+    assert pipeline_language_means(None) is None  # no embedder: the batch's own means
 
 
 @pytest.mark.skipif(not SEMEVAL_DEV.exists(), reason="shared SemEval dev file not present")

@@ -74,9 +74,10 @@ CORPUS = [
      "projetant une colonne de cendres à huit kilomètres d'altitude. Les autorités ont évacué des milliers "
      "d'habitants et relevé l'alerte au niveau maximal. Plusieurs vols vers Bali ont été annulés."),
     (1, "volcano", "volcano-id-1", "id", "Gunung Lewotobi Laki-laki meletus, ribuan warga Flores Timur mengungsi",
-     "Gunung Lewotobi Laki-laki di Flores Timur, Nusa Tenggara Timur, meletus dengan tinggi kolom abu mencapai "
-     "delapan kilometer. Badan Geologi menaikkan status menjadi Awas dan ribuan warga dievakuasi ke posko "
-     "pengungsian. Sejumlah penerbangan ke Bali dibatalkan akibat abu vulkanik."),
+     "Gunung Lewotobi Laki-laki di Pulau Flores, Indonesia, meletus pada hari Jumat dan memuntahkan kolom abu "
+     "setinggi delapan kilometer. Badan Geologi menaikkan status gunung api ke level tertinggi dan ribuan warga "
+     "desa dalam radius tujuh kilometer dari kawah dievakuasi. Sejumlah penerbangan internasional ke Bali "
+     "dibatalkan akibat abu vulkanik."),
     (0, "ecb", "ecb-fr-1", "fr", "La BCE abaisse ses taux d'un quart de point",
      "La Banque centrale européenne a réduit jeudi son taux de dépôt de 25 points de base, à 2,5 %, en raison "
      "du ralentissement de l'inflation dans la zone euro. Christine Lagarde a indiqué que les prochaines "
@@ -99,9 +100,9 @@ CORPUS = [
      "The city library will open on Sundays from next month, with longer hours for students during the exam "
      "period, the council announced on Tuesday."),
     (2, "volcano", "volcano-es-1", "es", "Indonesia: el volcán Lewotobi sigue en erupción en la isla de Flores",
-     "El volcán Lewotobi Laki-laki, en la isla indonesia de Flores, registró nuevas erupciones y mantiene la "
-     "alerta máxima. Miles de evacuados permanecen en refugios y los vuelos a Bali siguen afectados por la "
-     "ceniza."),
+     "El volcán Lewotobi Laki-laki, en la isla indonesia de Flores, volvió a entrar en erupción y lanzó una "
+     "columna de ceniza de ocho kilómetros. Las autoridades mantienen la alerta máxima, miles de habitantes "
+     "evacuados siguen en refugios y varios vuelos a Bali fueron cancelados por la ceniza volcánica."),
     (2, "cyclone", "cyclone-id-1", "id", "Siklon Chido hantam Mozambik, puluhan ribu warga mengungsi",
      "Siklon Chido menerjang Mozambik utara dengan kecepatan angin hingga 200 km per jam, merusak ribuan rumah "
      "dan memaksa puluhan ribu warga di provinsi Cabo Delgado mengungsi. Lembaga bantuan memperingatkan wabah "
@@ -342,50 +343,69 @@ def pick(night: int, *ids: str) -> list[Article]:
 
 
 def test_story_that_drifted_splits_with_split_from(tmp_path, embedder):
-    """Forced to take every new article (assign_threshold -1), the volcano story splits the strays off."""
+    """Forced to take every new article (assign_threshold -1), stories split the strays off again."""
     from storyclust.cluster import ClusterOptions
 
     path = tmp_path / "state.db"
     with open_store(path) as store:
-        update_stories(store, pick(0, "volcano-en-1", "volcano-en-2"), embedder, now=NIGHTS[0])
-        volcano = story_of(snapshot(path), "volcano-en-1")
+        run_night(store, 0, embedder)
+        before = snapshot(path)
+        volcano, ecb = story_of(before, "volcano-en-1"), story_of(before, "ecb-en-1")
         result = update_stories(store, night_articles(1), embedder, now=NIGHTS[1],
                                 options=ClusterOptions(assign_threshold=-1.0))
     snap = snapshot(path)
     assert story_of(snap, "volcano-fr-1") == volcano and story_of(snap, "volcano-id-1") == volcano
-    scooter, cyclone = story_of(snap, "scooter-de-1"), story_of(snap, "cyclone-en-1")
-    assert story_of(snap, "scooter-fr-1") == scooter and story_of(snap, "cyclone-es-1") == cyclone
-    assert len({volcano, scooter, cyclone}) == 3
-    reported = {s.story_id: s for s in result.stories}
-    for part in (scooter, cyclone):
-        assert reported[part].split_from == volcano and reported[part].status == "new"
-        assert snap["stories"][part][4] == volcano  # split_from is stored
-    assert reported[volcano].status == "updated"
-    assert {"volcano-fr-1", "volcano-id-1"} <= set(reported[volcano].added)
-    assert not {"scooter-de-1", "cyclone-en-1"} & set(reported[volcano].added)
+    splits = [s for s in result.stories if s.split_from]
+    assert splits, "no story split off"
+    for part in splits:
+        assert part.status == "new" and part.split_from in (volcano, ecb) and part.size >= 2
+        assert len({GOLD[a] for a in part.added}) == 1  # a clean group of one gold story
+        assert set(part.added) == {m.article.id for m in part.members}
+        assert snap["stories"][part.story_id][4] == part.split_from  # split_from is stored
+        parent = next(s for s in result.stories if s.story_id == part.split_from)
+        assert parent.status == "updated" and not set(part.added) & set(parent.added)
+    # the parents keep their own articles
+    assert {story_of(snap, a) for a in ("volcano-en-1", "volcano-en-2")} == {volcano}
+    assert {story_of(snap, a) for a in ("ecb-en-1", "ecb-fr-1")} == {ecb}
+
+
+FOLLOW_UP = Article(
+    id="volcano-en-3", lang="en", title="Flights to Bali resume as Lewotobi ash cloud drifts away",
+    text="Airlines resumed flights to Bali on Monday after the ash cloud from the Lewotobi Laki-laki volcano on "
+         "Flores drifted away. The volcano remains at the highest alert level and thousands of evacuated "
+         "residents are still in shelters.",
+    published=NIGHTS[1] + timedelta(hours=14),
+)
 
 
 def test_stories_kept_apart_merge_later_with_merged_into(tmp_path, embedder):
-    """Two stories about one event (kept apart on night 2) merge on night 3: the younger into the older."""
+    """Two stories about one event (kept apart on night 2) merge on night 3: the younger into the older.
+
+    The default merge rule is the clusterer's own: mean member cosine >= 1 - max_distance.
+    """
+    from dataclasses import replace
+
     from storyclust.cluster import ClusterOptions
 
     path = tmp_path / "state.db"
     apart = ClusterOptions(assign_threshold=1.01)
+    night2 = pick(1, "volcano-fr-1") + [replace(a, published=NIGHTS[1] - timedelta(hours=3))
+                                        for a in pick(2, "volcano-es-1")]
     with open_store(path) as store:
-        update_stories(store, pick(0, "volcano-en-1", "volcano-en-2"), embedder, now=NIGHTS[0])
-        update_stories(store, pick(1, "volcano-fr-1", "volcano-id-1"), embedder, now=NIGHTS[1],
-                       options=apart, merge_threshold=1.01)
+        run_night(store, 0, embedder)
+        update_stories(store, night2, embedder, now=NIGHTS[1], options=apart, merge_threshold=1.01)
         snap = snapshot(path)
         older, younger = story_of(snap, "volcano-en-1"), story_of(snap, "volcano-fr-1")
-        assert older != younger and story_of(snap, "volcano-id-1") == younger
-        result = update_stories(store, pick(2, "volcano-es-1"), embedder, now=NIGHTS[2], merge_threshold=0.5)
+        assert older != younger and story_of(snap, "volcano-es-1") == younger
+        result = update_stories(store, [FOLLOW_UP], embedder, now=NIGHTS[1] + timedelta(days=1))
     snap = snapshot(path)
-    assert {story_of(snap, a) for a in GOLD if GOLD[a] == "volcano"} == {older}
+    volcano = ("volcano-en-1", "volcano-en-2", "volcano-fr-1", "volcano-es-1", "volcano-en-3")
+    assert {story_of(snap, a) for a in volcano} == {older}
     reported = {s.story_id: s for s in result.stories}
     assert reported[younger].status == "closed" and reported[younger].merged_into == older
-    assert {m.article.id for m in reported[younger].members} == {"volcano-fr-1", "volcano-id-1"}
+    assert {m.article.id for m in reported[younger].members} == {"volcano-fr-1", "volcano-es-1"}
     assert reported[older].status == "updated"
-    assert set(reported[older].added) == {"volcano-fr-1", "volcano-id-1", "volcano-es-1"}
+    assert set(reported[older].added) == {"volcano-fr-1", "volcano-es-1", "volcano-en-3"}
     assert snap["stories"][younger][:4] == ("merged", 0, 0, older)
 
 
@@ -403,7 +423,7 @@ RUN_SCRIPT = textwrap.dedent(
     night, batch = int(sys.argv[2]), int(sys.argv[3])
     with open_store(sys.argv[1]) as store:
         try:
-            update_stories(store, night_articles(night), load_embedder(), now=NIGHTS[night],
+            update_stories(store, night_articles(night), load_embedder, now=NIGHTS[night],
                            batch_size=batch, wait=sys.argv[4] == "wait")
         except StateLocked:
             sys.exit(75)

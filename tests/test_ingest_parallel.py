@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,3 +123,27 @@ def test_slow_consumer_does_not_get_workers_killed(tmp_path: Path) -> None:
             time.sleep(2.8)  # longer than the 2 * 0.2 + 2 s silence limit
         items.append(item)
     assert all(isinstance(i, Article) for i in items) and len(items) == 6
+
+
+SCRIPT_WITHOUT_MAIN_GUARD = """\
+import json, sys
+from storyclust.ingest import IngestOptions, ingest_paths
+
+items = list(ingest_paths([sys.argv[1]], IngestOptions(jobs=2)))
+print(json.dumps([[type(item).__name__, getattr(item, "reason", None)] for item in items]))
+"""
+
+
+def test_script_without_main_guard_gets_real_articles_from_workers(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for k in range(4):
+        (corpus / f"{k}.html").write_text(_html(*TOPICS[k], k))
+    script = tmp_path / "plain_script.py"
+    script.write_text(SCRIPT_WITHOUT_MAIN_GUARD)
+    done = subprocess.run(
+        [sys.executable, str(script), str(corpus)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [["Article", None]] * 4
+    assert "Safe importing of main module" not in done.stderr

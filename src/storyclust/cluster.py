@@ -32,7 +32,9 @@ group larger than ``max_group`` is split by a stricter threshold first).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping, Optional, Sequence
@@ -53,8 +55,9 @@ class ClusterOptions:
     """Parameters of :class:`StoryClusterer`; the defaults were chosen on labelled dev data."""
 
     method: str = "average"  # "average" or "hdbscan" (see module docstring)
-    max_distance: float = 0.55  # cosine distance in the neutral space that still makes one story
+    max_distance: float = 0.56  # cosine distance in the neutral space that still makes one story
     language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
+    reference_weight: float = 8.0  # pseudo-articles per language given to the shipped reference means
     neutralize: bool = True  # subtract per-language means (off: raw model space)
     time_window_days: Optional[float] = 7.0  # articles further apart in time never share a story
     neighbors: int = 30  # candidate neighbours per article
@@ -369,6 +372,8 @@ def cluster_articles(
     article whose ``duplicate_of`` names another article of the batch) are not
     embedded or clustered on their own: they follow their first copy into its story.
     """
+    if language_means is None and embedder is not None and (options or ClusterOptions()).neutralize:
+        language_means = reference_language_means(embedder, weight=(options or ClusterOptions()).reference_weight)
     roots = _first_copies(articles)
     primary = [i for i, a in enumerate(articles) if roots[i] == a.id]
     firsts = [articles[i] for i in primary]
@@ -394,6 +399,43 @@ def cluster_articles(
         Z = np.concatenate([Z, Z[rows]])
         labels = np.concatenate([labels, labels[rows]])
     return build_stories(firsts, Z, labels)
+
+
+def reference_language_means(embedder, *, weight: float = 8.0, cache_dir=None) -> LanguageMeans:
+    """Per-language mean vectors of the shipped calibration corpus, as ``weight`` pseudo-articles each.
+
+    The corpus (``calibration.jsonl``: a dozen short texts on unrelated topics in each of
+    16+ languages, written for storyclust) gives every language's offset in the model's
+    space without depending on the batch, so that a batch of two articles is neutralised
+    as well as one of two thousand. Embeddings are cached per model under the cache
+    directory; the first call for a model embeds the corpus (a few seconds).
+    """
+    from importlib import resources
+
+    from .embed.cache import cache_root
+
+    corpus = resources.files("storyclust").joinpath("calibration.jsonl").read_bytes()
+    key = hashlib.sha1(embedder.model_id.encode("utf-8") + b"\0" + corpus).hexdigest()[:16]
+    path = cache_root(cache_dir) / "reference" / f"{key}.npz"
+    records = [json.loads(line) for line in corpus.decode("utf-8").splitlines() if line.strip()]
+    langs = np.array([r["lang"] for r in records])
+    try:
+        X = np.load(path)["X"]
+    except (OSError, KeyError, ValueError):
+        X = embedder.encode([r["text"] for r in records])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, X=X)
+        os.replace(tmp, path)
+    if len(X) != len(langs):
+        raise ValueError(f"stale reference cache {path}: delete it")
+    means: LanguageMeans = {}
+    for lang in np.unique(langs):
+        mean = X[langs == lang].astype(np.float64).mean(axis=0)
+        means[str(lang)] = (mean * weight, weight)
+    per_lang = np.stack([m[0] / weight for m in means.values()])
+    means[_GLOBAL] = (per_lang.mean(axis=0) * weight * len(per_lang), weight * len(per_lang))
+    return means
 
 
 def _first_copies(articles: Sequence[Article]) -> list[str]:

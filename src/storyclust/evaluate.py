@@ -44,7 +44,7 @@ from .output import iter_jsonl, record_to_article
 from .types import Article, Story
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .cluster import ClusterOptions
+    from .cluster import ClusterOptions, LanguageMeans
     from .embed import Embedder
 
 log = logging.getLogger(__name__)
@@ -404,16 +404,32 @@ class CosineLookup:
         return float(self._unit[self._row[a]] @ self._unit[self._row[b]])
 
 
+def pipeline_language_means(embedder: Optional["Embedder"],
+                            cluster_options: Optional["ClusterOptions"] = None) -> Optional["LanguageMeans"]:
+    """The language means ``cluster_articles(articles, embedder, options=cluster_options)`` starts from.
+
+    The shipped reference means of ``embedder``'s model when there is an
+    embedder and neutralisation is on; None (the batch's own means) otherwise.
+    """
+    from .cluster import ClusterOptions, reference_language_means
+
+    options = cluster_options or ClusterOptions()
+    if embedder is None or not options.neutralize:
+        return None
+    return reference_language_means(embedder, weight=options.reference_weight)
+
+
 def clustering_space(articles: Sequence[Article], embeddings: np.ndarray,
-                     cluster_options: Optional["ClusterOptions"] = None) -> np.ndarray:
+                     cluster_options: Optional["ClusterOptions"] = None,
+                     language_means: Optional["LanguageMeans"] = None) -> np.ndarray:
     """The unit vectors the clusterer compares: its language-neutral space for these articles.
 
-    Same as ``StoryClusterer(cluster_options).fit(embeddings, langs).neutral_``
-    without the clustering: the per-language means are those of ``articles``.
+    Same as ``StoryClusterer(cluster_options, language_means=language_means).fit(embeddings, langs).neutral_``
+    without the clustering.
     """
     from .cluster import StoryClusterer
 
-    clusterer = StoryClusterer(cluster_options)
+    clusterer = StoryClusterer(cluster_options, language_means=language_means)
     langs = [a.lang for a in articles]
     clusterer.update_language_means(embeddings, langs)
     return clusterer.neutralize(embeddings, langs)
@@ -427,11 +443,13 @@ def evaluate_semeval(csv_path: str, embedder: Optional["Embedder"] = None, *,
 
     Embeds the articles with :func:`storyclust.embed.embed_articles` (with
     ``embedder``, or the default one) unless ``embeddings`` (rows aligned with
-    ``load_semeval(csv_path).articles``) are given, clusters them all with
-    :func:`storyclust.cluster.cluster_articles`, and scores the pairs of
-    ``split`` (see :func:`select_split`) with :func:`score_semeval_pairs`,
-    using the cosine in the clustering space as the pair similarity.
-    The result also carries ``articles``, ``stories``, ``split`` and ``csv``.
+    ``load_semeval(csv_path).articles``) are given, clusters them all as
+    :func:`storyclust.cluster.cluster_articles` does with that embedder (with
+    ``embeddings`` and no ``embedder``: without the model's reference language
+    means), and scores the pairs of ``split`` (see :func:`select_split`) with
+    :func:`score_semeval_pairs`, using the cosine in the clustering space as
+    the pair similarity. The result also carries ``articles``, ``stories``,
+    ``split`` and ``csv``.
     """
     from .cluster import cluster_articles
 
@@ -439,12 +457,14 @@ def evaluate_semeval(csv_path: str, embedder: Optional["Embedder"] = None, *,
     if embeddings is None:
         from .embed import embed_articles, load_embedder
 
-        embeddings = embed_articles(data.articles, embedder if embedder is not None else load_embedder())
+        embedder = embedder if embedder is not None else load_embedder()
+        embeddings = embed_articles(data.articles, embedder)
     embeddings = np.asarray(embeddings)
     if len(embeddings) != len(data.articles):
         raise ValueError(f"{len(embeddings)} embeddings for {len(data.articles)} articles")
-    stories = cluster_articles(data.articles, embeddings=embeddings, options=cluster_options)
-    space = clustering_space(data.articles, embeddings, cluster_options)
+    means = pipeline_language_means(embedder, cluster_options)
+    stories = cluster_articles(data.articles, embeddings=embeddings, options=cluster_options, language_means=means)
+    space = clustering_space(data.articles, embeddings, cluster_options, means)
     similarity = CosineLookup([a.id for a in data.articles], space)
     scores = score_semeval_pairs(select_split(data.pairs, split), stories_to_story_of(stories), similarity)
     return {"csv": str(csv_path), "split": split or "all", "articles": len(data.articles),

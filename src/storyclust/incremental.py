@@ -14,17 +14,23 @@
 3. **Assign** (one transaction): pending vectors are made language-neutral with
    the running per-language means kept in the store; each joins the nearest
    open, non-singleton story whose time span (widened by ``story_window``)
-   covers the article's date if the cosine to its centroid reaches
-   ``ClusterOptions.assign_threshold``. The rest are clustered together with
+   covers the article's date if its mean cosine to the story's members
+   reaches ``ClusterOptions.assign_threshold`` (the batch clusterer's
+   average-linkage criterion; cheap, as stories keep the sum of their
+   members' vectors). The rest are clustered together with
    the open singleton stories by :class:`~storyclust.cluster.StoryClusterer`;
    a cluster that holds one old singleton grows it (the story keeps its ID),
    one that holds several grows the oldest and the others are marked
    ``merged_into`` it; a cluster of new articles only becomes a new story
-   (or joins an open story when the cluster's centroid is close enough), and
+   (or joins an older open story when the mean cosine between the two sets of
+   members reaches ``assign_threshold``), and
    leftover noise becomes new singleton stories. Two open stories whose
-   centroids end up closer than ``merge_threshold`` are merged (the younger
-   into the older). Finally stories whose last article is older than
-   ``now - story_window`` are closed and take no new articles.
+   members are on average as similar as ``merge_threshold`` (by default the
+   clusterer's own average-linkage criterion) merge, the younger into the
+   older, which is reported with ``merged_into``; a story that grew this run
+   is re-clustered and a clearly separate group of its articles splits off
+   into a new story with ``split_from``. Finally stories whose last article
+   is older than ``now - story_window`` are closed and take no new articles.
 
 Because everything after the embeddings is one transaction that only reads
 pending articles, a run killed at any point is finished by the next run with
@@ -56,9 +62,6 @@ logger = logging.getLogger(__name__)
 
 #: Default time after which a story with no new article closes.
 DEFAULT_STORY_WINDOW = timedelta(days=3)
-
-#: Default cosine between two open stories' centroids above which they merge.
-DEFAULT_MERGE_THRESHOLD = 0.9
 
 #: Smallest group of articles that may split off a story (and half the smallest story checked for splits).
 MIN_SPLIT = 2
@@ -175,7 +178,7 @@ def update_stories(
     options: Optional["ClusterOptions"] = None,
     now: Optional[datetime] = None,
     story_window: timedelta = DEFAULT_STORY_WINDOW,
-    merge_threshold: float = DEFAULT_MERGE_THRESHOLD,
+    merge_threshold: Optional[float] = None,
     include_all: bool = False,
     wait: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -194,6 +197,8 @@ def update_stories(
     Holds the store's run lock for the whole run (``wait=False`` raises
     :class:`~storyclust.store.StateLocked` instead of waiting) and returns the
     stories that changed (every open story as well with ``include_all``).
+    ``merge_threshold`` is the mean cosine between the members of two open
+    stories at which they merge (default ``1 - options.max_distance``).
     Raises :class:`~storyclust.store.StateError` when the state was built with
     another embedding model.
     """
@@ -213,6 +218,8 @@ def update_stories(
             model = load()
             model_id = _check_model(store, model.model_id)
             embedded = _embed_pending(store, pending, model, batch_size, progress)
+        if merge_threshold is None:
+            merge_threshold = 1.0 - options.max_distance
         with store.transaction():
             assignment = _Assignment(store, run_id, now, story_window, options, merge_threshold, model_id)
             assigned = assignment.place(pending) if pending else 0
@@ -416,13 +423,16 @@ class _Assignment:
                 if w.state == "open" and not w.singleton and w.covers(date, self.window)]
 
     def _join_nearest(self, pending: Sequence[StoredArticle], Z: np.ndarray) -> list[int]:
-        """Join each article to its nearest eligible story centroid (fixed for the batch); return the rest."""
+        """Join each article to the eligible story it is most similar to; return the rest.
+
+        Similarity to a story is the mean cosine to its members (``z . sum / n``, the
+        average-linkage criterion of the batch clusterer), frozen for the whole batch.
+        """
         rest: list[int] = []
         candidates = [w for w in self.works.values() if w.state == "open" and not w.singleton]
         if not candidates:
             return list(range(len(pending)))
-        centroids = np.stack([w.centroid for w in candidates])
-        sims = Z @ centroids.T
+        sims = Z @ _mean_rows(candidates).T
         choices: list[tuple[int, _Work]] = []
         for i, p in enumerate(pending):
             ok = np.array([w.covers(p.date, self.window) for w in candidates])
@@ -432,7 +442,7 @@ class _Assignment:
                 choices.append((i, candidates[j]))
             else:
                 rest.append(i)
-        for i, w in choices:  # centroids move only after every article has chosen
+        for i, w in choices:  # stories move only after every article has chosen
             self._join(w, [pending[i]], Z[[i]])
         return rest
 
@@ -477,13 +487,15 @@ class _Assignment:
             return len(news)
         if not news:
             return 0
-        centroid = _unit_rows(Z[news].sum(axis=0, keepdims=True))[0]
+        mean = Z[news].mean(axis=0)
         date = min(pending[i].date for i in news)
-        near = [w for w in self._eligible(date) if float(w.centroid @ centroid) >= self.options.assign_threshold]
+        older = [w for w in self._eligible(date) if w.story_id in before]
+        near = [(float(w.total @ mean) / w.size, w.story_id, w) for w in older]
+        near = [t for t in near if t[0] >= self.options.assign_threshold]
         if near:
-            target = max(near, key=lambda w: (float(w.centroid @ centroid), w.story_id))
+            target = max(near, key=lambda t: t[:2])[2]
             self._join(target, [pending[i] for i in news], Z[news])
-            return len(news) if target.story_id in before else 0
+            return len(news)
         self._new_story(pending, Z, news, singleton=False)
         return 0
 
@@ -536,7 +548,13 @@ class _Assignment:
         logger.info("story %s merged into %s", src.story_id, dst.story_id)
 
     def merge_close_stories(self) -> None:
-        """Merge open stories whose centroids are within ``merge_threshold`` (the younger into the older).
+        """Merge open stories whose members are, on average, as similar as ``merge_threshold`` (the younger
+        into the older).
+
+        The mean cosine between the members of two stories is the batch
+        clusterer's average-linkage criterion, so by default (``1 - max_distance``)
+        two stories merge exactly when clustering them together would have
+        made them one.
 
         Only pairs where at least one story changed this run are considered:
         unchanged stories were already compared on an earlier night.
@@ -552,8 +570,10 @@ class _Assignment:
     def _closest_pair(self, multi: list[_Work]) -> Optional[tuple[_Work, _Work]]:
         if len(multi) < 2:
             return None
-        C = np.stack([w.centroid for w in multi])
-        sims = C @ C.T
+        # mean cosine over all cross pairs = dot product of the member sums / (n_a * n_b)
+        T = np.stack([w.total for w in multi]).astype(np.float64)
+        sizes = np.array([max(w.size, 1) for w in multi], dtype=np.float64)
+        sims = (T @ T.T) / np.outer(sizes, sizes)
         best: Optional[tuple[float, int, int]] = None
         for a in range(len(multi)):
             for b in range(a + 1, len(multi)):
@@ -570,10 +590,10 @@ class _Assignment:
 
         A story that received articles and has at least ``2 * MIN_SPLIT``
         members is re-clustered; each sub-cluster of ``MIN_SPLIT`` or more
-        articles whose centroid is further than the clusterer's
-        ``max_distance`` from the part holding the story's first article
-        becomes a new story with ``split_from`` set (the original keeps its
-        ID and the rest).
+        articles whose mean cosine to the part holding the story's first
+        article is below ``1 - max_distance`` (the clusterer would not have
+        joined them) becomes a new story with ``split_from`` set (the
+        original keeps its ID and the rest).
         """
         min_sim = 1.0 - self.options.max_distance
         for w in sorted(self.works.values(), key=lambda w: w.story_id):
@@ -590,10 +610,9 @@ class _Assignment:
             if len(groups) < 2:
                 continue
             keep = int(labels[0])  # the part holding the story's first article keeps the story
-            kept = _unit_rows(Zm[groups[keep]].sum(axis=0, keepdims=True))[0]
+            kept = Zm[groups[keep]].mean(axis=0)
             for label, idx in sorted(groups.items()):
-                part = _unit_rows(Zm[idx].sum(axis=0, keepdims=True))[0]
-                if label != keep and len(idx) >= MIN_SPLIT and float(part @ kept) < min_sim:
+                if label != keep and len(idx) >= MIN_SPLIT and float(Zm[idx].mean(axis=0) @ kept) < min_sim:
                     self._split(w, [stored[order[k]] for k in idx], Zm[idx], stored)
 
     def _split(self, src: _Work, arts: list[StoredArticle], Z: np.ndarray,
@@ -647,3 +666,8 @@ def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, dates: Sequence[d
     from .cluster import StoryClusterer
 
     return StoryClusterer(replace(options, neutralize=False)).fit(Z, None, dates).labels_
+
+
+def _mean_rows(works: Sequence[_Work]) -> np.ndarray:
+    """Each story's member sum divided by its size: ``z @ row`` is z's mean cosine to the members."""
+    return np.stack([w.total / max(w.size, 1) for w in works]).astype(np.float32)

@@ -150,7 +150,7 @@ def _resolve_model(model: str | None, cache_dir: str | os.PathLike[str] | None) 
                 "(storyclust never downloads models; pass a folder or pre-fetch it)"
             )
         folder, label = snapshot, model
-    key = user_model_key(f"{folder}|{_weights_stamp(folder)}")
+    key = user_model_key(str(folder), _weights_stamp(folder))
     return _ResolvedModel(folder, label, models_dir(cache_dir) / key)
 
 
@@ -302,9 +302,32 @@ def embedding_text(article: Article, max_chars: int = 2000) -> str:
     return (cut[:space] if space >= max_chars * 4 // 5 else cut[:max_chars]).rstrip()
 
 
-def embed_articles(articles: Sequence[Article], embedder: Embedder, *, progress: bool = False) -> np.ndarray:
-    """Embeddings of :func:`embedding_text` of each article: float32 (n, dim), unit rows."""
-    return embedder.encode([embedding_text(a) for a in articles], progress=progress)
+#: Characters of title + lead embedded as a second view of each article (0: one view only).
+LEAD_CHARS = 600
+
+
+def embed_articles(articles: Sequence[Article], embedder: Embedder, *, progress: bool = False,
+                   lead_chars: int = LEAD_CHARS) -> np.ndarray:
+    """Article vectors: float32 (n, dim), unit rows.
+
+    Each article is embedded twice, as the whole :func:`embedding_text` (up to the
+    embedder's max_tokens) and as its title + lead (the first ``lead_chars``
+    characters), and the two unit vectors are averaged. The lead says what
+    happened, where and when; the body adds detail that can drift to background.
+    Measured on the SemEval dev pairs, the two views together lift pairwise F1 of
+    the story clustering by about 0.02 over the whole text alone (bench/README.md),
+    for about 1.6x the embedding time. Articles no longer than the lead get one pass.
+    """
+    full_texts = [embedding_text(a) for a in articles]
+    vectors = embedder.encode(full_texts, progress=progress)
+    if lead_chars <= 0 or not len(articles):
+        return vectors
+    leads = [embedding_text(a, max_chars=lead_chars) for a in articles]
+    longer = [i for i, (lead, full) in enumerate(zip(leads, full_texts)) if len(lead) < len(full)]
+    if longer:
+        summed = vectors[longer] + embedder.encode([leads[i] for i in longer], progress=progress)
+        vectors[longer] = summed / np.linalg.norm(summed, axis=1, keepdims=True)
+    return vectors
 
 
 __all__ = [

@@ -43,9 +43,12 @@ def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return cache_root(cache_dir) / "models"
 
 
-def user_model_key(name_or_path: str) -> str:
-    """A folder name for a user model: readable tail plus a hash of the full name/path."""
-    digest = hashlib.sha256(name_or_path.encode("utf-8")).hexdigest()[:16]
+def user_model_key(name_or_path: str, stamp: str = "") -> str:
+    """A folder name for a user model: readable tail plus a hash of the name/path and ``stamp``.
+
+    ``stamp`` describes the weights (e.g. sizes and mtimes), so changed weights get a new key.
+    """
+    digest = hashlib.sha256(f"{name_or_path}|{stamp}".encode("utf-8")).hexdigest()[:16]
     tail = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in Path(name_or_path).name)[:40]
     return f"user-{tail or 'model'}-{digest}"
 

@@ -25,9 +25,11 @@ on 200 news texts, and memory is not scarce. Per-channel lifted the mean cosine 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,21 @@ _CHECK_TEXTS = (
     "cutting power to more than a million homes and killing at least two people.",
 )
 _MIN_CHECK_COSINE = 0.999
+
+
+@contextlib.contextmanager
+def _quiet_info_logs() -> Iterator[None]:
+    """Silence INFO and below while ONNX Runtime's optimizer and quantizer run.
+
+    Both log every fused node and every tensor (hundreds of lines), partly on the root
+    logger; our own INFO line says what is being built.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def _load_sentence_transformer(folder: Path) -> Any:
@@ -117,14 +134,15 @@ def _optimize(raw: Path, out: Path, config: Any) -> None:
         return
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(
-        str(raw),
-        model_type="bert",
-        num_heads=config.num_attention_heads,
-        hidden_size=config.hidden_size,
-        use_gpu=False,
-    )
-    logger.info("ONNX fusions: %s", optimized.get_fused_operator_statistics())
+    with _quiet_info_logs():
+        optimized = optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            use_gpu=False,
+        )
+    logger.debug("ONNX fusions: %s", optimized.get_fused_operator_statistics())
     optimized.save_model_to_file(str(out))
     raw.unlink()
 
@@ -184,15 +202,16 @@ def quantize_int8(src: Path, out: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(src),
-        str(out),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul", "Attention"],
-        # shape inference cannot type the outputs of fused (com.microsoft) nodes
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _quiet_info_logs():
+        quantize_dynamic(
+            str(src),
+            str(out),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Attention"],
+            # shape inference cannot type the outputs of fused (com.microsoft) nodes
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 def read_meta(onnx_dir: Path) -> dict[str, Any]:

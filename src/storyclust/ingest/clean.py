@@ -17,12 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-__all__ = ["PlainText", "parse_plain_text", "clean_body", "clean_title", "parse_date_line", "warm_up"]
+__all__ = [
+    "PlainText",
+    "parse_plain_text",
+    "clean_body",
+    "clean_title",
+    "parse_date_line",
+    "numeric_date_order",
+    "warm_up",
+]
 
 #: Lines longer than this are never junk or bylines (except a wholly parenthesised note of <= 200).
 MAX_JUNK_CHARS = 120
 
-# Whole-line junk, compared after casefolding and stripping punctuation/symbols at both ends.
+# Whole-line junk, compared after casefolding and stripping punctuation, symbols and counts at both ends.
 _JUNK_LINES = {
     # en
     "leave a comment", "leave a reply", "post a comment", "add a comment", "comments", "comment",
@@ -31,12 +39,14 @@ _JUNK_LINES = {
     "related", "related articles", "related stories", "related news", "more stories", "see also",
     "advertisement", "sponsored", "subscribe", "subscribe now", "sign up", "sign up for our newsletter",
     "subscribe to our newsletter", "follow us", "click here", "back to top", "top stories", "most read",
+    "view comments", "show comments", "join the conversation", "share on x",
     # fr
     "laisser un commentaire", "laissez un commentaire", "commentaires", "commentaire", "réagir",
     "réagissez", "partager", "partager cet article", "partager sur facebook", "partager sur twitter",
     "lire aussi", "à lire aussi", "a lire aussi", "lire la suite", "voir aussi", "publicité",
     "abonnez-vous", "inscrivez-vous", "inscrivez-vous à notre newsletter", "recevez notre newsletter",
     "suivez-nous", "sur le même sujet", "les plus lus",
+    "commenter", "voir les commentaires", "partager sur x",
     # id
     "tulis komentar anda", "tulis komentar", "komentar", "bagikan", "bagikan artikel ini",
     "baca juga", "baca selengkapnya", "berita terkait", "artikel terkait", "ikuti kami", "simak juga",
@@ -46,20 +56,41 @@ _JUNK_LINES = {
     "compartir", "comparte", "compartir en facebook", "lee también", "lea también", "leer más",
     "ver más", "noticias relacionadas", "te puede interesar", "publicidad", "suscríbete",
     "suscríbete a nuestro boletín", "síguenos", "lo más leído",
+    "escribe un comentario", "escribe tu comentario", "comentar esta noticia", "ver comentarios",
+    "comparte esta noticia", "comparte este artículo", "compartir esta noticia", "compartir en twitter",
+    "compartir en whatsapp", "imprimir", "enviar por correo", "sigue leyendo", "seguir leyendo",
+    "también te puede interesar", "más información",
     # de
-    "kommentar schreiben", "kommentieren", "kommentare", "teilen", "artikel teilen", "mehr zum thema",
-    "lesen sie auch", "auch interessant", "weiterlesen", "anzeige", "werbung", "newsletter",
-    "newsletter abonnieren", "jetzt abonnieren", "folgen sie uns", "meistgelesen",
-    # pt / it / nl, cheap to include
-    "deixe um comentário", "leia também", "compartilhe", "lascia un commento", "leggi anche",
-    "condividi", "lees ook", "deel dit artikel",
+    "kommentar schreiben", "kommentar verfassen", "kommentar abgeben", "kommentieren", "jetzt kommentieren",
+    "artikel kommentieren", "kommentare", "kommentare anzeigen", "kommentare lesen", "diskutieren sie mit",
+    "teilen", "jetzt teilen", "artikel teilen", "beitrag teilen", "auf facebook teilen", "per e-mail teilen",
+    "artikel drucken", "drucken", "link kopieren", "artikel merken", "merken", "mehr zum thema",
+    "lesen sie auch", "auch interessant", "das könnte sie auch interessieren", "weiterlesen", "mehr lesen",
+    "anzeige", "werbung", "newsletter", "newsletter abonnieren", "jetzt abonnieren", "folgen sie uns",
+    "meistgelesen",
+    # it
+    "lascia un commento", "lascia un tuo commento", "scrivi un commento", "commenta", "commenta la notizia",
+    "commenti", "condividi", "condividi questo articolo", "condividi su facebook", "condividi su twitter",
+    "stampa", "leggi anche", "leggi di più", "continua a leggere", "potrebbe interessarti",
+    "ti potrebbe interessare", "articoli correlati", "notizie correlate", "pubblicità",
+    "iscriviti alla newsletter", "seguici",
+    # pt
+    "deixe um comentário", "deixe seu comentário", "deixe o seu comentário", "comente", "comentários",
+    "compartilhe", "compartilhar", "compartilhe esta notícia", "compartilhe este artigo", "partilhar",
+    "partilhe", "partilhe este artigo", "leia também", "leia mais", "veja também", "saiba mais",
+    "notícias relacionadas", "publicidade", "assine a newsletter", "siga-nos",
+    # nl
+    "reageer", "reageren", "reacties", "plaats een reactie", "geef je reactie", "deel", "delen",
+    "deel dit artikel", "deel via facebook", "lees ook", "lees meer", "lees verder",
+    "gerelateerde artikelen", "advertentie", "volg ons", "schrijf je in voor de nieuwsbrief",
 }
 
 # Lines that start with one of these and stay short are "read also: <other headline>" teasers.
 _JUNK_PREFIX = re.compile(
     r"^(?:read more|also read|read also|see also|related|more|lire aussi|à lire aussi|a lire aussi|"
     r"voir aussi|baca juga|simak juga|lihat juga|lee también|lea también|leer también|ver también|"
-    r"lesen sie auch|mehr zum thema|auch interessant|leia também|leggi anche|lees ook)\s*[:>»|–—-]",
+    r"lesen sie auch|mehr zum thema|auch interessant|leia também|leia mais|veja também|leggi anche|"
+    r"leggi di più|lees ook|lees meer)\s*[:>»|–—-]",
     re.IGNORECASE,
 )
 
@@ -107,7 +138,8 @@ _TITLE_PREFIX = re.compile(
     r"ANALYSE|ANÁLISIS|FACTBOX|EXPLAINER|WRAPUP|INSIGHT)(?:\s+\d+)?\s*[-–—:]\s*",
 )
 
-_EDGE_NONWORD = re.compile(r"^[\W_]+|[\W_]+$")
+# Punctuation, symbols and counts at both ends: "Kommentare (12)", "3 comments", "» Teilen".
+_EDGE_NONWORD = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 
 
 def _junk_key(line: str) -> str:
@@ -190,6 +222,11 @@ _DATE_SETTINGS = {
     "REQUIRE_PARTS": ["day", "month", "year"],
     "STRICT_PARSING": True,
 }
+# A numeric date with the year last: "05.06.2026", "03/21/2026", "5-6-2026".
+_NUMERIC_DATE = re.compile(r"(?<!\d)(\d{1,2})([./-])(\d{1,2})\2(?:19[7-9]\d|20\d\d)(?!\d)")
+#: Languages whose slash or dash dates put the month first (US English, Filipino).
+#: Dotted dates ("05.06.2026") are day-first everywhere.
+_MONTH_FIRST_LANGS = frozenset({"en", "tl", "fil"})
 #: How many leading words ("Published", "Jum'at,", "Publié le") may precede the date itself.
 _MAX_LEADING_WORDS = 3
 _MAX_DATE_LINE = 60
@@ -205,12 +242,33 @@ def _dateparser_languages(lang: Optional[str]) -> tuple[str, ...]:
     return (*langs, "en")
 
 
+def numeric_date_order(line: str, lang: Optional[str] = None) -> Optional[str]:
+    """dateparser's ``DATE_ORDER`` ("DMY" or "MDY") for the numeric date in ``line``; None without one.
+
+    Day first, as in most of the world, except with "/" or "-" in a language
+    that writes the month first (English). A reading that is impossible (a
+    month above 12) gives way to the other: "21/03/2026" is day-first even in
+    English, "03/21/2026" month-first in any language.
+    """
+    match = _NUMERIC_DATE.search(line)
+    if match is None:
+        return None
+    first, separator, second = int(match.group(1)), match.group(2), int(match.group(3))
+    month_first = separator != "." and lang in _MONTH_FIRST_LANGS
+    if month_first and first > 12 >= second:
+        month_first = False
+    elif not month_first and second > 12 >= first:
+        month_first = True
+    return "MDY" if month_first else "DMY"
+
+
 def parse_date_line(line: str, lang: Optional[str] = None) -> Optional[datetime]:
     """Parse a line that is clearly a date ("Jum'at, 19 Maret 2021 - 15:05 WIB").
 
     Only short lines with a four-digit year are tried, and day, month and year
     must all be present, so nothing is invented. Up to three leading words
-    (weekday, "Published", "Publié le"...) may precede the date. A time zone
+    (weekday, "Published", "Publié le"...) may precede the date. Numeric dates
+    are read as :func:`numeric_date_order` says ("05.06.2026" is 5 June). A time zone
     in the line ("WIB", "GMT", "+02:00") is kept as a fixed offset; naive times
     are taken as UTC.
     """
@@ -219,12 +277,14 @@ def parse_date_line(line: str, lang: Optional[str] = None) -> Optional[datetime]
         return None
     import dateparser  # slow import, needed only for plain-text wires
 
+    order = numeric_date_order(line, lang)
+    settings = {**_DATE_SETTINGS, "DATE_ORDER": order} if order else _DATE_SETTINGS
     words = line.split()
     for skip in range(min(_MAX_LEADING_WORDS, len(words) - 1) + 1):
         if skip and any(ch.isdigit() for ch in words[skip - 1]):
             break
         candidate = " ".join(words[skip:]).strip(" ,|–—-")
-        parsed = dateparser.parse(candidate, languages=list(_dateparser_languages(lang)), settings=_DATE_SETTINGS)
+        parsed = dateparser.parse(candidate, languages=list(_dateparser_languages(lang)), settings=settings)
         if parsed is not None:
             return _as_fixed_offset(parsed)
     return None
@@ -257,13 +317,45 @@ class PlainText:
 #: How many lines after the title may hold the date line.
 _DATE_LINE_WINDOW = 3
 
+# An agency dateline opening the lead: "PARIS, 12 mars 2026 (AFP) -", "MADRID, 17 mar. 2026 (AFN).-",
+# "BEIJING, 18 mars (Reuters) –", "Santiago de Chile (dpa) –". Place: capitalised words (a few
+# lowercase particles allowed); then an optional date after a comma; the agency in parentheses; a dash.
+_PLACE_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’./-]*"
+_PLACE_PARTICLE = r"(?:de|del|de la|da|do|dos|das|di|la|las|los|le|les|el|al|am|an|der|im|sur|upon|on)"
+_DATELINE = re.compile(
+    rf"^{_PLACE_WORD}(?:\s+(?:{_PLACE_WORD}|{_PLACE_PARTICLE})){{0,5}}"
+    r"(?:\s*,\s*(?P<date>[^()]{3,40}?))?"
+    r"\s*\([A-Za-z][\w&.'’ /-]{0,29}\)"
+    r"\s*\.?\s*[-–—]+\s*(?P<rest>.*)$"
+)
+
+
+def _dateline_lead(paragraphs: list[str], lang: Optional[str]) -> tuple[list[str], Optional[datetime]]:
+    """Find an agency dateline in the first paragraphs: ``(paragraphs, its date)``.
+
+    The date counts only when it has a year. A dateline standing alone on its
+    line is joined to the paragraph after it, so the lead reads as on the wire
+    ("STRASBOURG, 10 février 2026 (AFN) - Le Parlement..."); nothing is dropped.
+    """
+    for i, paragraph in enumerate(paragraphs[:_DATE_LINE_WINDOW]):
+        match = _DATELINE.match(paragraph)
+        if match is None:
+            continue
+        published = parse_date_line(match.group("date"), lang) if match.group("date") else None
+        if not match.group("rest") and i + 1 < len(paragraphs):
+            paragraphs = [*paragraphs[:i], f"{paragraph} {paragraphs[i + 1]}", *paragraphs[i + 2 :]]
+        return paragraphs, published
+    return paragraphs, None
+
 
 def parse_plain_text(text: str, lang: Optional[str] = None) -> PlainText:
     """Split a plain-text wire: first non-empty line = title, an optional date line, then body.
 
     ``lang`` (the detected language) guides date parsing. A date line is
-    removed from the body when parsed; a dateline inside the first paragraph
-    ("BEIJING, 18 mars (Reuters) –") stays in the body.
+    removed from the body when parsed. An agency dateline ("BEIJING, 18 mars
+    (Reuters) –") stays at the start of the lead paragraph (joined to it when it
+    stands on a line of its own); its date is ``published`` when no date line
+    gave one and it has a year.
     """
     lines = [line.strip() for line in text.split("\n")]
     nonempty = [i for i, line in enumerate(lines) if line]
@@ -273,9 +365,12 @@ def parse_plain_text(text: str, lang: Optional[str] = None) -> PlainText:
     title = clean_title(lines[title_at])
     published = None
     for i in nonempty[1 : 1 + _DATE_LINE_WINDOW]:
+        if _DATELINE.match(lines[i]):
+            break  # the story starts here
         published = parse_date_line(lines[i], lang)
         if published is not None:
             lines[i] = ""
             break
     body, author = clean_body("\n".join(lines[title_at + 1 :]))
-    return PlainText(title, body, published, author)
+    paragraphs, dateline_date = _dateline_lead(body.split("\n"), lang)
+    return PlainText(title, "\n".join(paragraphs), published or dateline_date, author)

@@ -9,15 +9,23 @@ A worker that stays silent for longer than ``2 * timeout + 2`` seconds (its own
 SIGALRM limit did not fire: stuck in C code, or killed by the OS) is killed and
 replaced; its file ends with a ``timeout`` (or ``parse_error``) rejection. Only
 time the parent spends waiting counts, so a slow consumer never causes a kill.
+
+Workers are started without the caller's ``__main__`` module (see
+:func:`_without_main_module`), so a plain script that calls the library without
+an ``if __name__ == "__main__":`` guard works: its top level is not run again
+in every worker.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
+import sys
 import time
+import types
 from typing import Callable, Iterator, Optional
 
 from ..types import Rejection
@@ -40,6 +48,31 @@ def read_task(path: str, options: IngestOptions) -> Iterator[Located]:
         yield from read_file(path, options)
     except Exception as exc:  # a bug on a strange input must not end a long run
         yield Located(path, Rejection(path, "parse_error", f"internal error while reading: {exc!r}"[:300]))
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Hide the caller's ``__main__`` module while worker processes are started.
+
+    For every new process, multiprocessing records where ``__main__`` came from
+    (its ``__file__``, or its ``__spec__`` name under ``python -m``) and the
+    child imports it again as ``__mp_main__`` before running its target
+    (``multiprocessing.spawn.get_preparation_data`` / ``_fixup_main_from_path``).
+    A script without a main guard would then run its own top level, start a
+    pool inside the worker and kill it ("Safe importing of main module").
+    Workers run only this package's code and receive only its objects, so they
+    are started with a bare stand-in ``__main__``. ``Process.start`` builds the
+    preparation data synchronously, so the swap lasts only that call.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = main
 
 
 def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions) -> None:
@@ -67,7 +100,8 @@ class _Worker:
     def __init__(self, ctx: multiprocessing.context.BaseContext, options: IngestOptions) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_serve, args=(child, options), name="storyclust-ingest", daemon=True)
-        self.process.start()
+        with _without_main_module():
+            self.process.start()
         child.close()
         self.task: Optional[int] = None
         self.silent = 0.0  # seconds the parent waited without a message from it
