@@ -7,18 +7,19 @@ English, French, Indonesian, German and Spanish:
   Indonesian follow-ups arrive on night 2 and a Spanish one on night 3;
 * ``ecb`` (English, German and French on night 1) goes quiet and must
   close on night 3 (its last article is more than three days old);
-* ``scooter`` is a single English report on night 1 that a German
-  follow-up turns into a story on night 2 (the French one is borderline);
+* ``scooter`` is a single English report on night 1 that German and French
+  follow-ups turn into a story on night 2;
 * ``cyclone`` starts on night 2 and continues on night 3;
 * a few unrelated one-off articles.
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -130,9 +131,12 @@ def night_articles(night: int) -> list[Article]:
 
 @pytest.fixture(scope="module")
 def embedder():
+    from storyclust.cluster import reference_language_means
     from storyclust.embed import load_embedder
 
-    return load_embedder()
+    model = load_embedder()
+    reference_language_means(model)  # warm its cache, so that counted encodes are articles only
+    return model
 
 
 class CountingLoader:
@@ -268,6 +272,18 @@ def test_each_night_reports_only_what_changed(three_nights):
             assert story_of(snaps[2], aid) != volcano, aid
 
 
+def test_three_nights_end_in_the_gold_stories(three_nights):
+    _, _, snaps = three_nights
+    final = snaps[2]["members"]
+    gold_groups = {}
+    for aid, gold in GOLD.items():
+        gold_groups.setdefault(gold or aid, set()).add(aid)
+    found = {}
+    for aid, sid in final.items():
+        found.setdefault(sid, set()).add(aid)
+    assert sorted(map(sorted, found.values())) == sorted(map(sorted, gold_groups.values()))
+
+
 def test_quiet_story_closes_and_is_reported_once(three_nights, embedder):
     path, results, snaps = three_nights
     ecb = story_of(snaps[1], "ecb-en-1")
@@ -284,9 +300,11 @@ def test_scooter_singleton_grows_and_keeps_its_id(three_nights):
     scooter = story_of(snaps[0], "scooter-en-1")
     assert snaps[0]["stories"][scooter][1] == 1  # a singleton after night 1
     assert story_of(snaps[1], "scooter-de-1") == scooter
+    assert story_of(snaps[1], "scooter-fr-1") == scooter
     assert snaps[1]["stories"][scooter][1] == 0  # not a singleton any more
     second = {s.story_id: s for s in results[1].stories}
-    assert second[scooter].status == "updated" and "scooter-de-1" in second[scooter].added
+    assert second[scooter].status == "updated"
+    assert set(second[scooter].added) == {"scooter-de-1", "scooter-fr-1"}
 
 
 def test_rerunning_a_night_changes_nothing_and_embeds_nothing(tmp_path, embedder):
@@ -409,33 +427,32 @@ def test_stories_kept_apart_merge_later_with_merged_into(tmp_path, embedder):
     assert snap["stories"][younger][:4] == ("merged", 0, 0, older)
 
 
-# --------------------------------------------------------------------------- cron safety
+# --------------------------------------------------------------------------- the real CLI, cron safety
 
-RUN_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    from datetime import datetime
-    sys.path.insert(0, {tests!r})
-    from test_incremental import night_articles, NIGHTS
-    from storyclust.embed import load_embedder
-    from storyclust.incremental import update_stories
-    from storyclust.store import open_store, StateLocked
-    night, batch = int(sys.argv[2]), int(sys.argv[3])
-    with open_store(sys.argv[1]) as store:
-        try:
-            update_stories(store, night_articles(night), load_embedder, now=NIGHTS[night],
-                           batch_size=batch, wait=sys.argv[4] == "wait")
-        except StateLocked:
-            sys.exit(75)
-    """
-).format(tests=str(Path(__file__).parent))
+CLI = [sys.executable, "-c", "from storyclust.cli import main; main()"]
 
 
-def start_run(path: Path, night: int, *, batch: int = 32, wait: bool = True) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", RUN_SCRIPT, str(path), str(night), str(batch), "wait" if wait else "no-wait"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def write_night(folder: Path, night: int) -> Path:
+    """One night's articles as plain-text wires (title, blank line, body) dated by their mtime."""
+    out = folder / f"night{night}"
+    out.mkdir(parents=True, exist_ok=True)
+    for a in night_articles(night):
+        path = out / f"{a.id}.txt"
+        path.write_text(f"{a.title}\n\n{a.text}\n", encoding="utf-8")
+        os.utime(path, (a.published.timestamp(), a.published.timestamp()))
+    return out
+
+
+def start_cli(state: Path, folder: Path, night: int, *args: str) -> subprocess.Popen:
+    """``storyclust run FOLDER --state STATE --now <night>`` in a child process."""
+    return subprocess.Popen([*CLI, "run", str(folder), "--state", str(state), "--now", NIGHTS[night].isoformat(),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, list[dict]]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode in (0, 75), err
+    return proc.returncode, [json.loads(line) for line in out.splitlines()]
 
 
 def count(path: Path, table: str) -> int:
@@ -446,53 +463,79 @@ def count(path: Path, table: str) -> int:
         db.close()
 
 
+def test_cli_nightly_runs_print_what_changed(tmp_path):
+    state = tmp_path / "state.db"
+    wires = tmp_path / "wires"
+    write_night(wires, 0)
+    code, first = finish(start_cli(state, wires, 0))
+    assert code == 0 and {r["status"] for r in first} == {"new"} and sum(r["size"] for r in first) == 7
+    write_night(wires, 1)
+    code, second = finish(start_cli(state, wires, 1))
+    by_id = {r["story_id"]: r for r in second}
+    volcano = next(r["story_id"] for r in first if "Lewotobi" in (r["headline"] or ""))
+    assert by_id[volcano]["status"] == "updated" and len(by_id[volcano]["added"]) == 2
+    assert {a["lang"] for a in by_id[volcano]["articles"]} == {"en", "fr", "id"}
+    code, again = finish(start_cli(state, wires, 1))  # nothing new: nothing printed, exit 0
+    assert code == 0 and again == []
+    code, every = finish(start_cli(state, wires, 1, "--all"))
+    assert {r["status"] for r in every} == {"unchanged"} and len(every) == count(state, "stories")
+    listed = subprocess.run([*CLI, "stories", "--state", str(state)], capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {r["story_id"] for r in records} == {r["story_id"] for r in every}
+    assert {r["status"] for r in records} == {"open"}
+
+
 def test_second_run_waits_for_the_lock_or_exits_75(tmp_path):
-    path = tmp_path / "state.db"
-    holder = open_store(path)
+    state = tmp_path / "state.db"
+    wires = write_night(tmp_path / "wires", 0)
+    holder = open_store(state)
     with holder.lock():
-        refused = start_run(path, 0, wait=False)
-        assert refused.wait(timeout=120) == 75, refused.stderr.read()
-        waiting = start_run(path, 0, wait=True)
+        refused = start_cli(state, wires, 0, "--no-wait")
+        assert finish(refused)[0] == 75
+        waiting = start_cli(state, wires, 0)
         time.sleep(3.0)
         assert waiting.poll() is None  # still blocked on the lock
-        assert count(path, "runs") == 0 and count(path, "articles") == 0
-    assert waiting.wait(timeout=300) == 0, waiting.stderr.read()
+        assert count(state, "runs") == 0 and count(state, "articles") == 0
+    assert finish(waiting)[0] == 0
     holder.close()
-    assert count(path, "articles") == 7
+    assert count(state, "articles") == 7
 
 
 def test_overlapping_runs_are_serialised(tmp_path):
-    path = tmp_path / "state.db"
-    open_store(path).close()
-    procs = [start_run(path, 0), start_run(path, 1)]
+    state = tmp_path / "state.db"
+    open_store(state).close()
+    procs = [start_cli(state, write_night(tmp_path / "a", 0), 0), start_cli(state, write_night(tmp_path / "b", 1), 1)]
     for p in procs:
-        assert p.wait(timeout=300) == 0, p.stderr.read()
-    with open_store(path) as store:
+        assert finish(p)[0] == 0
+    with open_store(state) as store:
         runs = store.runs()
     assert len(runs) == 2
     first, second = sorted(runs, key=lambda r: r.started_at)
     assert first.finished_at is not None and first.finished_at <= second.started_at
-    assert count(path, "articles") == 14 and count(path, "members") == 14
+    assert count(state, "articles") == 14 and count(state, "members") == 14
 
 
 def test_run_killed_mid_embedding_is_finished_by_the_next_run(tmp_path, embedder):
+    wires = tmp_path / "wires"
+    write_night(wires, 0)
     clean = tmp_path / "clean.db"
-    with open_store(clean) as store:
-        run_night(store, 0, embedder)
-        run_night(store, 1, embedder)
+    with open_store(clean) as store:  # the same work as the CLI, uninterrupted
+        update_from_paths(store, [wires], embedder, now=NIGHTS[0])
+        write_night(wires, 1)
+        update_from_paths(store, [wires], embedder, now=NIGHTS[1])
 
     killed = tmp_path / "killed.db"
     with open_store(killed) as store:
-        run_night(store, 0, embedder)
+        update_from_paths(store, [wires / "night0"], embedder, now=NIGHTS[0])
     embedded_before = count(killed, "embeddings")
-    proc = start_run(killed, 1, batch=1)
+    proc = start_cli(killed, wires, 1, "--batch-size", "1")
     deadline = time.monotonic() + 120
     try:
         while count(killed, "embeddings") == embedded_before:  # wait for the first committed batch
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        proc.kill()
+        proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
         if proc.poll() is None:
@@ -504,7 +547,7 @@ def test_run_killed_mid_embedding_is_finished_by_the_next_run(tmp_path, embedder
 
     with open_store(killed) as store:
         loader = CountingLoader(embedder)
-        rerun = run_night(store, 1, loader)
-    assert rerun.ingested == 0 and rerun.pending == 7
+        rerun = update_from_paths(store, [wires], loader, now=NIGHTS[1])
+    assert rerun.ingested == 0 and rerun.pending == 7 and rerun.unchanged_files == 14
     assert loader.encoded == embedded_before + 7 - mid["embeddings"]  # only what was missing
     assert snapshot(killed) == snapshot(clean)

@@ -121,6 +121,50 @@ def cluster_options(f):
     return f
 
 
+def _parse_window(ctx, param, value):
+    from .incremental import parse_window
+
+    try:
+        return parse_window(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_now(ctx, param, value):
+    from .output import parse_datetime
+
+    if value is None:
+        return None
+    now = parse_datetime(value)
+    if now is None:
+        raise click.BadParameter(f"not an ISO 8601 date: {value!r}")
+    return now
+
+
+def state_options(f):
+    """Options of nightly runs with memory (see docs: state file)."""
+    for decorator in reversed(
+        [
+            click.option("--state", "state", type=click.Path(dir_okay=False), default=None, envvar=_env("STATE"),
+                         show_envvar=True,
+                         help="SQLite state file: remember articles, embeddings and stories across runs and "
+                              "print only the stories that changed."),
+            click.option("--story-window", default="3d", show_default=True, envvar=_env("STORY_WINDOW"),
+                         show_envvar=True, callback=_parse_window,
+                         help="With --state: a story with no new article for this long closes (3d, 36h, 90m, 1w)."),
+            click.option("--now", default=None, envvar=_env("NOW"), show_envvar=True, callback=_parse_now,
+                         help="With --state: the run's date, ISO 8601 (replays and backfills) [default: now, UTC]."),
+            click.option("--all", "show_all", is_flag=True, default=False,
+                         help="With --state: print every open story, not only those that changed."),
+            click.option("--wait/--no-wait", default=True, show_default=True, envvar=_env("WAIT"), show_envvar=True,
+                         help=f"With --state: wait for another run on the same state to finish, or exit "
+                              f"{EXIT_LOCKED} at once."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
 # -- helpers ----------------------------------------------------------------------------
 
 
@@ -223,6 +267,42 @@ def _ingest(ctx, paths, ingest_args, rejects) -> tuple[list[Article], list[Rejec
     return articles, rejections, stats
 
 
+@contextlib.contextmanager
+def _state_store(path: str, wait: bool):
+    """The state store at ``path``, locked for this run; StateLocked ends the command with EXIT_LOCKED."""
+    from .store import StateError, StateLocked, open_store
+
+    try:
+        store = open_store(path)
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with store.lock(wait=wait):
+            yield store
+    except StateLocked as exc:
+        log.error("%s; exiting with %d (try again later)", exc, EXIT_LOCKED)
+        click.get_current_context().exit(EXIT_LOCKED)
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+
+def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_args, state_args, output) -> None:
+    """Add ``articles`` to the stories in ``store`` and write the stories that changed."""
+    from .incremental import update_stories
+
+    method, max_distance, time_window_days, min_size, include_text = cluster_args
+    story_window, now, show_all = state_args
+    options = ClusterOptions(method=method, max_distance=max_distance, time_window_days=time_window_days or None)
+    result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
+                            now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],
+                            progress=_show_progress(ctx), files=files)
+    shown = [s for s in result.stories if s.size >= min_size]
+    with open_output(output) as fh:
+        write_jsonl((story_to_record(s, include_text=include_text) for s in shown), fh)
+
+
 # -- commands ---------------------------------------------------------------------------
 
 
@@ -277,13 +357,21 @@ def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, m
 @output_options
 @embed_options
 @cluster_options
+@state_options
 @click.pass_context
 def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, method, max_distance,
-            time_window_days, min_size, include_text):
+            time_window_days, min_size, include_text, state, story_window, now, show_all, wait):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
 
     INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line.
     """
+    if state:
+        with _state_store(state, wait) as store:
+            articles, rejections, _ = _ingest(ctx, [input], (1, 30.0, 64.0, 1, False), rejects)
+            _update_state(ctx, store, articles, rejections, (), (model, backend, max_tokens, batch_size, cache_dir),
+                          (method, max_distance, time_window_days, min_size, include_text),
+                          (story_window, now, show_all), output)
+        ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
     articles, rejections, _ = _ingest(ctx, [input], (1, 30.0, 64.0, 1, False), rejects)
     _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
                        (method, max_distance, time_window_days, min_size, include_text), output)
@@ -296,15 +384,56 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
 @ingest_options
 @embed_options
 @cluster_options
+@state_options
 @click.pass_context
 def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe, model, backend,
-        max_tokens, batch_size, cache_dir, method, max_distance, time_window_days, min_size, include_text):
+        max_tokens, batch_size, cache_dir, method, max_distance, time_window_days, min_size, include_text, state,
+        story_window, now, show_all, wait):
     """Ingest PATHS and cluster them into stories in one go (ingest + cluster)."""
     paths = _collect_paths(paths, from_list)
+    if state:
+        from .incremental import files_to_read
+
+        with _state_store(state, wait) as store:
+            to_read, files, _ = files_to_read(store, paths)
+            articles, rejections, _ = _ingest(ctx, to_read, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
+            _update_state(ctx, store, articles, rejections, files,
+                          (model, backend, max_tokens, batch_size, cache_dir),
+                          (method, max_distance, time_window_days, min_size, include_text),
+                          (story_window, now, show_all), output)
+        ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
     articles, rejections, _ = _ingest(ctx, paths, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
     _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
                        (method, max_distance, time_window_days, min_size, include_text), output)
     ctx.exit(_exit_code(len(articles), rejections))
+
+
+@cli.command()
+@click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True, envvar=_env("STATE"),
+              show_envvar=True, help="SQLite state file written by `run --state` or `cluster --state`.")
+@click.option("--closed", is_flag=True, help="Also print the stories that have closed.")
+@click.option("-o", "--output", default="-", show_default=True, envvar=_env("OUTPUT"), show_envvar=True,
+              type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout.")
+@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True, envvar=_env("MIN_SIZE"),
+              show_envvar=True, help="Hide stories with fewer articles.")
+@click.option("--include-text/--no-include-text", default=False, show_default=True, envvar=_env("INCLUDE_TEXT"),
+              show_envvar=True, help="Include each article's text in the story records.")
+def stories(state, closed, output, min_size, include_text):
+    """Print the stories kept in a state file (open ones; --closed for all), without ingesting anything.
+
+    Each record's status is the story's state: open or closed.
+    """
+    from .incremental import current_stories
+    from .store import StateError, open_store
+
+    try:
+        with open_store(state) as store:
+            found = [s for s in current_stories(store, include_closed=closed) if s.size >= min_size]
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with open_output(output) as fh:
+        write_jsonl((story_to_record(s, include_text=include_text) for s in found), fh)
+    log.info("stories: %d %s stories in %s", len(found), "open and closed" if closed else "open", state)
 
 
 @cli.command("eval")

@@ -214,15 +214,17 @@ def update_stories(
         pending = store.pending_articles()
         model_id = store.get_setting("model_id")
         embedded = 0
+        means: dict[str, tuple[np.ndarray, int]] = {}
         if pending:
             model = load()
             model_id = _check_model(store, model.model_id)
             embedded = _embed_pending(store, pending, model, batch_size, progress)
+            means = _initial_means(store, model, options)
         if merge_threshold is None:
             merge_threshold = 1.0 - options.max_distance
         with store.transaction():
             assignment = _Assignment(store, run_id, now, story_window, options, merge_threshold, model_id)
-            assigned = assignment.place(pending) if pending else 0
+            assigned = assignment.place(pending, means) if pending else 0
             assignment.merge_close_stories()
             assignment.split_drifted_stories()
             assignment.close_quiet_stories()
@@ -281,21 +283,36 @@ def update_from_paths(
     from .ingest import ingest_paths
 
     with store.lock(wait=wait):
-        stamps = file_stamps(paths)
-        unchanged = store.unchanged_files(stamps)
-        fresh = [s for s in stamps if s.path not in unchanged]
-        to_read = [s.path for s in fresh] + [os.fspath(p) for p in paths if os.fspath(p) == "-"]
+        to_read, fresh, unchanged = files_to_read(store, paths)
         items = ingest_paths(to_read, ingest_options, stats=stats, progress=progress) if to_read else iter(())
         result = update_stories(store, items, embedder, files=fresh, wait=wait, progress=progress,
                                 **kwargs)  # type: ignore[arg-type]
-    logger.info("%d input files unchanged since they were last read", len(unchanged))
-    return replace(result, unchanged_files=len(unchanged))
+    return replace(result, unchanged_files=unchanged)
+
+
+def files_to_read(store: StateStore, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[FileStamp], int]:
+    """``(paths to ingest, their stamps, how many files are unchanged)`` for the files under ``paths``.
+
+    A file is left out when its size and mtime are what they were when a
+    previous run read it; ``-`` (stdin) is always read. Pass the stamps to
+    :func:`update_stories` (``files=``) so they are recorded with the articles.
+    """
+    stamps = file_stamps(paths)
+    unchanged = store.unchanged_files(stamps)
+    fresh = [s for s in stamps if s.path not in unchanged]
+    to_read = [s.path for s in fresh] + [os.fspath(p) for p in paths if os.fspath(p) == "-"]
+    if unchanged:
+        logger.info("%d input files unchanged since they were last read", len(unchanged))
+    return to_read, fresh, len(unchanged)
 
 
 def current_stories(store: StateStore, *, include_closed: bool = False) -> list[Story]:
-    """The stories in the store, without ingesting anything: open ones (and closed ones if asked)."""
+    """The stories in the store, without ingesting anything: open ones (and closed ones if asked).
+
+    Each story's ``status`` is its state in the store, ``open`` or ``closed``.
+    """
     states = ("open", "closed") if include_closed else ("open",)
-    return [store.load_story(s) for state in states for s in store.stories(status=state)]
+    return [store.load_story(s, status=state) for state in states for s in store.stories(status=state)]
 
 
 def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:
@@ -344,6 +361,22 @@ def _ingest(store: StateStore, items: Iterable[Article | Rejection], now: dateti
         added = store.add_articles(rows, run_id)
         store.record_files(files, run_id)
     return run_id, added, seen - added, rejected
+
+
+def _initial_means(store: StateStore, embedder: "Embedder",
+                   options: "ClusterOptions") -> dict[str, tuple[np.ndarray, int]]:
+    """The state's running language sums; on the first night, the clusterer's reference means.
+
+    Seeding with the reference means (a calibration corpus shipped with
+    storyclust, as a few pseudo-articles per language) keeps a first night of
+    a handful of articles from being neutralised by its own tiny mean.
+    """
+    from .cluster import reference_language_means
+
+    means = store.language_means(embedder.model_id)
+    if not means and options.neutralize:
+        means = reference_language_means(embedder, weight=options.reference_weight)
+    return means
 
 
 def _embed_pending(store: StateStore, pending: Sequence[StoredArticle], embedder: "Embedder",
@@ -400,14 +433,18 @@ class _Assignment:
 
     # -- placing pending articles -----------------------------------------
 
-    def place(self, pending: Sequence[StoredArticle]) -> int:
-        """Put every pending article into a story; returns how many joined a story that existed before."""
+    def place(self, pending: Sequence[StoredArticle], means: dict[str, tuple[np.ndarray, int]]) -> int:
+        """Put every pending article into a story; returns how many joined a story that existed before.
+
+        ``means`` are the running per-language sums before this run; they are
+        updated with tonight's articles and stored.
+        """
         from .cluster import StoryClusterer
 
         assert self.model_id is not None
         X = self.store.get_embeddings(self.model_id, [p.text_key for p in pending])
         langs = [p.article.lang for p in pending]
-        clusterer = StoryClusterer(self.options, language_means=self.store.language_means(self.model_id))
+        clusterer = StoryClusterer(self.options, language_means=means)
         clusterer.update_language_means(X, langs)
         self.store.set_language_means(self.model_id, clusterer.language_means_)
         Z = _unit_rows(clusterer.neutralize(X, langs))

@@ -274,7 +274,7 @@ def load_embedder(
 
     try:
         embedder = make(chosen)
-    except (RuntimeError, ValueError, OSError) as err:  # e.g. a user model the exporter cannot handle
+    except (ImportError, RuntimeError, ValueError, OSError) as err:  # e.g. a model the exporter cannot handle
         if backend != "auto" or chosen == "torch":
             raise
         logger.warning("%s backend unavailable for %s (%s); using torch", chosen, resolved.label, err)

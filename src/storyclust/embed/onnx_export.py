@@ -55,14 +55,15 @@ _MIN_CHECK_COSINE = 0.999
 
 
 @contextlib.contextmanager
-def _quiet_info_logs() -> Iterator[None]:
-    """Silence INFO and below while ONNX Runtime's optimizer and quantizer run.
+def _quiet_onnxruntime_logs() -> Iterator[None]:
+    """Silence WARNING and below while ONNX Runtime's optimizer and quantizer run.
 
-    Both log every fused node and every tensor (hundreds of lines), partly on the root
-    logger; our own INFO line says what is being built.
+    Both log every fused node and every tensor (hundreds of lines, partly on the root
+    logger) and warn about pre-processing we deliberately skip; failures still raise, and
+    our own INFO line says what is being built.
     """
     previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
+    logging.disable(logging.WARNING)
     try:
         yield
     finally:
@@ -134,7 +135,7 @@ def _optimize(raw: Path, out: Path, config: Any) -> None:
         return
     from onnxruntime.transformers.optimizer import optimize_model
 
-    with _quiet_info_logs():
+    with _quiet_onnxruntime_logs():
         optimized = optimize_model(
             str(raw),
             model_type="bert",
@@ -142,8 +143,9 @@ def _optimize(raw: Path, out: Path, config: Any) -> None:
             hidden_size=config.hidden_size,
             use_gpu=False,
         )
-    logger.debug("ONNX fusions: %s", optimized.get_fused_operator_statistics())
-    optimized.save_model_to_file(str(out))
+        fused = optimized.get_fused_operator_statistics()
+        optimized.save_model_to_file(str(out))
+    logger.debug("ONNX fusions: %s", fused)
     raw.unlink()
 
 
@@ -202,7 +204,7 @@ def quantize_int8(src: Path, out: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _quiet_info_logs():
+    with _quiet_onnxruntime_logs():
         quantize_dynamic(
             str(src),
             str(out),
