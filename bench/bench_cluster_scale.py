@@ -76,7 +76,7 @@ def synthesize(X: np.ndarray, langs: list[str], n: int, days: float, seed: int =
     row = 0
     for s, size in enumerate(sizes):
         base = rng.integers(len(X))
-        centre = X[base] - means[langs[base]] + rng.normal(0, 0.35 / np.sqrt(d), d)
+        centre = X[base] - means[langs[base]] + rng.normal(0, 0.6 / np.sqrt(d), d)
         day = rng.uniform(0, days)
         for _ in range(size):
             lang = names[rng.integers(len(names))]

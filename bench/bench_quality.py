@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import inspect
 import os
 import threading
 import json
@@ -103,16 +104,20 @@ def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]
     """Embeddings of ``articles`` with the default embedder, reused from ``cache`` when its key matches.
 
     The cache is ``PATH.npy`` plus ``PATH.json`` holding the key: the embedder's
-    ``model_id``, the CSV's sha256 and the number of rows. Returns the vectors,
+    ``model_id``, a hash of the embedding recipe (the source of ``embed_articles``
+    and ``embedding_text``, so a change in views or text cutting invalidates it),
+    the CSV's sha256 and the number of rows. Returns the vectors,
     a dict of figures and the pipeline's language means for that embedder.
     """
-    from storyclust.embed import embed_articles, load_embedder
+    from storyclust.embed import embed_articles, embedding_text, load_embedder
 
     t0 = time.perf_counter()
     embedder = load_embedder()
     load_s = time.perf_counter() - t0
     means = pipeline_language_means(embedder)
-    key = {"model_id": embedder.model_id, "csv_sha256": file_sha256(csv_path), "rows": len(articles)}
+    recipe = hashlib.sha1((inspect.getsource(embed_articles) + inspect.getsource(embedding_text)).encode()).hexdigest()
+    key = {"model_id": embedder.model_id, "recipe_sha1": recipe[:12], "csv_sha256": file_sha256(csv_path),
+           "rows": len(articles)}
     meta_path = cache.with_suffix(".json") if cache else None
     if cache and cache.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == key:
         return np.load(cache), {**key, "source": f"cache {cache}", "load_s": load_s}, means

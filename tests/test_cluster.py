@@ -144,3 +144,14 @@ def test_options_are_validated():
         ClusterOptions(method="kmeans")
     with pytest.raises(ValueError):
         ClusterOptions(max_distance=0)
+
+
+def test_reduced_space_search_rescores_exactly_and_keeps_nearly_all_edges():
+    X, langs, gold = _corpus(n_stories=150, per_story=4, seed=11)
+    Z = StoryClusterer(ClusterOptions()).fit(X, langs=langs).neutral_
+    exact = set(zip(*map(np.ndarray.tolist, candidate_edges(Z, None, 0.6, 30, None))))
+    rows, cols = candidate_edges(Z, None, 0.6, 30, None, search_dims=24, random_state=0)
+    assert (np.einsum("ij,ij->i", Z[rows], Z[cols]) >= 0.4 - 1e-6).all()  # no false edge survives
+    found = set(zip(rows.tolist(), cols.tolist()))
+    assert found <= exact
+    assert len(found) >= 0.95 * len(exact)

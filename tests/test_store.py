@@ -320,6 +320,9 @@ def test_runs_are_recorded(db):
         run = db.begin_run(T0, "m")
     with db.transaction():
         db.finish_run(run, {"ingested": 5, "embedded": 4})
-    info, = db.runs()
+        later = db.begin_run(T0, None)
+        db.finish_run(later, {}, model_id="m2")
+    info, second = db.runs()
+    assert second.model_id == "m2"
     assert info.run_id == run and info.now == T0 and info.model_id == "m"
     assert info.finished_at is not None and info.counts["ingested"] == 5 and info.counts["skipped"] == 0

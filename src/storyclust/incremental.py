@@ -12,25 +12,22 @@
    ``(embedder.model_id, sha256(embedding_text(article)))``: the same text is
    never embedded twice for one model, whatever its path or id.
 3. **Assign** (one transaction): pending vectors are made language-neutral with
-   the running per-language means kept in the store; each joins the nearest
-   open, non-singleton story whose time span (widened by ``story_window``)
-   covers the article's date if its mean cosine to the story's members
-   reaches ``ClusterOptions.assign_threshold`` (the batch clusterer's
-   average-linkage criterion; cheap, as stories keep the sum of their
-   members' vectors). The rest are clustered together with
-   the open singleton stories by :class:`~storyclust.cluster.StoryClusterer`;
-   a cluster that holds one old singleton grows it (the story keeps its ID),
-   one that holds several grows the oldest and the others are marked
-   ``merged_into`` it; a cluster of new articles only becomes a new story
-   (or joins an older open story when the mean cosine between the two sets of
-   members reaches ``assign_threshold``), and
-   leftover noise becomes new singleton stories. Two open stories whose
-   members are on average as similar as ``merge_threshold`` (by default the
-   clusterer's own average-linkage criterion) merge, the younger into the
-   older, which is reported with ``merged_into``; a story that grew this run
-   is re-clustered and a clearly separate group of its articles splits off
-   into a new story with ``split_from``. Finally stories whose last article
-   is older than ``now - story_window`` are closed and take no new articles.
+   the running per-language means kept in the store (seeded on the first night
+   with the clusterer's reference means). They are then clustered, by
+   :class:`~storyclust.cluster.StoryClusterer`, together with the members of
+   every open story (whose vectors are stored), so that a new article lands
+   where the batch clusterer would put it. Each cluster is mapped onto the
+   existing stories: the story with most members in it grows (and keeps its
+   ID) with the new articles whose mean cosine to its members in the cluster
+   reaches ``ClusterOptions.assign_threshold``; another story with more than half of
+   its members in the cluster, and any one-article story in it, is merged
+   into it (reported once as ``closed`` with ``merged_into``); a cluster of
+   new articles only becomes a new story. Old articles never change story
+   except by a merge or a split: a story that grew this run is re-clustered
+   and a group of its articles that the clusterer would not have put with the
+   rest splits off into a new story with ``split_from``. Finally stories whose
+   last article is older than ``now - story_window`` close and take no new
+   articles.
 
 Because everything after the embeddings is one transaction that only reads
 pending articles, a run killed at any point is finished by the next run with
@@ -145,26 +142,16 @@ class _Work:
     split_from: Optional[str] = None
     event: Optional[str] = None  # new / updated / closed
     added: list[str] = field(default_factory=list)  # hashes added this run
-    new_members: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def of(cls, s: StoredStory) -> "_Work":
         return cls(s.story_id, s.status, s.singleton, s.size, s.centroid_sum.copy(), s.first_date,
                    s.last_date, s.created_run, s.updated_run, s.closed_run, s.merged_into, s.split_from)
 
-    @property
-    def centroid(self) -> np.ndarray:
-        norm = float(np.linalg.norm(self.total))
-        return self.total / norm if norm > 0 else self.total
-
     def stored(self) -> StoredStory:
         return StoredStory(self.story_id, self.state, self.singleton, self.size, self.total.astype(np.float32),
                            self.first_date, self.last_date, self.created_run, self.updated_run,
                            self.closed_run, self.merged_into, self.split_from)
-
-    def covers(self, date: datetime, window: timedelta) -> bool:
-        """Whether ``date`` falls within the story's span widened by ``window`` on both sides."""
-        return self.first_date - window <= date <= self.last_date + window
 
 
 EmbedderSource = Union["Embedder", Callable[[], "Embedder"]]
@@ -178,7 +165,6 @@ def update_stories(
     options: Optional["ClusterOptions"] = None,
     now: Optional[datetime] = None,
     story_window: timedelta = DEFAULT_STORY_WINDOW,
-    merge_threshold: Optional[float] = None,
     include_all: bool = False,
     wait: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -197,8 +183,6 @@ def update_stories(
     Holds the store's run lock for the whole run (``wait=False`` raises
     :class:`~storyclust.store.StateLocked` instead of waiting) and returns the
     stories that changed (every open story as well with ``include_all``).
-    ``merge_threshold`` is the mean cosine between the members of two open
-    stories at which they merge (default ``1 - options.max_distance``).
     Raises :class:`~storyclust.store.StateError` when the state was built with
     another embedding model.
     """
@@ -220,18 +204,16 @@ def update_stories(
             model_id = _check_model(store, model.model_id)
             embedded = _embed_pending(store, pending, model, batch_size, progress)
             means = _initial_means(store, model, options)
-        if merge_threshold is None:
-            merge_threshold = 1.0 - options.max_distance
         with store.transaction():
-            assignment = _Assignment(store, run_id, now, story_window, options, merge_threshold, model_id)
+            assignment = _Assignment(store, run_id, now, story_window, options, model_id)
             assigned = assignment.place(pending, means) if pending else 0
-            assignment.merge_close_stories()
             assignment.split_drifted_stories()
             assignment.close_quiet_stories()
             assignment.save()
             changed = [w for w in assignment.works.values() if w.event]
             store.finish_run(run_id, {"ingested": ingested, "skipped": skipped, "rejected": rejected,
-                                      "embedded": embedded, "assigned": len(pending), "changed": len(changed)})
+                                      "embedded": embedded, "assigned": len(pending), "changed": len(changed)},
+                             model_id=model_id)
         stories = _report(store, assignment, include_all)
     result = RunResult(
         run_id=run_id, stories=stories, ingested=ingested, skipped=skipped, embedded=embedded,
@@ -357,7 +339,7 @@ def _ingest(store: StateStore, items: Iterable[Article | Rejection], now: dateti
     known = store.known_hashes(fresh)
     rows = [(a, article_date(a, now), text_key(a)) for h, a in fresh.items() if h not in known]
     with store.transaction():
-        run_id = store.begin_run(now, store.get_setting("model_id") or "")
+        run_id = store.begin_run(now, store.get_setting("model_id"))
         added = store.add_articles(rows, run_id)
         store.record_files(files, run_id)
     return run_id, added, seen - added, rejected
@@ -419,17 +401,17 @@ class _Assignment:
     """The assignment step of one run; every store write happens in the caller's transaction."""
 
     def __init__(self, store: StateStore, run_id: int, now: datetime, window: timedelta,
-                 options: "ClusterOptions", merge_threshold: float, model_id: Optional[str]) -> None:
+                 options: "ClusterOptions", model_id: Optional[str]) -> None:
         self.store = store
         self.run_id = run_id
         self.now = now
         self.window = window
         self.options = options
-        self.merge_threshold = merge_threshold
         self.model_id = model_id
         self.works: dict[str, _Work] = {s.story_id: _Work.of(s) for s in store.stories(status="open")}
         self.taken: set[str] = set(self.works) | {s.story_id for s in store.stories()}
         self.merged_reports: dict[str, Story] = {}
+        self._member_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- placing pending articles -----------------------------------------
 
@@ -437,7 +419,10 @@ class _Assignment:
         """Put every pending article into a story; returns how many joined a story that existed before.
 
         ``means`` are the running per-language sums before this run; they are
-        updated with tonight's articles and stored.
+        updated with tonight's articles and stored. The pending articles are
+        clustered together with the open singletons and the members of the
+        open stories, exactly as the batch clusterer would cluster them; each
+        cluster is then mapped onto the stories that already exist.
         """
         from .cluster import StoryClusterer
 
@@ -449,92 +434,80 @@ class _Assignment:
         self.store.set_language_means(self.model_id, clusterer.language_means_)
         Z = _unit_rows(clusterer.neutralize(X, langs))
 
-        before = {sid for sid, w in self.works.items() if not w.singleton}
-        rest = self._join_nearest(pending, Z)
-        joined = len(pending) - len(rest)
-        joined += self._cluster_rest(pending, Z, rest, before)
-        return joined
-
-    def _eligible(self, date: datetime) -> list[_Work]:
-        return [w for w in self.works.values()
-                if w.state == "open" and not w.singleton and w.covers(date, self.window)]
-
-    def _join_nearest(self, pending: Sequence[StoredArticle], Z: np.ndarray) -> list[int]:
-        """Join each article to the eligible story it is most similar to; return the rest.
-
-        Similarity to a story is the mean cosine to its members (``z . sum / n``, the
-        average-linkage criterion of the batch clusterer), frozen for the whole batch.
-        """
-        rest: list[int] = []
-        candidates = [w for w in self.works.values() if w.state == "open" and not w.singleton]
-        if not candidates:
-            return list(range(len(pending)))
-        sims = Z @ _mean_rows(candidates).T
-        choices: list[tuple[int, _Work]] = []
-        for i, p in enumerate(pending):
-            ok = np.array([w.covers(p.date, self.window) for w in candidates])
-            row = np.where(ok, sims[i], -np.inf)
-            j = int(np.argmax(row))
-            if row[j] >= self.options.assign_threshold:
-                choices.append((i, candidates[j]))
-            else:
-                rest.append(i)
-        for i, w in choices:  # stories move only after every article has chosen
-            self._join(w, [pending[i]], Z[[i]])
-        return rest
-
-    def _cluster_rest(self, pending: Sequence[StoredArticle], Z: np.ndarray, rest: list[int],
-                      before: set[str]) -> int:
-        """Cluster unplaced articles with the open singletons; returns how many joined older stories."""
-        singles = sorted((w for w in self.works.values() if w.state == "open" and w.singleton),
-                         key=lambda w: (w.first_date, w.story_id))
-        vectors = [Z[i] for i in rest] + [w.centroid for w in singles]
-        if not vectors:
-            return 0
-        dates = [pending[i].date for i in rest] + [w.first_date for w in singles]
-        labels = _cluster_neutral(self.options, np.stack(vectors), dates)
-        groups: dict[int, tuple[list[int], list[_Work]]] = {}
+        open_works = sorted((w for w in self.works.values() if w.state == "open"),
+                            key=lambda w: (w.first_date, w.story_id))
+        vectors, dates, owners = [Z], [_days([p.date for p in pending])], [None] * len(pending)
+        for w in open_works:
+            V, days = self._members(w)
+            vectors.append(V)
+            dates.append(days)
+            owners.extend([w] * len(V))
+        rows, days = np.concatenate(vectors), np.concatenate(dates)
+        labels = _cluster_neutral(self.options, rows, days)
+        groups: dict[int, list[int]] = {}
         for k, label in enumerate(labels):
-            news, olds = groups.setdefault(int(label), ([], []))
-            if k < len(rest):
-                news.append(rest[k])
-            else:
-                olds.append(singles[k - len(rest)])
+            groups.setdefault(int(label), []).append(k)
         joined = 0
         for label in sorted(groups):
-            news, olds = groups[label]
-            if len(news) + len(olds) > 1:
-                joined += self._place_group(pending, Z, news, olds, before)
-            elif news:
-                self._new_story(pending, Z, news, singleton=True)
+            news = [k for k in groups[label] if k < len(pending)]
+            if news:
+                olds = [(owners[k], k) for k in groups[label] if k >= len(pending)]
+                joined += self._place_group(pending, Z, news, olds, rows, days)
         return joined
 
+    def _members(self, w: _Work) -> tuple[np.ndarray, np.ndarray]:
+        """A story's member vectors and their dates (float days), as stored now."""
+        if w.story_id not in self._member_cache:
+            vectors = self.store.member_vectors(w.story_id)
+            dates = self.store.member_dates(w.story_id)
+            self._member_cache[w.story_id] = (np.stack([vectors[h] for h in sorted(vectors)]),
+                                              _days([dates[h] for h in sorted(vectors)]))
+        return self._member_cache[w.story_id]
+
+    def _similarity(self, news: list[int], members: list[int], rows: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """Mean cosine of each new row to the member rows: the batch clusterer's average linkage.
+
+        As in :class:`~storyclust.cluster.StoryClusterer`, a member further than
+        ``time_window_days`` from the row counts as cosine -1 (distance 2).
+        """
+        S = rows[news] @ rows[members].T
+        window = self.options.time_window_days
+        if window:
+            S = np.where(np.abs(days[news][:, None] - days[members][None, :]) > window, -1.0, S)
+        return S.mean(axis=1)
+
     def _place_group(self, pending: Sequence[StoredArticle], Z: np.ndarray, news: list[int],
-                     olds: list[_Work], before: set[str]) -> int:
-        """One cluster: grow its oldest singleton story, or an open story close enough, or start a new one."""
-        if olds:
-            target = olds[0]
-            for other in olds[1:]:
-                self._merge(other, target)
-            target.singleton = False
-            if news:
-                self._join(target, [pending[i] for i in news], Z[news])
-            else:
-                self._touch(target)
-            return len(news)
-        if not news:
+                     olds: list[tuple[_Work, int]], rows: np.ndarray, days: np.ndarray) -> int:
+        """Map one cluster holding new articles onto the stories; returns how many joined an older story.
+
+        ``olds`` are the cluster's old members as (story, row). The story with
+        most members in the cluster (the oldest on a tie) is the target.
+        Another story with more than half of its members in the cluster, and
+        every singleton in it, is merged into the target. New articles join the
+        target when their mean cosine to the target's members in the cluster
+        reaches ``assign_threshold``; the others start a story of their own.
+        """
+        counts: dict[str, int] = {}
+        for w, _ in olds:
+            counts[w.story_id] = counts.get(w.story_id, 0) + 1
+        if not counts:
+            self._new_story(pending, Z, news, singleton=len(news) == 1)
             return 0
-        mean = Z[news].mean(axis=0)
-        date = min(pending[i].date for i in news)
-        older = [w for w in self._eligible(date) if w.story_id in before]
-        near = [(float(w.total @ mean) / w.size, w.story_id, w) for w in older]
-        near = [t for t in near if t[0] >= self.options.assign_threshold]
-        if near:
-            target = max(near, key=lambda t: t[:2])[2]
-            self._join(target, [pending[i] for i in news], Z[news])
-            return len(news)
-        self._new_story(pending, Z, news, singleton=False)
-        return 0
+        ranked = sorted(counts, key=lambda sid: (-counts[sid], self.works[sid].first_date, sid))
+        target = self.works[ranked[0]]
+        for sid in ranked[1:]:
+            other = self.works[sid]
+            if other.singleton or 2 * counts[sid] > other.size:
+                self._merge(other, target)
+        sims = self._similarity(news, [k for w, k in olds if w.story_id == target.story_id], rows, days)
+        joining = [i for i, sim in zip(news, sims) if sim >= self.options.assign_threshold]
+        staying = [i for i in news if i not in set(joining)]
+        if joining:
+            self._join(target, [pending[i] for i in joining], Z[joining])
+            target.singleton = False
+        if staying:
+            self._new_story(pending, Z, staying, singleton=len(staying) == 1)
+        return len(joining)
 
     # -- story bookkeeping --------------------------------------------------
 
@@ -545,6 +518,7 @@ class _Assignment:
 
     def _join(self, w: _Work, arts: Sequence[StoredArticle], Z: np.ndarray) -> None:
         self.store.add_members(w.story_id, {p.article.hash: z for p, z in zip(arts, Z)}, self.run_id)
+        self._member_cache.pop(w.story_id, None)
         w.total = w.total + Z.sum(axis=0)
         w.size += len(arts)
         w.first_date = min([w.first_date, *(p.date for p in arts)])
@@ -571,6 +545,8 @@ class _Assignment:
         self.merged_reports[src.story_id] = self.store.load_story(src.stored())
         moved = self.store.member_runs(src.story_id)
         self.store.move_members(src.story_id, dst.story_id)
+        self._member_cache.pop(src.story_id, None)
+        self._member_cache.pop(dst.story_id, None)
         dst.total = dst.total + src.total
         dst.size += src.size
         dst.first_date = min(dst.first_date, src.first_date)
@@ -583,44 +559,6 @@ class _Assignment:
         # a story born tonight and merged tonight was never reported: it just disappears
         src.event = None if src.event == "new" else "closed"
         logger.info("story %s merged into %s", src.story_id, dst.story_id)
-
-    def merge_close_stories(self) -> None:
-        """Merge open stories whose members are, on average, as similar as ``merge_threshold`` (the younger
-        into the older).
-
-        The mean cosine between the members of two stories is the batch
-        clusterer's average-linkage criterion, so by default (``1 - max_distance``)
-        two stories merge exactly when clustering them together would have
-        made them one.
-
-        Only pairs where at least one story changed this run are considered:
-        unchanged stories were already compared on an earlier night.
-        """
-        while True:
-            multi = sorted((w for w in self.works.values() if w.state == "open" and not w.singleton),
-                           key=lambda w: (w.first_date, w.story_id))
-            pair = self._closest_pair(multi)
-            if pair is None:
-                return
-            self._merge(pair[1], pair[0])
-
-    def _closest_pair(self, multi: list[_Work]) -> Optional[tuple[_Work, _Work]]:
-        if len(multi) < 2:
-            return None
-        # mean cosine over all cross pairs = dot product of the member sums / (n_a * n_b)
-        T = np.stack([w.total for w in multi]).astype(np.float64)
-        sizes = np.array([max(w.size, 1) for w in multi], dtype=np.float64)
-        sims = (T @ T.T) / np.outer(sizes, sizes)
-        best: Optional[tuple[float, int, int]] = None
-        for a in range(len(multi)):
-            for b in range(a + 1, len(multi)):
-                if multi[a].event is None and multi[b].event is None:
-                    continue
-                if not _spans_meet(multi[a], multi[b], self.window):
-                    continue
-                if sims[a, b] >= self.merge_threshold and (best is None or sims[a, b] > best[0]):
-                    best = (float(sims[a, b]), a, b)
-        return None if best is None else (multi[best[1]], multi[best[2]])
 
     def split_drifted_stories(self) -> None:
         """Split stories that grew this run and now hold clearly different groups of articles.
@@ -640,7 +578,7 @@ class _Assignment:
             stored = self.store.articles_by_hash(list(vectors))
             order = sorted(vectors, key=lambda h: (stored[h].date, h))
             Zm = np.stack([vectors[h] for h in order])
-            labels = _cluster_neutral(self.options, Zm, [stored[h].date for h in order])
+            labels = _cluster_neutral(self.options, Zm, _days([stored[h].date for h in order]))
             groups: dict[int, list[int]] = {}
             for k, label in enumerate(labels):
                 groups.setdefault(int(label), []).append(k)
@@ -662,6 +600,7 @@ class _Assignment:
                   self.run_id, self.run_id, split_from=src.story_id, event="new", added=hashes)
         self.store.save_story(w.stored())
         self.store.reassign(hashes, sid)
+        self._member_cache.pop(src.story_id, None)
         self.works[sid] = w
         moved = set(hashes)
         remaining = [stored[h].date for h in self.store.member_vectors(src.story_id)]
@@ -688,23 +627,23 @@ class _Assignment:
                 self.store.save_story(w.stored())
 
 
-def _spans_meet(a: _Work, b: _Work, window: timedelta) -> bool:
-    return a.first_date - window <= b.last_date and b.first_date - window <= a.last_date
-
-
 def _unit_rows(Z: np.ndarray) -> np.ndarray:
     Z = np.asarray(Z, dtype=np.float32)
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
     return Z / np.where(norms > 0, norms, 1.0)
 
 
-def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, dates: Sequence[datetime]) -> np.ndarray:
-    """StoryClusterer labels for vectors that are already language-neutral (every label is a story)."""
+def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """StoryClusterer labels for vectors that are already language-neutral (every label is a story).
+
+    ``days`` are the rows' dates as float days since the epoch.
+    """
     from .cluster import StoryClusterer
 
+    dates = [datetime.fromtimestamp(d * 86400.0, tz=timezone.utc) for d in days]
     return StoryClusterer(replace(options, neutralize=False)).fit(Z, None, dates).labels_
 
 
-def _mean_rows(works: Sequence[_Work]) -> np.ndarray:
-    """Each story's member sum divided by its size: ``z @ row`` is z's mean cosine to the members."""
-    return np.stack([w.total / max(w.size, 1) for w in works]).astype(np.float32)
+def _days(dates: Sequence[datetime]) -> np.ndarray:
+    """Dates as float days since the epoch (the unit of ``ClusterOptions.time_window_days``)."""
+    return np.array([d.timestamp() / 86400.0 for d in dates], dtype=np.float64)

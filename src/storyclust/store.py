@@ -139,9 +139,9 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
     # runs and settings
-    def begin_run(self, now: datetime, model_id: str) -> int: ...
+    def begin_run(self, now: datetime, model_id: Optional[str]) -> int: ...
 
-    def finish_run(self, run_id: int, counts: Mapping[str, int]) -> None: ...
+    def finish_run(self, run_id: int, counts: Mapping[str, int], model_id: Optional[str] = None) -> None: ...
 
     def runs(self) -> list[RunInfo]: ...
 
@@ -185,7 +185,19 @@ class StateStore(Protocol):
 
     def member_vectors(self, story_id: str) -> dict[str, np.ndarray]: ...
 
+    def member_dates(self, story_id: str) -> dict[str, datetime]:
+        """``{article hash: effective date}`` of a story's members."""
+        return {
+            h: datetime.fromisoformat(d)
+            for h, d in self._db.execute(
+                "SELECT m.article_hash, a.date FROM members m JOIN articles a ON a.hash = m.article_hash"
+                " WHERE m.story_id = ?", (story_id,)
+            )
+        }
+
     def member_runs(self, story_id: str) -> dict[str, int]: ...
+
+    def member_dates(self, story_id: str) -> dict[str, datetime]: ...
 
     def load_story(self, stored: StoredStory, *, status: Optional[str] = None,
                    added: Sequence[str] = ()) -> Story: ...
@@ -457,21 +469,22 @@ class SQLiteStore:
 
     # -- runs and settings -------------------------------------------------
 
-    def begin_run(self, now: datetime, model_id: str) -> int:
-        """Record the start of a run; returns its id."""
+    def begin_run(self, now: datetime, model_id: Optional[str]) -> int:
+        """Record the start of a run (``model_id`` may not be known yet); returns its id."""
         cur = self._write(
             "INSERT INTO runs (started_at, now, model_id) VALUES (?, ?, ?)",
             (format_time(datetime.now(timezone.utc)), format_time(now), model_id),
         )
         return int(cur.lastrowid)
 
-    def finish_run(self, run_id: int, counts: Mapping[str, int]) -> None:
-        """Record the end of a run with its counts (keys: ingested, skipped, rejected, embedded, assigned, changed)."""
+    def finish_run(self, run_id: int, counts: Mapping[str, int], model_id: Optional[str] = None) -> None:
+        """Record the end of a run with its counts (keys: ingested, skipped, rejected, embedded, assigned,
+        changed) and, once known, the embedding model it used."""
         columns = [c for c in ("ingested", "skipped", "rejected", "embedded", "assigned", "changed") if c in counts]
         sets = "".join(f", {c} = ?" for c in columns)
         self._write(
-            f"UPDATE runs SET finished_at = ?{sets} WHERE run_id = ?",
-            (format_time(datetime.now(timezone.utc)), *(int(counts[c]) for c in columns), run_id),
+            f"UPDATE runs SET finished_at = ?, model_id = coalesce(?, model_id){sets} WHERE run_id = ?",
+            (format_time(datetime.now(timezone.utc)), model_id, *(int(counts[c]) for c in columns), run_id),
         )
 
     def runs(self) -> list[RunInfo]:
@@ -729,6 +742,16 @@ class SQLiteStore:
             h: _vec(v)
             for h, v in self._db.execute(
                 "SELECT article_hash, vector FROM members WHERE story_id = ? ORDER BY article_hash", (story_id,)
+            )
+        }
+
+    def member_dates(self, story_id: str) -> dict[str, datetime]:
+        """``{article hash: effective date}`` of a story's members."""
+        return {
+            h: datetime.fromisoformat(d)
+            for h, d in self._db.execute(
+                "SELECT m.article_hash, a.date FROM members m JOIN articles a ON a.hash = m.article_hash"
+                " WHERE m.story_id = ?", (story_id,)
             )
         }
 
