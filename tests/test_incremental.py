@@ -31,6 +31,7 @@ from storyclust.incremental import (
     RunResult,
     article_date,
     current_stories,
+    files_to_read,
     new_story_id,
     parse_window,
     update_from_paths,
@@ -209,6 +210,24 @@ def test_story_ids_are_stable_and_unique():
     sid = new_story_id("abc", set())
     assert sid == new_story_id("abc", set()) and sid.startswith("s_") and len(sid) == 14
     assert new_story_id("abc", {sid}) != sid
+
+
+def test_files_to_read_skips_unchanged_files_only(tmp_path):
+    wires = tmp_path / "wires"
+    (wires / "sub").mkdir(parents=True)
+    a, b = wires / "a.txt", wires / "sub" / "b.txt"
+    a.write_text("one", encoding="utf-8")
+    b.write_text("two", encoding="utf-8")
+    missing = tmp_path / "missing.txt"
+    with open_store(tmp_path / "state.db") as store:
+        to_read, stamps, unchanged = files_to_read(store, [wires, missing])
+        assert to_read == [str(a), str(b), str(missing)] and unchanged == 0
+        with store.transaction():
+            store.record_files(stamps, store.begin_run(NIGHTS[0], None))
+        b.write_text("two, edited", encoding="utf-8")
+        to_read, stamps, unchanged = files_to_read(store, [wires, missing, "-"])
+    assert to_read == [str(b), str(missing), "-"] and unchanged == 1
+    assert [s.path for s in stamps] == [str(b)]
 
 
 # --------------------------------------------------------------------------- nightly runs

@@ -470,7 +470,7 @@ def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, 
     embedder = _load_embedder(*embed_args) if pred is None else None
     try:
         if semeval is not None:
-            result = {"semeval": semeval, **evaluate.evaluate_semeval(semeval, embedder, split=split)}
+            result = evaluate.evaluate_semeval(semeval, embedder, split=split)
         else:
             result = {"gold": gold, "pred": pred,
                       **evaluate.evaluate_jsonl(gold, pred_path=pred, embedder=embedder)}

@@ -55,7 +55,7 @@ class ClusterOptions:
     """Parameters of :class:`StoryClusterer`; the defaults were chosen on labelled dev data."""
 
     method: str = "average"  # "average" or "hdbscan" (see module docstring)
-    max_distance: float = 0.56  # cosine distance in the neutral space that still makes one story
+    max_distance: float = 0.55  # cosine distance in the neutral space that still makes one story
     language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
     reference_weight: float = 8.0  # pseudo-articles per language given to the shipped reference means
     neutralize: bool = True  # subtract per-language means (off: raw model space)
@@ -398,8 +398,8 @@ def cluster_articles(
     article whose ``duplicate_of`` names another article of the batch) are not
     embedded or clustered on their own: they follow their first copy into its story.
     """
-    if language_means is None and embedder is not None and (options or ClusterOptions()).neutralize:
-        language_means = reference_language_means(embedder, weight=(options or ClusterOptions()).reference_weight)
+    if language_means is None:
+        language_means = starting_language_means(embedder, options)
     roots = _first_copies(articles)
     primary = [i for i, a in enumerate(articles) if roots[i] == a.id]
     firsts = [articles[i] for i in primary]
@@ -425,6 +425,18 @@ def cluster_articles(
         Z = np.concatenate([Z, Z[rows]])
         labels = np.concatenate([labels, labels[rows]])
     return build_stories(firsts, Z, labels)
+
+
+def starting_language_means(embedder, options: ClusterOptions | None = None) -> LanguageMeans | None:
+    """The language means a clustering starts from when the caller has none of its own.
+
+    The shipped reference means of ``embedder``'s model when there is an embedder and
+    neutralisation is on; None (the batch's own means alone) otherwise.
+    """
+    options = options or ClusterOptions()
+    if embedder is None or not options.neutralize:
+        return None
+    return reference_language_means(embedder, weight=options.reference_weight)
 
 
 def reference_language_means(embedder, *, weight: float = 8.0, cache_dir=None) -> LanguageMeans:

@@ -406,17 +406,10 @@ class CosineLookup:
 
 def pipeline_language_means(embedder: Optional["Embedder"],
                             cluster_options: Optional["ClusterOptions"] = None) -> Optional["LanguageMeans"]:
-    """The language means ``cluster_articles(articles, embedder, options=cluster_options)`` starts from.
+    """The language means ``cluster_articles(articles, embedder, options=cluster_options)`` starts from."""
+    from .cluster import starting_language_means
 
-    The shipped reference means of ``embedder``'s model when there is an
-    embedder and neutralisation is on; None (the batch's own means) otherwise.
-    """
-    from .cluster import ClusterOptions, reference_language_means
-
-    options = cluster_options or ClusterOptions()
-    if embedder is None or not options.neutralize:
-        return None
-    return reference_language_means(embedder, weight=options.reference_weight)
+    return starting_language_means(embedder, cluster_options)
 
 
 def clustering_space(articles: Sequence[Article], embeddings: np.ndarray,

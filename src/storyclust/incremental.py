@@ -228,22 +228,6 @@ def update_stories(
     return result
 
 
-def file_stamps(paths: Iterable[str | os.PathLike[str]]) -> list[FileStamp]:
-    """Stamps of the files under ``paths`` (walked like ingest does); ``-`` and unreadable paths are left out."""
-    from .ingest.walk import STDIN, expand_paths
-
-    stamps = []
-    for path in expand_paths(paths):
-        if path == STDIN:
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        stamps.append(FileStamp(os.path.abspath(path), st.st_size, st.st_mtime_ns))
-    return stamps
-
-
 def update_from_paths(
     store: StateStore,
     paths: Sequence[str | os.PathLike[str]],
@@ -273,19 +257,32 @@ def update_from_paths(
 
 
 def files_to_read(store: StateStore, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[FileStamp], int]:
-    """``(paths to ingest, their stamps, how many files are unchanged)`` for the files under ``paths``.
+    """``(paths to ingest, stamps of those files, how many files are unchanged)`` for the files under ``paths``.
 
-    A file is left out when its size and mtime are what they were when a
-    previous run read it; ``-`` (stdin) is always read. Pass the stamps to
+    Folders are walked as ingest walks them. A file is left out when its size
+    and mtime are what they were when a previous run read it; ``-`` (stdin)
+    and paths that cannot be stat'ed are always passed on (ingest turns the
+    latter into ``unreadable`` rejections). Pass the stamps to
     :func:`update_stories` (``files=``) so they are recorded with the articles.
     """
-    stamps = file_stamps(paths)
+    from .ingest.walk import STDIN, expand_paths
+
+    passed: list[str] = []
+    stamps: list[FileStamp] = []
+    for path in expand_paths(paths):
+        try:
+            st = os.stat(path) if path != STDIN else None
+        except OSError:
+            st = None
+        if st is None:
+            passed.append(path)
+        else:
+            stamps.append(FileStamp(os.path.abspath(path), st.st_size, st.st_mtime_ns))
     unchanged = store.unchanged_files(stamps)
     fresh = [s for s in stamps if s.path not in unchanged]
-    to_read = [s.path for s in fresh] + [os.fspath(p) for p in paths if os.fspath(p) == "-"]
     if unchanged:
         logger.info("%d input files unchanged since they were last read", len(unchanged))
-    return to_read, fresh, len(unchanged)
+    return [s.path for s in fresh] + passed, fresh, len(unchanged)
 
 
 def current_stories(store: StateStore, *, include_closed: bool = False) -> list[Story]:
@@ -411,7 +408,6 @@ class _Assignment:
         self.works: dict[str, _Work] = {s.story_id: _Work.of(s) for s in store.stories(status="open")}
         self.taken: set[str] = set(self.works) | {s.story_id for s in store.stories()}
         self.merged_reports: dict[str, Story] = {}
-        self._member_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- placing pending articles -----------------------------------------
 
@@ -434,15 +430,10 @@ class _Assignment:
         self.store.set_language_means(self.model_id, clusterer.language_means_)
         Z = _unit_rows(clusterer.neutralize(X, langs))
 
-        open_works = sorted((w for w in self.works.values() if w.state == "open"),
-                            key=lambda w: (w.first_date, w.story_id))
-        vectors, dates, owners = [Z], [_days([p.date for p in pending])], [None] * len(pending)
-        for w in open_works:
-            V, days = self._members(w)
-            vectors.append(V)
-            dates.append(days)
-            owners.extend([w] * len(V))
-        rows, days = np.concatenate(vectors), np.concatenate(dates)
+        members = self.store.open_members()
+        owners: list[Optional[_Work]] = [None] * len(pending) + [self.works[m[0]] for m in members]
+        rows = np.concatenate([Z, *(m[2][None, :] for m in members)])
+        days = _days([p.date for p in pending] + [m[3] for m in members])
         labels = _cluster_neutral(self.options, rows, days)
         groups: dict[int, list[int]] = {}
         for k, label in enumerate(labels):
@@ -454,15 +445,6 @@ class _Assignment:
                 olds = [(owners[k], k) for k in groups[label] if k >= len(pending)]
                 joined += self._place_group(pending, Z, news, olds, rows, days)
         return joined
-
-    def _members(self, w: _Work) -> tuple[np.ndarray, np.ndarray]:
-        """A story's member vectors and their dates (float days), as stored now."""
-        if w.story_id not in self._member_cache:
-            vectors = self.store.member_vectors(w.story_id)
-            dates = self.store.member_dates(w.story_id)
-            self._member_cache[w.story_id] = (np.stack([vectors[h] for h in sorted(vectors)]),
-                                              _days([dates[h] for h in sorted(vectors)]))
-        return self._member_cache[w.story_id]
 
     def _similarity(self, news: list[int], members: list[int], rows: np.ndarray, days: np.ndarray) -> np.ndarray:
         """Mean cosine of each new row to the member rows: the batch clusterer's average linkage.
@@ -518,7 +500,6 @@ class _Assignment:
 
     def _join(self, w: _Work, arts: Sequence[StoredArticle], Z: np.ndarray) -> None:
         self.store.add_members(w.story_id, {p.article.hash: z for p, z in zip(arts, Z)}, self.run_id)
-        self._member_cache.pop(w.story_id, None)
         w.total = w.total + Z.sum(axis=0)
         w.size += len(arts)
         w.first_date = min([w.first_date, *(p.date for p in arts)])
@@ -545,8 +526,6 @@ class _Assignment:
         self.merged_reports[src.story_id] = self.store.load_story(src.stored())
         moved = self.store.member_runs(src.story_id)
         self.store.move_members(src.story_id, dst.story_id)
-        self._member_cache.pop(src.story_id, None)
-        self._member_cache.pop(dst.story_id, None)
         dst.total = dst.total + src.total
         dst.size += src.size
         dst.first_date = min(dst.first_date, src.first_date)
@@ -556,8 +535,7 @@ class _Assignment:
         self._touch(dst)
         src.state, src.merged_into, src.closed_run, src.size = "merged", dst.story_id, self.run_id, 0
         src.updated_run = self.run_id
-        # a story born tonight and merged tonight was never reported: it just disappears
-        src.event = None if src.event == "new" else "closed"
+        src.event = "closed"
         logger.info("story %s merged into %s", src.story_id, dst.story_id)
 
     def split_drifted_stories(self) -> None:
@@ -600,7 +578,6 @@ class _Assignment:
                   self.run_id, self.run_id, split_from=src.story_id, event="new", added=hashes)
         self.store.save_story(w.stored())
         self.store.reassign(hashes, sid)
-        self._member_cache.pop(src.story_id, None)
         self.works[sid] = w
         moved = set(hashes)
         remaining = [stored[h].date for h in self.store.member_vectors(src.story_id)]

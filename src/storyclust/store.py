@@ -185,19 +185,9 @@ class StateStore(Protocol):
 
     def member_vectors(self, story_id: str) -> dict[str, np.ndarray]: ...
 
-    def member_dates(self, story_id: str) -> dict[str, datetime]:
-        """``{article hash: effective date}`` of a story's members."""
-        return {
-            h: datetime.fromisoformat(d)
-            for h, d in self._db.execute(
-                "SELECT m.article_hash, a.date FROM members m JOIN articles a ON a.hash = m.article_hash"
-                " WHERE m.story_id = ?", (story_id,)
-            )
-        }
-
     def member_runs(self, story_id: str) -> dict[str, int]: ...
 
-    def member_dates(self, story_id: str) -> dict[str, datetime]: ...
+    def open_members(self) -> list[tuple[str, str, np.ndarray, datetime]]: ...
 
     def load_story(self, stored: StoredStory, *, status: Optional[str] = None,
                    added: Sequence[str] = ()) -> Story: ...
@@ -745,15 +735,16 @@ class SQLiteStore:
             )
         }
 
-    def member_dates(self, story_id: str) -> dict[str, datetime]:
-        """``{article hash: effective date}`` of a story's members."""
-        return {
-            h: datetime.fromisoformat(d)
-            for h, d in self._db.execute(
-                "SELECT m.article_hash, a.date FROM members m JOIN articles a ON a.hash = m.article_hash"
-                " WHERE m.story_id = ?", (story_id,)
+    def open_members(self) -> list[tuple[str, str, np.ndarray, datetime]]:
+        """``(story id, article hash, vector, date)`` of every member of an open story, by story then hash."""
+        return [
+            (sid, h, _vec(v), datetime.fromisoformat(d))
+            for sid, h, v, d in self._db.execute(
+                "SELECT m.story_id, m.article_hash, m.vector, a.date FROM members m"
+                " JOIN stories s ON s.story_id = m.story_id JOIN articles a ON a.hash = m.article_hash"
+                " WHERE s.status = 'open' ORDER BY m.story_id, m.article_hash"
             )
-        }
+        ]
 
     def member_runs(self, story_id: str) -> dict[str, int]:
         """``{article hash: run that added it}`` of a story's members."""
