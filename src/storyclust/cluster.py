@@ -356,8 +356,12 @@ def story_id_for(article_ids: Sequence[str]) -> str:
 
 
 def article_time(article: Article) -> Optional[datetime]:
-    """When an article happened, for the time window: its publication date, else when it was fetched."""
-    return article.published or article.retrieved
+    """When an article happened, for the time window: its publication date only.
+
+    The retrieval date (file mtime, WARC date) is not used here: a copy scraped today
+    of a story published years ago would otherwise be kept apart from its siblings.
+    """
+    return article.published
 
 
 def build_stories(articles: Sequence[Article], Z: np.ndarray, labels: np.ndarray) -> list[Story]:
