@@ -212,12 +212,17 @@ def _split(items: Iterable[Article | Rejection], rejects_fh) -> tuple[list[Artic
     articles, rejections = [], []
     for item in items:
         if isinstance(item, Rejection):
-            rejections.append(item)
-            if rejects_fh is not None:
-                write_jsonl([rejection_to_record(item)], rejects_fh)
+            _keep_rejection(item, rejections, rejects_fh)
         else:
             articles.append(item)
     return articles, rejections
+
+
+def _keep_rejection(item: Rejection, rejections: list[Rejection], rejects_fh) -> None:
+    """Count a rejection and, with --rejects, write its record."""
+    rejections.append(item)
+    if rejects_fh is not None:
+        write_jsonl([rejection_to_record(item)], rejects_fh)
 
 
 def _load_embedder(model, backend, max_tokens, batch_size, cache_dir):
@@ -230,15 +235,23 @@ def _load_embedder(model, backend, max_tokens, batch_size, cache_dir):
         raise click.ClickException(f"cannot load embedding model {model or '(default)'}: {exc}") from exc
 
 
-def _cluster_and_write(ctx, articles, embed_args, cluster_args, output) -> int:
+def _cluster_and_write(ctx, articles, embed_args, cluster_args, output) -> None:
     method, max_distance, time_window_days, min_size, include_text = cluster_args
     if not articles:
         log.error("no articles to cluster")
-        return 0
+        return
     embedder = _load_embedder(*embed_args)
     options = ClusterOptions(method=method, max_distance=max_distance,
                              time_window_days=time_window_days or None)
     stories = cluster_articles(articles, embedder, options=options, progress=_show_progress(ctx))
+    _write_stories(stories, min_size, include_text, output)
+    multi = sum(1 for s in stories if not s.singleton)
+    log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(articles), len(stories),
+             multi, len(stories) - multi)
+
+
+def _write_stories(stories: list[Story], min_size: int, include_text: bool, output: Optional[str]) -> None:
+    """Write the stories of at least ``min_size`` articles as JSONL, saying how many were hidden."""
     shown = [s for s in stories if s.size >= min_size]
     hidden = len(stories) - len(shown)
     if hidden:
@@ -246,10 +259,11 @@ def _cluster_and_write(ctx, articles, embed_args, cluster_args, output) -> int:
                  sum(s.size for s in stories if s.size < min_size))
     with open_output(output) as fh:
         write_jsonl((story_to_record(s, include_text=include_text) for s in shown), fh)
-    multi = sum(1 for s in stories if not s.singleton)
-    log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(articles), len(stories),
-             multi, len(stories) - multi)
-    return len(stories)
+
+
+# Ingest settings for `cluster`'s JSONL input: in-process, no text-length floor, no second dedupe
+# (jobs, timeout, max_file_mb, min_chars, dedupe).
+_REREAD = (1, 30.0, 64.0, 1, False)
 
 
 def _exit_code(n_articles: int, rejections: list[Rejection]) -> int:
@@ -298,9 +312,7 @@ def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_a
     result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
                             now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],
                             progress=_show_progress(ctx), files=files)
-    shown = [s for s in result.stories if s.size >= min_size]
-    with open_output(output) as fh:
-        write_jsonl((story_to_record(s, include_text=include_text) for s in shown), fh)
+    _write_stories(result.stories, min_size, include_text, output)
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -342,9 +354,7 @@ def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, m
         for item in ingest_paths(paths, _ingest_opts(jobs, timeout, max_file_mb, min_chars, dedupe), stats=stats,
                                  progress=_show_progress(ctx)):
             if isinstance(item, Rejection):
-                rejections.append(item)
-                if rejects_fh is not None:
-                    write_jsonl([rejection_to_record(item)], rejects_fh)
+                _keep_rejection(item, rejections, rejects_fh)
             else:
                 write_jsonl([article_to_record(item)], out)
                 n += 1
@@ -367,12 +377,12 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
     """
     if state:
         with _state_store(state, wait) as store:
-            articles, rejections, _ = _ingest(ctx, [input], (1, 30.0, 64.0, 1, False), rejects)
+            articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
             _update_state(ctx, store, articles, rejections, (), (model, backend, max_tokens, batch_size, cache_dir),
                           (method, max_distance, time_window_days, min_size, include_text),
                           (story_window, now, show_all), output)
         ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
-    articles, rejections, _ = _ingest(ctx, [input], (1, 30.0, 64.0, 1, False), rejects)
+    articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
     _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
                        (method, max_distance, time_window_days, min_size, include_text), output)
     ctx.exit(_exit_code(len(articles), rejections))
@@ -428,11 +438,10 @@ def stories(state, closed, output, min_size, include_text):
 
     try:
         with open_store(state) as store:
-            found = [s for s in current_stories(store, include_closed=closed) if s.size >= min_size]
+            found = current_stories(store, include_closed=closed)
     except StateError as exc:
         raise click.ClickException(str(exc)) from exc
-    with open_output(output) as fh:
-        write_jsonl((story_to_record(s, include_text=include_text) for s in found), fh)
+    _write_stories(found, min_size, include_text, output)
     log.info("stories: %d %s stories in %s", len(found), "open and closed" if closed else "open", state)
 
 
