@@ -15,8 +15,10 @@ language offsets, squeezed cosines) is the model's own:
 
 Each size runs in a fresh subprocess so that its peak RSS is its own. Prints, per size,
 the clustering time, articles/s, peak RSS and the adjusted Rand index against the
-generating stories, with and without dates (without dates the neighbour search compares
-every pair: the worst case).
+generating stories, with and without dates (without dates an exact search would compare
+every pair: the worst case). Above ``ClusterOptions.approximate_above`` articles the
+neighbour search is approximate; ``--compare-exact`` also times the exact search there and
+prints the ARI between the two partitions.
 
     python bench/bench_cluster_scale.py                # 1k, 10k, 100k
     python bench/bench_cluster_scale.py --sizes 1000 10000
@@ -89,6 +91,15 @@ def synthesize(X: np.ndarray, langs: list[str], n: int, days: float, seed: int =
     return out, out_langs, gold, dates
 
 
+def _peak_rss_kib() -> int:
+    """This process's peak resident size (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def one_size(args) -> dict:
     """Runs in its own process: synthesise, cluster with and without dates, report."""
     from datetime import datetime, timedelta, timezone
@@ -110,7 +121,13 @@ def one_size(args) -> dict:
         secs = time.perf_counter() - start
         result[label] = {"seconds": round(secs, 2), "articles_per_s": round(args.one / secs, 1),
                          "ari": round(adjusted_rand_score(gold, labels), 4), "stories": int(labels.max() + 1)}
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if args.compare_exact and args.one > ClusterOptions().approximate_above:
+            start = time.perf_counter()
+            exact = StoryClusterer(ClusterOptions(approximate_above=args.one)).fit_predict(Xs, langs=L, published=dates)
+            result[label]["exact_seconds"] = round(time.perf_counter() - start, 2)
+            result[label]["exact_ari"] = round(adjusted_rand_score(gold, exact), 4)
+            result[label]["ari_vs_exact"] = round(adjusted_rand_score(exact, labels), 4)
+    result["peak_rss_mb"] = round(_peak_rss_kib() / 1024, 1)
     return result
 
 
@@ -120,6 +137,8 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=90.0, help="date spread of the synthetic corpus")
     ap.add_argument("--max-undated", type=int, default=100000, help="skip the undated run above this size")
     ap.add_argument("--embeddings", help="npz with X (float32 [n, d]) and langs, instead of SemEval")
+    ap.add_argument("--compare-exact", action="store_true",
+                    help="above the approximate-search size, also run the exact search and compare")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -130,11 +149,16 @@ def main() -> None:
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--days", str(args.days),
                "--max-undated", str(args.max_undated)] + (["--embeddings", args.embeddings] if args.embeddings else [])
+        cmd += ["--compare-exact"] if args.compare_exact else []
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         d, u = r.get("dated", {}), r.get("undated", {})
         print(f"{n:>9} {d.get('seconds', '-'):>8} {d.get('articles_per_s', '-'):>9} {d.get('ari', '-'):>6} "
               f"{u.get('seconds', '-'):>10} {u.get('articles_per_s', '-'):>9} {u.get('ari', '-'):>6} "
               f"{r['peak_rss_mb']:>8}", flush=True)
+        for label, x in (("dated", d), ("undated", u)):
+            if "exact_seconds" in x:
+                print(f"{'':>9} {label} exact search: {x['exact_seconds']} s, ARI {x['exact_ari']}; "
+                      f"approximate vs exact partition ARI {x['ari_vs_exact']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Every runner embeds the SAME texts (the distinct articles of the chosen SemEval 
 
 * ``naive``: ``SentenceTransformer(<converted default model>)``, ``max_seq_length=256``,
   ``encode(prompt="query: ", batch_size=32)``: what a user would write without storyclust;
-* ``torch``, ``onnx``, ``onnx-int8``: ``storyclust.embed.load_embedder(backend=...)``.
+* ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``: ``storyclust.embed.load_embedder(backend=...)``
+  (``auto`` picks one of them per machine: the line above the table says which).
 
 Throughput is articles/s over the whole set after a short warm-up (model loading and the
 one-time conversion/export are reported apart as "load s"). "cpu art/s" divides by the
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "semeval_dev.csv"
-RUNNERS = ("naive", "torch", "onnx", "onnx-int8")
+RUNNERS = ("naive", "torch", "torch-bf16", "onnx", "onnx-int8")
 WARMUP = 8
 
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {CSV} not found", file=sys.stderr)
         return 0
 
-    from storyclust.embed import embedding_text
+    from storyclust.embed import auto_backend, embedding_text
     from storyclust.evaluate import load_semeval
 
     data = load_semeval(str(CSV))
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     articles = [a for a in data.articles if a.id in wanted]
     texts = [embedding_text(a) for a in articles]
     print(f"{len(pairs)} pairs ({int(pairs['cross_lingual'].sum())} cross-lingual), {len(texts)} articles, "
-          f"median {int(np.median([len(t) for t in texts]))} chars; load average {os.getloadavg()[0]:.1f}")
+          f"median {int(np.median([len(t) for t in texts]))} chars; load average {os.getloadavg()[0]:.1f}; "
+          f"auto = {auto_backend()} on this machine")
 
     results = {}
     spawn = multiprocessing.get_context("spawn")

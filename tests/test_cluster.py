@@ -146,12 +146,25 @@ def test_options_are_validated():
         ClusterOptions(max_distance=0)
 
 
-def test_reduced_space_search_rescores_exactly_and_keeps_nearly_all_edges():
+def test_approximate_search_finds_nearly_all_edges_and_no_false_ones():
     X, langs, gold = _corpus(n_stories=150, per_story=4, seed=11)
     Z = StoryClusterer(ClusterOptions()).fit(X, langs=langs).neutral_
     exact = set(zip(*map(np.ndarray.tolist, candidate_edges(Z, None, 0.6, 30, None))))
-    rows, cols = candidate_edges(Z, None, 0.6, 30, None, search_dims=24, random_state=0)
-    assert (np.einsum("ij,ij->i", Z[rows], Z[cols]) >= 0.4 - 1e-6).all()  # no false edge survives
+    rows, cols = candidate_edges(Z, None, 0.6, 30, None, probes=4, random_state=0)
+    assert (np.einsum("ij,ij->i", Z[rows], Z[cols]) >= 0.4 - 1e-6).all()  # no false edge
     found = set(zip(rows.tolist(), cols.tolist()))
     assert found <= exact
     assert len(found) >= 0.95 * len(exact)
+    again = candidate_edges(Z, None, 0.6, 30, None, probes=4, random_state=0)
+    np.testing.assert_array_equal(again[0], rows)  # reproducible with random_state
+    np.testing.assert_array_equal(again[1], cols)
+
+
+def test_approximate_search_on_a_large_corpus_keeps_the_stories():
+    X, langs, gold = _corpus(n_stories=300, per_story=4, seed=5)
+    exact = StoryClusterer(ClusterOptions()).fit_predict(X, langs=langs)
+    approx = StoryClusterer(ClusterOptions(approximate_above=100, search_probes=6)).fit_predict(X, langs=langs)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(gold, exact) > 0.95
+    assert adjusted_rand_score(exact, approx) > 0.98

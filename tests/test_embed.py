@@ -20,9 +20,11 @@ from storyclust.embed import (
     BACKENDS,
     DEFAULT_MODEL_NAME,
     ModelNotFoundError,
+    auto_backend,
     default_model_dir,
     embed_articles,
     embedding_text,
+    has_bf16_matrix_units,
     load_embedder,
 )
 from storyclust.embed.cache import build_once
@@ -210,17 +212,33 @@ def test_backend_returns_unit_float32_rows(embedders: dict, backend: str) -> Non
 def test_model_ids_differ_by_backend_and_settings(embedders: dict) -> None:
     ids = {embedders[b].model_id for b in BACKENDS}
     assert len(ids) == len(BACKENDS)
-    assert embedders["auto"].model_id == embedders["onnx-int8"].model_id
+    assert embedders["auto"].model_id == embedders[auto_backend()].model_id
     assert load_embedder(backend="onnx", max_tokens=128).model_id != embedders["onnx"].model_id
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
-def test_onnx_backends_agree_with_torch(embedders: dict, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["torch-bf16", "onnx", "onnx-int8"])
+def test_fast_backends_agree_with_torch_fp32(embedders: dict, backend: str) -> None:
     reference = embedders["torch"].encode(TEXTS)
     vectors = embedders[backend].encode(TEXTS)
     cosines = np.sum(reference * vectors, axis=1)
-    assert cosines.min() > (0.999 if backend == "onnx" else 0.98)
+    assert cosines.min() > (0.98 if backend == "onnx-int8" else 0.999)
+
+
+def test_auto_backend_follows_the_cpu_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert has_bf16_matrix_units(amx)
+    assert not has_bf16_matrix_units(plain)
+    assert not has_bf16_matrix_units(tmp_path / "missing")
+    import storyclust.embed as embed
+
+    monkeypatch.setattr(embed, "has_bf16_matrix_units", lambda: True)
+    assert auto_backend() == "torch-bf16"
+    monkeypatch.setattr(embed, "has_bf16_matrix_units", lambda: False)
+    assert auto_backend() == "onnx-int8"
 
 
 @pytest.mark.model

