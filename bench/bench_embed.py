@@ -3,6 +3,10 @@
     python bench/bench_embed.py                 # 300 SemEval pairs (~590 articles), ~4-6 min on 2 cores
     python bench/bench_embed.py --pairs all     # all 1,216 pairs / 2,301 articles (slower)
 
+After the embedding table it times clustering at 1k, 10k and 100k articles
+(``bench_cluster_scale.py``; ``--cluster-sizes`` with no value skips it), so one run prints
+both halves of the speed story.
+
 Every runner embeds the SAME texts (the distinct articles of the chosen SemEval pairs, as
 ``storyclust.embed.embedding_text`` gives them) in its own spawned process, so peak RSS
 (``ru_maxrss``) is per runner:
@@ -29,6 +33,7 @@ import multiprocessing
 import os
 import random
 import resource
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -107,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default="300", help="number of SemEval pairs to use, or 'all' (default 300)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(RUNNERS))
+    parser.add_argument("--cluster-sizes", nargs="*", type=int, default=[1000, 10000, 100000],
+                        help="then time clustering at these sizes with bench_cluster_scale.py (none: skip)")
     args = parser.parse_args(argv)
     if not CSV.is_file():
         print(f"skipped: {CSV} not found", file=sys.stderr)
@@ -149,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if "onnx" in results and "onnx-int8" in results:
         cos = np.sum(results["onnx"]["vectors"] * results["onnx-int8"]["vectors"], axis=1)
         print(f"onnx-int8 vs onnx fp32, same texts: mean cosine {cos.mean():.4f}, min {cos.min():.4f}")
+    if args.cluster_sizes:
+        print("\nclustering (bench_cluster_scale.py: synthetic articles around the real embeddings)", flush=True)
+        scale = Path(__file__).with_name("bench_cluster_scale.py")
+        subprocess.run([sys.executable, str(scale), "--sizes", *map(str, args.cluster_sizes)], check=True)
     return 0
 
 
