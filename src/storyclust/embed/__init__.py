@@ -17,10 +17,10 @@ Backends (``BACKENDS``):
 
 ``backend="auto"`` picks, by what was measured on 2 cores (bench/README.md):
 
-* ``torch-bf16`` on a CPU with AMX bfloat16 tiles: ~3x the articles/s of plain
+* ``torch-bf16`` on a CPU with AMX bfloat16 tiles: 2.6-2.8x the articles/s of plain
   sentence-transformers fp32 with vectors at cosine 0.99999 to fp32 (same SemEval scores);
-* else ``onnx-int8``: ~1.9x plain fp32 on the same box, SemEval Pearson within 0.003, mean
-  cosine 0.997 to fp32 (without AMX, int8 VNNI kernels are the fastest path on x86);
+* else ``onnx-int8``: 1.7-2.0x plain fp32 on the same box, SemEval Pearson within 0.003,
+  mean cosine 0.997 to fp32;
 * ``torch`` when onnxruntime is missing or a user model cannot be exported.
 
 ONNX artefacts are built once, atomically, and cached next to the model (user models:
@@ -179,7 +179,7 @@ def has_bf16_matrix_units(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> 
     """True when the CPU advertises AMX bfloat16 tiles (``amx_bf16``), which torch uses.
 
     Without them, bfloat16 products run on vector units (AVX512-BF16) or are emulated, so
-    ``auto`` keeps int8 ONNX there (the 3x was measured on AMX only). False when the flags
+    ``auto`` keeps int8 ONNX there (the bf16 speed-up was measured on AMX only). False when the flags
     cannot be read (not Linux).
     """
     try:
