@@ -518,6 +518,22 @@ def test_cli_nightly_runs_print_what_changed(tmp_path):
     assert {r["status"] for r in records} == {"open"}
 
 
+def test_cli_state_built_with_another_backend_keeps_it_under_auto(tmp_path):
+    state = tmp_path / "state.db"
+    wires = write_night(tmp_path / "wires", 0)
+    code, _ = finish(start_cli(state, wires, 0, "--backend", "onnx-int8"))
+    assert code == 0
+    write_night(wires, 1)
+    code, second = finish(start_cli(state, wires, 1))  # default --backend auto: no refusal
+    assert code == 0 and second
+    with open_store(state) as store:
+        assert "|onnx-int8|" in store.get_setting("model_id")
+    write_night(wires, 2)  # something new, so the model is needed
+    refused = start_cli(state, wires, 2, "--backend", "torch")
+    out, err = refused.communicate(timeout=300)
+    assert refused.returncode == 1 and "onnx-int8" in err
+
+
 def test_second_run_waits_for_the_lock_or_exits_75(tmp_path):
     state = tmp_path / "state.db"
     wires = write_night(tmp_path / "wires", 0)
