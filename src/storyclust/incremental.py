@@ -301,11 +301,10 @@ def state_backend(store: StateStore, backend: str) -> str:
     keeps working when ``auto`` would choose differently (another machine, a new
     storyclust version); any explicit backend is returned as asked.
     """
-    from .embed import BACKENDS
+    from .embed import backend_of
 
     known = store.get_setting("model_id") if backend == "auto" else None
-    parts = known.split("|") if known else []
-    return parts[1] if len(parts) > 2 and parts[1] in BACKENDS else backend
+    return (backend_of(known) if known else None) or backend
 
 
 def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:

@@ -202,6 +202,17 @@ def auto_backend() -> str:
     return "onnx-int8"
 
 
+def _model_id(label: str, backend: str, max_tokens: int, prompt: str) -> str:
+    """``Embedder.model_id``: everything that changes the vectors (read back by :func:`backend_of`)."""
+    return f"{label}|{backend}|max_tokens={max_tokens}|prompt={prompt!r}"
+
+
+def backend_of(model_id: str) -> str | None:
+    """The backend named in a ``model_id`` this module built; None for any other string."""
+    parts = model_id.split("|")
+    return parts[1] if len(parts) > 2 and parts[1] in BACKENDS else None
+
+
 def _pick_backend(backend: str) -> str:
     if backend == "auto":
         return auto_backend()
@@ -316,7 +327,7 @@ def load_embedder(
     n_threads = threads or _available_threads()
 
     def make(name: str) -> Embedder:
-        model_id = f"{resolved.label}|{name}|max_tokens={max_tokens}|prompt={prompt!r}"
+        model_id = _model_id(resolved.label, name, max_tokens, prompt)
         options = dict(model_id=model_id, prompt=prompt, max_tokens=max_tokens,
                        batch_size=batch_size, threads=n_threads)
         if name in ("torch", "torch-bf16"):
@@ -384,6 +395,7 @@ def embed_articles(articles: Sequence[Article], embedder: Embedder, *, progress:
 __all__ = [
     "BACKENDS",
     "auto_backend",
+    "backend_of",
     "DEFAULT_MODEL_NAME",
     "Embedder",
     "ModelNotFoundError",
