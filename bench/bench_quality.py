@@ -21,7 +21,8 @@ over the RSS before the method started, and the overall peak (ru_maxrss).
 Usage::
 
     python bench/bench_quality.py [--csv ../shared/eval/semeval_dev.csv]
-        [--embeddings-cache PATH.npy] [--split dev|check|all] [--methods storyclust,hdbscan-mcs2,...]
+        [--embeddings-cache PATH.npy] [--pooling auto|sif|model] [--split dev|check|all]
+        [--methods storyclust,hdbscan-mcs2,...]
 """
 from __future__ import annotations
 
@@ -100,8 +101,9 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]) -> tuple[np.ndarray, dict, object]:
-    """Embeddings of ``articles`` with the default embedder, reused from ``cache`` when its key matches.
+def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path],
+                  pooling: str = "auto") -> tuple[np.ndarray, dict, object]:
+    """Embeddings of ``articles`` with the default embedder (and ``pooling``), reused from ``cache`` when its key matches.
 
     The cache is ``PATH.npy`` plus ``PATH.json`` holding the key: the embedder's
     ``model_id``, a hash of the embedding recipe (the source of ``embed_articles``
@@ -112,7 +114,7 @@ def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]
     from storyclust.embed import embed_articles, embedding_text, load_embedder
 
     t0 = time.perf_counter()
-    embedder = load_embedder()
+    embedder = load_embedder(pooling=pooling)
     load_s = time.perf_counter() - t0
     means = pipeline_language_means(embedder)
     recipe = hashlib.sha1((inspect.getsource(embed_articles) + inspect.getsource(embedding_text)).encode()).hexdigest()
@@ -199,6 +201,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--embeddings", type=Path,
                         help="precomputed float32 .npy, rows aligned with the CSV's articles sorted by id; "
                              "used as is, without the default embedder")
+    parser.add_argument("--pooling", choices=("auto", "sif", "model"), default="auto",
+                        help="pooling of the default embedder (model: plain mean pooling, as before SIF)")
     parser.add_argument("--split", choices=("dev", "check", "all"), default="all",
                         help="score the pairs of this half (clustering always uses every article)")
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -222,7 +226,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         vectors, means = np.load(args.embeddings), None
         info = {"source": f"precomputed {args.embeddings} (no embedder: storyclust uses the batch's language means)"}
     else:
-        vectors, info, means = load_or_embed(data.articles, args.csv, args.embeddings_cache)
+        vectors, info, means = load_or_embed(data.articles, args.csv, args.embeddings_cache, args.pooling)
     if len(vectors) != len(data.articles):
         print(f"{len(vectors)} embeddings for {len(data.articles)} articles", file=sys.stderr)
         return 2

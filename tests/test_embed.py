@@ -28,6 +28,7 @@ from storyclust.embed import (
     load_embedder,
 )
 from storyclust.embed.cache import build_once
+from storyclust.embed.pooling import sif_weights, unigram_log_probs, weighted_mean
 from storyclust.types import Article
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -280,3 +281,63 @@ def test_explicit_prompt_changes_the_vectors(embedders: dict) -> None:
     passage = load_embedder(backend="onnx", prompt="passage: ")
     assert "passage: " in passage.model_id
     assert _cos(passage.encode([FR_FLOOD])[0], embedders["onnx"].encode([FR_FLOOD])[0]) < 0.9999
+
+
+# --- SIF pooling ----------------------------------------------------------------------------------
+
+
+def test_weighted_mean_matches_a_hand_computed_pooling() -> None:
+    tokens = np.array([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]], dtype=np.float32)  # last token is padding
+    ids = np.array([[0, 1, 2]])
+    mask = np.array([[1, 1, 0]])
+    weights = np.array([1.0, 3.0, 100.0], dtype=np.float32)
+    np.testing.assert_allclose(weighted_mean(tokens, ids, mask, weights), [[0.25, 0.75]])
+
+
+def test_sif_weights_come_from_a_unigram_tokenizer_only() -> None:
+    unigram = {"model": {"type": "Unigram", "vocab": [["<s>", 0.0], ["▁the", -3.0], ["▁Schwandorf", -14.0]]}}
+    log_probs = unigram_log_probs(json.dumps(unigram))
+    weights = sif_weights(log_probs)
+    assert weights[0] < 1e-3  # special tokens (p = 1) drop out
+    assert weights[1] < 0.01 < 0.99 < weights[2]  # frequent words are damped, rare ones kept
+    wordpiece = {"model": {"type": "WordPiece", "vocab": {"[CLS]": 0, "the": 1}}}
+    assert unigram_log_probs(json.dumps(wordpiece)) is None
+    untrained = {"model": {"type": "Unigram", "vocab": [["a", 0.0], ["b", 0.0]]}}
+    assert unigram_log_probs(json.dumps(untrained)) is None
+
+
+@pytest.mark.model
+def test_default_model_pools_with_sif_and_model_pooling_is_plain_sentence_transformers(embedders: dict) -> None:
+    sif = embedders["torch"]
+    assert "pooling=sif(" in sif.model_id
+    plain = load_embedder(backend="torch", pooling="model")
+    assert "pooling=" not in plain.model_id  # ids (and states) from before SIF stay valid
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(default_model_dir()), device="cpu")
+    reference.max_seq_length = 256
+    expected = reference.encode(TEXTS, prompt="query: ", normalize_embeddings=True)
+    np.testing.assert_allclose(plain.encode(TEXTS), expected, atol=1e-5)
+    cosines = np.sum(sif.encode(TEXTS) * expected, axis=1)
+    assert 0.95 < cosines.min() and cosines.max() < 0.9995  # close to the mean, but not the mean
+
+
+@pytest.mark.model
+def test_a_model_without_mean_pooling_keeps_its_own(tmp_path: Path) -> None:
+    source = default_model_dir()
+    folder = tmp_path / "cls-model"
+    folder.mkdir()
+    for item in source.iterdir():
+        if item.name == "1_Pooling" or item.name.startswith("."):
+            continue
+        if item.is_file():
+            (folder / item.name).symlink_to(item)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 384, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    embedder = load_embedder(str(folder), backend="torch", cache_dir=tmp_path / "cache")
+    assert "pooling=" not in embedder.model_id
+    with pytest.raises(ValueError, match="SIF pooling needs"):
+        load_embedder(str(folder), backend="torch", pooling="sif", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="unknown pooling"):
+        load_embedder(backend="torch", pooling="max")

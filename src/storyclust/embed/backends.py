@@ -9,11 +9,12 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .onnx_export import TOKENIZER_FILE
+from .pooling import weighted_mean
 
 logger = logging.getLogger(__name__)
 
@@ -62,24 +63,28 @@ class TorchEmbedder:
     less exact.
     """
 
-    def __init__(self, model: Any, *, model_id: str, prompt: str, batch_size: int, bf16: bool = False) -> None:
+    def __init__(self, model: Any, *, model_id: str, prompt: str, batch_size: int, bf16: bool = False,
+                 token_weights: Optional[np.ndarray] = None) -> None:
         self._model = model
         self._bf16 = bf16
         self._prompt = prompt
         self._batch_size = batch_size
+        self._token_weights = token_weights
         self.model_id = model_id
         self.dim = int(model.get_embedding_dimension())
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        vectors = self._model.encode(
-            batch,
-            prompt=self._prompt,
-            batch_size=len(batch),
-            convert_to_tensor=True,
-            normalize_embeddings=False,
-            show_progress_bar=False,
+        common = dict(prompt=self._prompt, batch_size=len(batch), show_progress_bar=False)
+        if self._token_weights is None:
+            vectors = self._model.encode(batch, convert_to_tensor=True, normalize_embeddings=False, **common)
+            return vectors.float().numpy()
+        outputs = self._model.encode(batch, output_value=None, **common)  # one dict of tensors per text
+        return weighted_mean(
+            np.stack([o["token_embeddings"].float().numpy() for o in outputs]),
+            np.stack([o["input_ids"].numpy() for o in outputs]),
+            np.stack([o["attention_mask"].numpy() for o in outputs]),
+            self._token_weights,
         )
-        return vectors.float().numpy()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """float32 (n, dim) embeddings with unit rows."""
@@ -105,6 +110,7 @@ class OnnxEmbedder:
         max_tokens: int,
         batch_size: int,
         threads: int,
+        token_weights: Optional[np.ndarray] = None,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -122,6 +128,7 @@ class OnnxEmbedder:
         tokenizer.enable_truncation(max_length=min(max_tokens, int(meta["max_seq_length"])))
         tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
         self._tokenizer = tokenizer
+        self._token_weights = token_weights
         self._prompt = prompt
         self._batch_size = batch_size
         self.model_id = model_id
@@ -133,7 +140,10 @@ class OnnxEmbedder:
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
         }
-        return self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        sentences, tokens = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+        if self._token_weights is None:
+            return sentences
+        return weighted_mean(tokens, feed["input_ids"], feed["attention_mask"], self._token_weights)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """float32 (n, dim) embeddings with unit rows."""

@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from ._quiet import quiet_model_loading
+from .pooling import mean_pooling_only
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
@@ -74,15 +77,17 @@ def _load_sentence_transformer(folder: Path) -> Any:
     """Load ``folder`` on the CPU, with eager attention when the model supports it."""
     from sentence_transformers import SentenceTransformer
 
-    try:
-        return SentenceTransformer(str(folder), device="cpu", model_kwargs={"attn_implementation": "eager"})
-    except (ValueError, TypeError) as err:  # architectures without an eager switch
-        logger.info("eager attention unavailable (%s); exporting the default attention", err)
-        return SentenceTransformer(str(folder), device="cpu")
+    with quiet_model_loading():
+        try:
+            return SentenceTransformer(str(folder), device="cpu", model_kwargs={"attn_implementation": "eager"})
+        except (ValueError, TypeError) as err:  # architectures without an eager switch
+            logger.info("eager attention unavailable (%s); exporting the default attention", err)
+            return SentenceTransformer(str(folder), device="cpu")
 
 
 def _wrapper(model: Any) -> Any:
-    """A ``torch.nn.Module`` mapping (input_ids, attention_mask) to sentence embeddings."""
+    """A ``torch.nn.Module`` mapping (input_ids, attention_mask) to the sentence embeddings of the
+    model's own pooling and the token vectors they were pooled from (for SIF pooling)."""
     import torch
 
     class SentenceEmbedding(torch.nn.Module):
@@ -90,9 +95,10 @@ def _wrapper(model: Any) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             features = {"input_ids": input_ids, "attention_mask": attention_mask}
-            return self.model(features)["sentence_embedding"]
+            out = self.model(features)
+            return out["sentence_embedding"], out["token_embeddings"]
 
     return SentenceEmbedding().eval()
 
@@ -117,11 +123,12 @@ def _export_graph(model: Any, inputs: dict[str, np.ndarray], path: Path) -> None
             str(path),
             dynamo=False,
             input_names=["input_ids", "attention_mask"],
-            output_names=["sentence_embedding"],
+            output_names=["sentence_embedding", "token_embeddings"],
             dynamic_axes={
                 "input_ids": {0: "batch", 1: "sequence"},
                 "attention_mask": {0: "batch", 1: "sequence"},
                 "sentence_embedding": {0: "batch"},
+                "token_embeddings": {0: "batch", 1: "sequence"},
             },
             opset_version=17,
         )
@@ -183,7 +190,7 @@ def export_onnx(folder: Path, out: Path) -> None:
     check_tok.enable_padding(pad_id=pad_id, pad_token=pad_token)
     inputs = _tokenize(check_tok, _CHECK_TEXTS)
     with torch.inference_mode():
-        expected = _wrapper(model)(*(torch.from_numpy(v) for v in inputs.values())).numpy()
+        expected = _wrapper(model)(*(torch.from_numpy(v) for v in inputs.values()))[0].numpy()
 
     raw = out / "raw.onnx"
     _export_graph(model, inputs, raw)
@@ -195,6 +202,7 @@ def export_onnx(folder: Path, out: Path) -> None:
         "pad_id": int(pad_id),
         "pad_token": pad_token,
         "source": str(folder),
+        "mean_pooling": mean_pooling_only(model),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
