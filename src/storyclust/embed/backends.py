@@ -78,13 +78,13 @@ class TorchEmbedder:
         if self._token_weights is None:
             vectors = self._model.encode(batch, convert_to_tensor=True, normalize_embeddings=False, **common)
             return vectors.float().numpy()
-        outputs = self._model.encode(batch, output_value=None, **common)  # one dict of tensors per text
-        return weighted_mean(
-            np.stack([o["token_embeddings"].float().numpy() for o in outputs]),
-            np.stack([o["input_ids"].numpy() for o in outputs]),
-            np.stack([o["attention_mask"].numpy() for o in outputs]),
-            self._token_weights,
-        )
+        rows = []
+        for out in self._model.encode(batch, output_value=None, **common):  # one dict of tensors per text
+            tokens = out["token_embeddings"].float().numpy()
+            n = len(tokens)  # padded to the batch, or trimmed to the text, depending on the version
+            rows.append(weighted_mean(tokens[None], out["input_ids"].numpy()[None, :n],
+                                      out["attention_mask"].numpy()[None, :n], self._token_weights)[0])
+        return np.stack(rows)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """float32 (n, dim) embeddings with unit rows."""
