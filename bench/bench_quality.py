@@ -224,8 +224,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "used as is, without the default embedder")
     parser.add_argument("--pooling", choices=("auto", "sif", "model"), default="auto",
                         help="pooling of the default embedder (model: plain mean pooling, as before SIF)")
-    parser.add_argument("--prompt", help="prompt of the default embedder (default: the model's document "
-                                         "prompt, 'passage: '; session 2 used 'query: ')")
+    parser.add_argument("--prompt", help="prompt of the default embedder (default: the model's own, 'query: ')")
     parser.add_argument("--split", choices=("dev", "check", "all"), default="all",
                         help="score the pairs of this half (clustering always uses every article)")
     parser.add_argument("--methods", default=",".join(METHODS),

@@ -181,7 +181,7 @@ def test_interrupted_conversion_does_not_break_the_next(tmp_path: Path) -> None:
 def test_a_folder_works_as_a_user_model(fresh_cache: Path) -> None:
     folder = default_model_dir(fresh_cache)
     embedder = load_embedder(str(folder), backend="torch", cache_dir=fresh_cache)
-    assert str(folder) in embedder.model_id and "passage: " in embedder.model_id  # the document prompt
+    assert str(folder) in embedder.model_id and "query: " in embedder.model_id
     assert embedder.encode(["Banjir Jakarta"]).shape == (1, 384)
 
 
@@ -278,10 +278,10 @@ def test_progress_bar_goes_to_stderr_only_when_asked(embedders: dict, capfd: pyt
 
 @pytest.mark.model
 def test_explicit_prompt_changes_the_vectors(embedders: dict) -> None:
-    assert "prompt='passage: '" in embedders["onnx"].model_id  # articles are documents
-    query = load_embedder(backend="onnx", prompt="query: ")
-    assert "prompt='query: '" in query.model_id
-    assert _cos(query.encode([FR_FLOOD])[0], embedders["onnx"].encode([FR_FLOOD])[0]) < 0.9999
+    assert "prompt='query: '" in embedders["onnx"].model_id
+    passage = load_embedder(backend="onnx", prompt="passage: ")
+    assert "prompt='passage: '" in passage.model_id
+    assert _cos(passage.encode([FR_FLOOD])[0], embedders["onnx"].encode([FR_FLOOD])[0]) < 0.9999
 
 
 # --- SIF pooling ----------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ def test_default_model_pools_with_sif_and_model_pooling_is_plain_sentence_transf
 
     reference = SentenceTransformer(str(default_model_dir()), device="cpu")
     reference.max_seq_length = 256
-    expected = reference.encode(TEXTS, prompt="passage: ", normalize_embeddings=True)
+    expected = reference.encode(TEXTS, prompt="query: ", normalize_embeddings=True)
     np.testing.assert_allclose(plain.encode(TEXTS), expected, atol=1e-5)
     cosines = np.sum(sif.encode(TEXTS) * expected, axis=1)
     assert 0.95 < cosines.min() and cosines.max() < 0.9995  # close to the mean, but not the mean

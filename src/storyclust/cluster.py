@@ -59,7 +59,7 @@ class ClusterOptions:
     """Parameters of :class:`StoryClusterer`; the defaults were chosen on labelled dev data."""
 
     method: str = "average"  # "average" or "hdbscan" (see module docstring)
-    max_distance: float = 0.54  # cosine distance in the neutral space that still makes one story
+    max_distance: float = 0.50  # cosine distance in the neutral space that still makes one story
     language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
     reference_weight: float = 8.0  # pseudo-articles per language given to the shipped reference means
     neutralize: bool = True  # subtract per-language means (off: raw model space)
@@ -68,7 +68,7 @@ class ClusterOptions:
     max_group: int = 3000  # larger candidate groups are split with a stricter threshold first
     min_cluster_size: int = 2  # HDBSCAN (method="hdbscan")
     min_samples: int = 1  # HDBSCAN (method="hdbscan")
-    assign_threshold: float = 0.46  # min cosine to a story centroid for a new article to join it (incremental)
+    assign_threshold: float = 0.50  # min cosine to a story centroid for a new article to join it (incremental)
     block_size: int = 2048  # rows per block in the neighbour search (memory: block_size * n floats)
     approximate_above: int = 20000  # larger corpora search neighbours in coarse cells (below: exact)
     search_probes: int = 12  # cells each article searches in the approximate search (of ~sqrt(n) cells)

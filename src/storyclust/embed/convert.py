@@ -38,9 +38,8 @@ _Q4_BLOCK_BYTES = 2 + Q4_BLOCK // 2
 _DTYPE_F32 = 0
 _DTYPE_Q4 = 1
 
-#: Prompts written into the folder (e5's own). storyclust embeds articles with ``passage: ``, the
-#: document prompt (see ``storyclust.embed._default_prompt``); ``query: `` stays the folder's
-#: default for other sentence-transformers users, as in the e5 model card.
+#: Prompts written into the folder (e5's own); storyclust embeds articles with the default,
+#: ``query: `` (why not ``passage: ``: ``storyclust.embed._default_prompt``).
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 DEFAULT_PROMPT_NAME = "query"
 
