@@ -355,3 +355,13 @@ def test_settings_are_read_back_from_model_ids() -> None:
     assert settings_of(odd) == EmbedSettings("torch", "it's \"odd\"|x", "model")
     assert settings_of("some-other-model") is None
     assert settings_of("m|gpu|max_tokens=1|prompt=''") is None
+
+
+@pytest.mark.model
+def test_loading_onnx_removes_the_outdated_v1_export(embedders: dict) -> None:
+    stale = default_model_dir() / "onnx"
+    stale.mkdir(exist_ok=True)
+    (stale / "model.onnx").write_bytes(b"old export")
+    load_embedder(backend="onnx")
+    assert not stale.exists()
+    assert (default_model_dir() / "onnx-v2").is_dir()

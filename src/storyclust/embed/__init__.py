@@ -49,6 +49,7 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -270,6 +271,10 @@ def _onnx_file(resolved: _ResolvedModel, backend: str) -> pathlib.Path:
         lambda tmp: export_onnx(resolved.folder, tmp),
         what=f"ONNX export of {resolved.label}",
     )
+    stale = resolved.artefacts / "onnx"  # the v1 export (sentence vectors only): ~0.6 GB nothing reads
+    if stale.is_dir():
+        logger.info("removing the outdated ONNX export %s", stale)
+        shutil.rmtree(stale, ignore_errors=True)
     if backend == "onnx":
         return onnx_dir / MODEL_FILE
     return build_once(
