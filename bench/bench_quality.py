@@ -103,7 +103,8 @@ def file_sha256(path: Path) -> str:
 
 def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path],
                   pooling: str = "auto", prompt: Optional[str] = None) -> tuple[np.ndarray, dict, object]:
-    """Embeddings of ``articles`` with the default embedder (and ``pooling``, ``prompt``), reused from ``cache`` when its key matches.
+    """Embeddings of ``articles`` with the default embedder (and ``pooling``, ``prompt``), reused from
+    ``cache`` when its key matches.
 
     The cache is ``PATH.npy`` plus ``PATH.json`` holding the key: the embedder's
     ``model_id``, a hash of the embedding recipe (the source of ``embed_articles``
@@ -224,7 +225,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "used as is, without the default embedder")
     parser.add_argument("--pooling", choices=("auto", "sif", "model"), default="auto",
                         help="pooling of the default embedder (model: plain mean pooling, as before SIF)")
-    parser.add_argument("--prompt", help="prompt of the default embedder (default: the model's own, 'query: ')")
+    parser.add_argument("--prompt", help="prompt of the default embedder (default: the model's own, "
+                                         "'query: ')")
     parser.add_argument("--split", choices=("dev", "check", "all"), default="all",
                         help="score the pairs of this half (clustering always uses every article)")
     parser.add_argument("--methods", default=",".join(METHODS),

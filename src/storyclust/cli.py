@@ -377,22 +377,22 @@ def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, m
 @cluster_options
 @state_options
 @click.pass_context
-def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, pooling, method, max_distance,
-            time_window_days, min_size, include_text, state, story_window, now, show_all, wait):
+def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, pooling, method,
+            max_distance, time_window_days, min_size, include_text, state, story_window, now, show_all, wait):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
 
     INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line.
     """
+    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
+    cluster_args = (method, max_distance, time_window_days, min_size, include_text)
     if state:
         with _state_store(state, wait) as store:
             articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
-            _update_state(ctx, store, articles, rejections, (), (model, backend, max_tokens, batch_size, cache_dir, pooling),
-                          (method, max_distance, time_window_days, min_size, include_text),
+            _update_state(ctx, store, articles, rejections, (), embed_args, cluster_args,
                           (story_window, now, show_all), output)
         ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
     articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
-    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir, pooling),
-                       (method, max_distance, time_window_days, min_size, include_text), output)
+    _cluster_and_write(ctx, articles, embed_args, cluster_args, output)
     ctx.exit(_exit_code(len(articles), rejections))
 
 
@@ -405,24 +405,23 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
 @state_options
 @click.pass_context
 def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe, model, backend,
-        max_tokens, batch_size, cache_dir, pooling, method, max_distance, time_window_days, min_size, include_text, state,
-        story_window, now, show_all, wait):
+        max_tokens, batch_size, cache_dir, pooling, method, max_distance, time_window_days, min_size, include_text,
+        state, story_window, now, show_all, wait):
     """Ingest PATHS and cluster them into stories in one go (ingest + cluster)."""
     paths = _collect_paths(paths, from_list)
+    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
+    cluster_args = (method, max_distance, time_window_days, min_size, include_text)
     if state:
         from .incremental import files_to_read
 
         with _state_store(state, wait) as store:
             to_read, files, _ = files_to_read(store, paths)
             articles, rejections, _ = _ingest(ctx, to_read, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
-            _update_state(ctx, store, articles, rejections, files,
-                          (model, backend, max_tokens, batch_size, cache_dir, pooling),
-                          (method, max_distance, time_window_days, min_size, include_text),
+            _update_state(ctx, store, articles, rejections, files, embed_args, cluster_args,
                           (story_window, now, show_all), output)
         ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
     articles, rejections, _ = _ingest(ctx, paths, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
-    _cluster_and_write(ctx, articles, (model, backend, max_tokens, batch_size, cache_dir, pooling),
-                       (method, max_distance, time_window_days, min_size, include_text), output)
+    _cluster_and_write(ctx, articles, embed_args, cluster_args, output)
     ctx.exit(_exit_code(len(articles), rejections))
 
 
