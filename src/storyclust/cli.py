@@ -110,6 +110,10 @@ def cluster_options(f):
             click.option("--max-distance", type=click.FloatRange(0.01, 1.99), default=defaults.max_distance,
                          show_default=True, envvar=_env("MAX_DISTANCE"), show_envvar=True,
                          help="Largest average cosine distance (language-neutral space) inside a story."),
+            click.option("--number-weight", type=click.FloatRange(0.0, 1.0), default=defaults.number_weight,
+                         show_default=True, envvar=_env("NUMBER_WEIGHT"), show_envvar=True,
+                         help="Added to two articles' cosine when they share all their numbers (less when "
+                              "they share some); 0 = the embedding alone."),
             click.option("--time-window", "time_window_days", type=click.FloatRange(min=0),
                          default=defaults.time_window_days,
                          show_default=True, envvar=_env("TIME_WINDOW"), show_envvar=True,
@@ -241,12 +245,12 @@ def _load_embedder(model, backend, max_tokens, batch_size, cache_dir, pooling, p
 
 
 def _cluster_and_write(ctx, articles, embed_args, cluster_args, output) -> None:
-    method, max_distance, time_window_days, min_size, include_text = cluster_args
+    method, max_distance, number_weight, time_window_days, min_size, include_text = cluster_args
     if not articles:
         log.error("no articles to cluster")
         return
     embedder = _load_embedder(*embed_args)
-    options = ClusterOptions(method=method, max_distance=max_distance,
+    options = ClusterOptions(method=method, max_distance=max_distance, number_weight=number_weight,
                              time_window_days=time_window_days or None)
     stories = cluster_articles(articles, embedder, options=options, progress=_show_progress(ctx))
     _write_stories(stories, min_size, include_text, output)
@@ -311,12 +315,13 @@ def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_a
     """Add ``articles`` to the stories in ``store`` and write the stories that changed."""
     from .incremental import state_embedding, update_stories
 
-    method, max_distance, time_window_days, min_size, include_text = cluster_args
+    method, max_distance, number_weight, time_window_days, min_size, include_text = cluster_args
     story_window, now, show_all = state_args
     model, backend, max_tokens, batch_size, cache_dir, pooling = embed_args
     backend, pooling, prompt = state_embedding(store, backend, pooling)
     embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling, prompt)
-    options = ClusterOptions(method=method, max_distance=max_distance, time_window_days=time_window_days or None)
+    options = ClusterOptions(method=method, max_distance=max_distance, number_weight=number_weight,
+                             time_window_days=time_window_days or None)
     result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
                             now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],
                             progress=_show_progress(ctx), files=files)
@@ -378,13 +383,14 @@ def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, m
 @state_options
 @click.pass_context
 def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, pooling, method,
-            max_distance, time_window_days, min_size, include_text, state, story_window, now, show_all, wait):
+            max_distance, number_weight, time_window_days, min_size, include_text, state, story_window, now, show_all,
+            wait):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
 
     INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line.
     """
     embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
-    cluster_args = (method, max_distance, time_window_days, min_size, include_text)
+    cluster_args = (method, max_distance, number_weight, time_window_days, min_size, include_text)
     if state:
         with _state_store(state, wait) as store:
             articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
@@ -405,12 +411,12 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
 @state_options
 @click.pass_context
 def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe, model, backend,
-        max_tokens, batch_size, cache_dir, pooling, method, max_distance, time_window_days, min_size, include_text,
-        state, story_window, now, show_all, wait):
+        max_tokens, batch_size, cache_dir, pooling, method, max_distance, number_weight, time_window_days, min_size,
+        include_text, state, story_window, now, show_all, wait):
     """Ingest PATHS and cluster them into stories in one go (ingest + cluster)."""
     paths = _collect_paths(paths, from_list)
     embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
-    cluster_args = (method, max_distance, time_window_days, min_size, include_text)
+    cluster_args = (method, max_distance, number_weight, time_window_days, min_size, include_text)
     if state:
         from .incremental import files_to_read
 

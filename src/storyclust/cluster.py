@@ -10,8 +10,10 @@ articles except the last, which only ever sees one small candidate group at a ti
    pseudo-articles), and running sums can be carried over from earlier runs, so a
    night with three Indonesian articles is as stable as one with three thousand.
 2. **Candidate graph.** Each article is linked to its nearest neighbours (exact,
-   blocked matrix products) whose cosine in the neutral space reaches
-   ``1 - max_distance`` and whose dates lie within ``time_window_days``. When
+   blocked matrix products) whose similarity reaches ``1 - max_distance`` and whose
+   dates lie within ``time_window_days``. The similarity is the cosine in the neutral
+   space plus, when the texts are given, ``number_weight`` times the cosine of the
+   numbers they share (:mod:`storyclust.evidence`: a translation keeps its numbers). When
    every article has a date the search only compares articles whose dates are
    close, so the cost grows with the articles per window, not with the archive.
    Above ``approximate_above`` articles the search is approximate instead: rows
@@ -45,6 +47,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from .evidence import evidence_text
 from .types import Article, Story, StoryMember
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ class ClusterOptions:
     language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
     reference_weight: float = 8.0  # pseudo-articles per language given to the shipped reference means
     neutralize: bool = True  # subtract per-language means (off: raw model space)
+    number_weight: float = 0.10  # added to the cosine per unit of shared-number similarity (storyclust.evidence)
     time_window_days: Optional[float] = 7.0  # articles further apart in time never share a story
     neighbors: int = 30  # candidate neighbours per article
     max_group: int = 3000  # larger candidate groups are split with a stricter threshold first
@@ -79,6 +83,8 @@ class ClusterOptions:
             raise ValueError(f"method must be 'average' or 'hdbscan', not {self.method!r}")
         if not 0.0 < self.max_distance < 2.0:
             raise ValueError("max_distance must lie in (0, 2)")
+        if self.number_weight < 0.0:
+            raise ValueError("number_weight must not be negative")
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -141,22 +147,37 @@ class StoryClusterer:
         X: np.ndarray,
         langs: Sequence[Optional[str]] | None = None,
         published: Sequence[Optional[datetime]] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> "StoryClusterer":
+        """Cluster the rows of ``X``; ``texts`` (one per row) add the numbers they share as evidence."""
+        from .evidence import number_evidence
+
         X = np.asarray(X, dtype=np.float32)
         n = len(X)
         langs = list(langs) if langs is not None else [None] * n
-        if len(langs) != n:
-            raise ValueError("langs must have one entry per row of X")
+        if len(langs) != n or (texts is not None and len(texts) != n):
+            raise ValueError("langs and texts must have one entry per row of X")
         if n:
             self.update_language_means(X, langs)
         Z = self.neutralize(X, langs)
         days = _days(published, n)
+        use_numbers = texts is not None and self.options.number_weight > 0
         self.neutral_ = Z
+        self.evidence_ = number_evidence(texts) if use_numbers else None
         self.labels_ = self._cluster(Z, days)
         return self
 
-    def fit_predict(self, X, langs=None, published=None) -> np.ndarray:
-        return self.fit(X, langs, published).labels_
+    def fit_predict(self, X, langs=None, published=None, texts=None) -> np.ndarray:
+        return self.fit(X, langs, published, texts).labels_
+
+    def _similarity(self, Z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Pair similarity the clusterer decides on: cosine plus ``number_weight`` x shared-number cosine."""
+        from .evidence import pair_evidence
+
+        sims = np.einsum("ij,ij->i", Z[rows], Z[cols])
+        if self.evidence_ is not None:
+            sims = sims + self.options.number_weight * pair_evidence(self.evidence_, rows, cols)
+        return sims
 
     def _cluster(self, Z: np.ndarray, days: Optional[np.ndarray]) -> np.ndarray:
         n = len(Z)
@@ -164,10 +185,14 @@ class StoryClusterer:
         if n == 0:
             return labels
         opts = self.options
+        bonus = opts.number_weight if self.evidence_ is not None else 0.0  # the most shared numbers can add
         rows, cols = candidate_edges(
-            Z, days, opts.max_distance, opts.neighbors, opts.time_window_days, opts.block_size,
+            Z, days, min(opts.max_distance + bonus, 1.99), opts.neighbors, opts.time_window_days, opts.block_size,
             probes=opts.search_probes if n > opts.approximate_above else None, random_state=opts.random_state,
         )
+        if bonus:
+            keep = self._similarity(Z, rows, cols) >= 1.0 - opts.max_distance
+            rows, cols = rows[keep], cols[keep]
         groups = _components(n, rows, cols)
         next_label = 0
         for members in groups:
@@ -184,8 +209,7 @@ class StoryClusterer:
             stricter = threshold * 0.9
             inside = np.isin(rows, members) & np.isin(cols, members)
             r, c = rows[inside], cols[inside]
-            sims = np.einsum("ij,ij->i", Z[r], Z[c])
-            keep = sims >= 1.0 - stricter
+            keep = self._similarity(Z, r, c) >= 1.0 - stricter
             r, c = r[keep], c[keep]
             local = {m: i for i, m in enumerate(members)}
             parts = _components(len(members), np.array([local[x] for x in r], dtype=np.int64),
@@ -195,7 +219,13 @@ class StoryClusterer:
             for part in parts:
                 out.extend(self._split_group(Z, days, members[part], r, c, stricter))
             return out
-        D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days)
+        bonus = None
+        if self.evidence_ is not None:
+            from .evidence import group_evidence
+
+            bonus = self.options.number_weight * group_evidence(self.evidence_, members)
+        D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days,
+                             bonus)
         if self.options.method == "hdbscan" and len(members) > 2:
             parts = _hdbscan_parts(D, self.options)
         else:
@@ -374,8 +404,13 @@ def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds) if n else []
 
 
-def _group_distances(Zg: np.ndarray, days: Optional[np.ndarray], window: Optional[float]) -> np.ndarray:
-    D = np.clip(1.0 - Zg.astype(np.float64) @ Zg.T.astype(np.float64), 0.0, 2.0)
+def _group_distances(Zg: np.ndarray, days: Optional[np.ndarray], window: Optional[float],
+                     bonus: Optional[np.ndarray] = None) -> np.ndarray:
+    """1 - cosine (- ``bonus``, the shared-number term), clipped to [0, 2]; 2 across the time window."""
+    S = Zg.astype(np.float64) @ Zg.T.astype(np.float64)
+    if bonus is not None:
+        S += bonus
+    D = np.clip(1.0 - S, 0.0, 2.0)
     if days is not None and window:
         far = np.abs(days[:, None] - days[None, :]) > window
         D[far] = 2.0
@@ -483,7 +518,8 @@ def cluster_articles(
             raise ValueError("embeddings must have one row per article")
         X = np.asarray(embeddings)[primary]
     clusterer = StoryClusterer(options, language_means=language_means).fit(
-        X, langs=[a.lang for a in firsts], published=[article_time(a) for a in firsts]
+        X, langs=[a.lang for a in firsts], published=[article_time(a) for a in firsts],
+        texts=[evidence_text(a) for a in firsts],
     )
     Z, labels = clusterer.neutral_, clusterer.labels_
     copies = [i for i, a in enumerate(articles) if roots[i] != a.id]

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from .evidence import evidence_text
 from .store import FileStamp, StateError, StateStore, StoredArticle, StoredStory
 from .types import Article, Rejection, Story
 
@@ -454,7 +455,9 @@ class _Assignment:
         owners: list[Optional[_Work]] = [None] * len(pending) + [self.works[m[0]] for m in members]
         rows = np.concatenate([Z, *(m[2][None, :] for m in members)])
         days = _days([p.date for p in pending] + [m[3] for m in members])
-        labels = _cluster_neutral(self.options, rows, days)
+        stored = self.store.articles_by_hash([m[1] for m in members])
+        texts = [evidence_text(p.article) for p in pending] + [evidence_text(stored[m[1]].article) for m in members]
+        labels = _cluster_neutral(self.options, rows, days, texts)
         groups: dict[int, list[int]] = {}
         for k, label in enumerate(labels):
             groups.setdefault(int(label), []).append(k)
@@ -576,7 +579,8 @@ class _Assignment:
             stored = self.store.articles_by_hash(list(vectors))
             order = sorted(vectors, key=lambda h: (stored[h].date, h))
             Zm = np.stack([vectors[h] for h in order])
-            labels = _cluster_neutral(self.options, Zm, _days([stored[h].date for h in order]))
+            labels = _cluster_neutral(self.options, Zm, _days([stored[h].date for h in order]),
+                                      [evidence_text(stored[h].article) for h in order])
             groups: dict[int, list[int]] = {}
             for k, label in enumerate(labels):
                 groups.setdefault(int(label), []).append(k)
@@ -630,15 +634,15 @@ def _unit_rows(Z: np.ndarray) -> np.ndarray:
     return Z / np.where(norms > 0, norms, 1.0)
 
 
-def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, days: np.ndarray) -> np.ndarray:
+def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, days: np.ndarray, texts: Sequence[str]) -> np.ndarray:
     """StoryClusterer labels for vectors that are already language-neutral (every label is a story).
 
-    ``days`` are the rows' dates as float days since the epoch.
+    ``days`` are the rows' dates as float days since the epoch; ``texts`` give the shared-number evidence.
     """
     from .cluster import StoryClusterer
 
     dates = [datetime.fromtimestamp(d * 86400.0, tz=timezone.utc) for d in days]
-    return StoryClusterer(replace(options, neutralize=False)).fit(Z, None, dates).labels_
+    return StoryClusterer(replace(options, neutralize=False)).fit(Z, None, dates, texts).labels_
 
 
 def _days(dates: Sequence[datetime]) -> np.ndarray:
