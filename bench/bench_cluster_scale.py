@@ -11,7 +11,10 @@ language offsets, squeezed cosines) is the model's own:
   set so that within-story cosines (~0.9) and between-story cosines (~0.8) match what the
   real data shows;
 * stories have 1-6 members (a long tail of singletons, as in real news), and dates are
-  spread over --days days, members of a story within 2 days of each other.
+  spread over --days days, members of a story within 2 days of each other;
+* each member's text holds most of its story's three numbers plus its own time of day and the
+  year, so the shared-number evidence (``ClusterOptions.number_weight``) is exercised as in a
+  real run; ``--no-numbers`` leaves it out.
 
 Each size runs in a fresh subprocess so that its peak RSS is its own. Prints, per size,
 the clustering time, articles/s, peak RSS and the adjusted Rand index against the
@@ -74,12 +77,13 @@ def synthesize(X: np.ndarray, langs: list[str], n: int, days: float, seed: int =
         sizes.append(int(rng.choice([1, 1, 1, 2, 2, 3, 4, 6])))
     sizes[-1] -= sum(sizes) - n
     out = np.empty((n, d), np.float32)
-    out_langs, gold, dates = [], np.empty(n, np.int64), np.empty(n)
+    out_langs, gold, dates, texts = [], np.empty(n, np.int64), np.empty(n), []
     row = 0
     for s, size in enumerate(sizes):
         base = rng.integers(len(X))
         centre = X[base] - means[langs[base]] + rng.normal(0, 0.6 / np.sqrt(d), d)
         day = rng.uniform(0, days)
+        facts = rng.integers(1, 5000, size=3)  # the story's numbers (a toll, an amount, a score)
         for _ in range(size):
             lang = names[rng.integers(len(names))]
             v = centre + means[lang] + rng.normal(0, 0.2 / np.sqrt(d), d)
@@ -87,8 +91,10 @@ def synthesize(X: np.ndarray, langs: list[str], n: int, days: float, seed: int =
             out_langs.append(lang)
             gold[row] = s
             dates[row] = day + rng.uniform(0, 2)
+            kept = facts[rng.random(3) < 0.7]  # each report repeats most of them, plus its own time and year
+            texts.append(" ".join([*map(str, kept), f"{rng.integers(0, 24)}:{rng.integers(0, 60):02d}", "2026"]))
             row += 1
-    return out, out_langs, gold, dates
+    return out, out_langs, gold, dates, texts
 
 
 def _peak_rss_kib() -> int:
@@ -109,7 +115,8 @@ def one_size(args) -> dict:
     from storyclust.cluster import ClusterOptions, StoryClusterer
 
     X, langs = real_embeddings(args.embeddings)
-    Xs, L, gold, days = synthesize(X, langs, args.one, args.days)
+    Xs, L, gold, days, texts = synthesize(X, langs, args.one, args.days)
+    texts = None if args.no_numbers else texts
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     published = [t0 + timedelta(days=float(x)) for x in days]
     result = {"n": args.one}
@@ -117,13 +124,14 @@ def one_size(args) -> dict:
         if label == "undated" and args.one > args.max_undated:
             continue
         start = time.perf_counter()
-        labels = StoryClusterer(ClusterOptions()).fit_predict(Xs, langs=L, published=dates)
+        labels = StoryClusterer(ClusterOptions()).fit_predict(Xs, langs=L, published=dates, texts=texts)
         secs = time.perf_counter() - start
         result[label] = {"seconds": round(secs, 2), "articles_per_s": round(args.one / secs, 1),
                          "ari": round(adjusted_rand_score(gold, labels), 4), "stories": int(labels.max() + 1)}
         if args.compare_exact and args.one > ClusterOptions().approximate_above:
             start = time.perf_counter()
-            exact = StoryClusterer(ClusterOptions(approximate_above=args.one)).fit_predict(Xs, langs=L, published=dates)
+            exact = StoryClusterer(ClusterOptions(approximate_above=args.one)).fit_predict(Xs, langs=L, published=dates,
+                                                                                           texts=texts)
             result[label]["exact_seconds"] = round(time.perf_counter() - start, 2)
             result[label]["exact_ari"] = round(adjusted_rand_score(gold, exact), 4)
             result[label]["ari_vs_exact"] = round(adjusted_rand_score(exact, labels), 4)
@@ -139,6 +147,8 @@ def main() -> None:
     ap.add_argument("--embeddings", help="npz with X (float32 [n, d]) and langs, instead of SemEval")
     ap.add_argument("--compare-exact", action="store_true",
                     help="above the approximate-search size, also run the exact search and compare")
+    ap.add_argument("--no-numbers", action="store_true",
+                    help="cluster without the synthetic texts' shared numbers (embedding cosine alone)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -150,6 +160,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", str(n), "--days", str(args.days),
                "--max-undated", str(args.max_undated)] + (["--embeddings", args.embeddings] if args.embeddings else [])
         cmd += ["--compare-exact"] if args.compare_exact else []
+        cmd += ["--no-numbers"] if args.no_numbers else []
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         d, u = r.get("dated", {}), r.get("undated", {})
         print(f"{n:>9} {d.get('seconds', '-'):>8} {d.get('articles_per_s', '-'):>9} {d.get('ari', '-'):>6} "

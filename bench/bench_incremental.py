@@ -279,8 +279,13 @@ def replay_nightly(work: Path, corpus: Path, seed_state: Path) -> list[dict]:
     return nights
 
 
-def purity(state: Path, gold: dict[str, str], corpus: Path) -> tuple[int, int, float]:
-    """(stories, non-singleton stories, share of articles whose story's majority event is their own)."""
+def purity(state: Path, gold: dict[str, str], corpus: Path) -> tuple[int, int, float, float]:
+    """(stories, non-singleton stories, purity, adjusted Rand index against the events).
+
+    Purity = share of articles whose story's majority event is their own.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
     db = sqlite3.connect(state)
     rows = db.execute("SELECT a.path, m.story_id FROM members m JOIN articles a ON a.hash = m.article_hash").fetchall()
     db.close()
@@ -288,7 +293,9 @@ def purity(state: Path, gold: dict[str, str], corpus: Path) -> tuple[int, int, f
     for path, story in rows:
         by_story.setdefault(story, []).append(gold[str(Path(path).relative_to(corpus))])
     right = sum(Counter(events).most_common(1)[0][1] for events in by_story.values())
-    return len(by_story), sum(len(v) > 1 for v in by_story.values()), right / max(len(rows), 1)
+    events = [gold[str(Path(path).relative_to(corpus))] for path, _ in rows]
+    ari = adjusted_rand_score(events, [story for _, story in rows]) if rows else 0.0
+    return len(by_story), sum(len(v) > 1 for v in by_story.values()), right / max(len(rows), 1), ari
 
 
 def main() -> int:
@@ -319,15 +326,15 @@ def main() -> int:
     speedup = first["wall"] / second["wall"]
     print(f"touched   : {first['wall'] / touched['wall']:.1f}x faster than the first run "
           "(every file parsed again, every article skipped by content hash)")
-    stories, multi, pure = purity(state, gold, corpus)
+    stories, multi, pure, ari = purity(state, gold, corpus)
     print(f"speed-up  : {speedup:.1f}x (target >= 20x)")
-    print(f"stories   : {stories} ({multi} with 2+ articles), purity {pure:.3f}, state file "
+    print(f"stories   : {stories} ({multi} with 2+ articles), purity {pure:.3f}, ARI {ari:.3f}, state file "
           f"{state.stat().st_size / 2**20:.1f} MiB")
     nights = replay_nightly(work, corpus, state)
-    n_stories, n_multi, n_pure = purity(work / "nightly.db", gold, work / "live")
+    n_stories, n_multi, n_pure, n_ari = purity(work / "nightly.db", gold, work / "live")
     print(f"nightly   : the same corpus fed one day per run ({len(nights)} runs, embeddings cached): "
           f"{sum(r['wall'] for r in nights):.1f} s in all, {n_stories} stories ({n_multi} with 2+ articles), "
-          f"purity {n_pure:.3f}, {sum(r['changed'] for r in nights)} story changes reported")
+          f"purity {n_pure:.3f}, ARI {n_ari:.3f}, {sum(r['changed'] for r in nights)} story changes reported")
     if not args.keep:
         shutil.rmtree(work)
     return 0 if speedup >= 20 and second["embedded"] == 0 else 1
