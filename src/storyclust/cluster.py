@@ -31,7 +31,8 @@ articles except the last, which only ever sees one small candidate group at a ti
 Complexity, for n articles in dimension d with k neighbours: neutralisation
 O(n d); candidate graph O(n^2 d) multiply-adds in blocks of bounded memory
 (O(n w d) with dates, w = articles per time window), or O(n^1.5 p d) with the
-approximate search (p = probes; plus O(n^1.5 d) for the cells); components O(n k); step 3
+approximate search (p = probes; plus O(n^1.5 d) for the cells); shared numbers O(n t) to
+build (t = numbers per text) and O(n k t) over the candidate edges; components O(n k); step 3
 O(sum of m_i^2) over candidate groups of size m_i, which stay small (a
 group larger than ``max_group`` is split by a stricter threshold first).
 """
