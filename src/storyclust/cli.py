@@ -109,7 +109,8 @@ def cluster_options(f):
                          help="How stories are cut inside each candidate group."),
             click.option("--max-distance", type=click.FloatRange(0.01, 1.99), default=defaults.max_distance,
                          show_default=True, envvar=_env("MAX_DISTANCE"), show_envvar=True,
-                         help="Largest average cosine distance (language-neutral space) inside a story."),
+                         help="Largest average distance inside a story: 1 - cosine (language-neutral "
+                              "space) - the shared-number bonus."),
             click.option("--number-weight", type=click.FloatRange(0.0, 1.0), default=defaults.number_weight,
                          show_default=True, envvar=_env("NUMBER_WEIGHT"), show_envvar=True,
                          help="Added to two articles' cosine when they share all their numbers (less when "

@@ -63,7 +63,7 @@ class ClusterOptions:
     """Parameters of :class:`StoryClusterer`; the defaults were chosen on labelled dev data."""
 
     method: str = "average"  # "average" or "hdbscan" (see module docstring)
-    max_distance: float = 0.50  # cosine distance in the neutral space that still makes one story
+    max_distance: float = 0.50  # 1 - (neutral-space cosine + number term) that still makes one story
     language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
     reference_weight: float = 8.0  # pseudo-articles per language given to the shipped reference means
     neutralize: bool = True  # subtract per-language means (off: raw model space)
