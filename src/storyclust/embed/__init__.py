@@ -50,7 +50,7 @@ import os
 import pathlib
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -247,11 +247,20 @@ def settings_of(model_id: str) -> EmbedSettings | None:
     return EmbedSettings(match["backend"], ast.literal_eval(match["prompt"]), "sif" if match["sif"] else "model")
 
 
-def _use_sif(pooling: str, eligible: bool, label: str) -> bool:
-    if pooling == "sif" and not eligible:
-        raise ValueError(f"{label}: SIF pooling needs a mean-pooling model with a Unigram (SentencePiece) "
+def _pooled_id(resolved: _ResolvedModel, backend: str, max_tokens: int, prompt: str, pooling: str,
+               log_probs: Callable[[], np.ndarray | None]) -> tuple[str, np.ndarray | None]:
+    """``(model_id, SIF token weights or None)`` for a loaded model, shared by both loaders.
+
+    ``log_probs`` reads the tokenizer's Unigram log-probabilities (None when the model cannot
+    use SIF); it is only called when SIF is wanted, since parsing a 250k-piece vocabulary
+    takes a while.
+    """
+    scores = log_probs() if pooling != "model" else None
+    if pooling == "sif" and scores is None:
+        raise ValueError(f"{resolved.label}: SIF pooling needs a mean-pooling model with a Unigram (SentencePiece) "
                          "tokenizer; use pooling='model'")
-    return pooling != "model" and eligible
+    weights = sif_weights(scores) if scores is not None else None
+    return _model_id(resolved.label, backend, max_tokens, prompt, weights is not None), weights
 
 
 def _pick_backend(backend: str) -> str:
@@ -295,11 +304,12 @@ def _load_torch(resolved: _ResolvedModel, backend: str, *, pooling: str, prompt:
     with quiet_model_loading():
         model = SentenceTransformer(str(resolved.folder), device="cpu")
     model.max_seq_length = min(max_tokens, model.max_seq_length or max_tokens)
-    log_probs = unigram_log_probs(tokenizer_json_of(model) or "{}") if mean_pooling_only(model) else None
-    sif = _use_sif(pooling, log_probs is not None, resolved.label)
-    return TorchEmbedder(model, model_id=_model_id(resolved.label, backend, max_tokens, prompt, sif), prompt=prompt,
-                         batch_size=batch_size, bf16=backend == "torch-bf16",
-                         token_weights=sif_weights(log_probs) if sif else None)
+    model_id, weights = _pooled_id(
+        resolved, backend, max_tokens, prompt, pooling,
+        lambda: unigram_log_probs(tokenizer_json_of(model) or "{}") if mean_pooling_only(model) else None,
+    )
+    return TorchEmbedder(model, model_id=model_id, prompt=prompt, batch_size=batch_size,
+                         bf16=backend == "torch-bf16", token_weights=weights)
 
 
 def _load_onnx(resolved: _ResolvedModel, backend: str, *, pooling: str, prompt: str, max_tokens: int,
@@ -309,19 +319,20 @@ def _load_onnx(resolved: _ResolvedModel, backend: str, *, pooling: str, prompt: 
 
     model_file = _onnx_file(resolved, backend)
     meta = read_meta(model_file.parent)
-    log_probs = None
-    if meta.get("mean_pooling"):
-        log_probs = unigram_log_probs((model_file.parent / TOKENIZER_FILE).read_text(encoding="utf-8"))
-    sif = _use_sif(pooling, log_probs is not None, resolved.label)
+    tokenizer_file = model_file.parent / TOKENIZER_FILE
+    model_id, weights = _pooled_id(
+        resolved, backend, max_tokens, prompt, pooling,
+        lambda: unigram_log_probs(tokenizer_file.read_text(encoding="utf-8")) if meta.get("mean_pooling") else None,
+    )
     return OnnxEmbedder(
         model_file,
         meta,
-        model_id=_model_id(resolved.label, backend, max_tokens, prompt, sif),
+        model_id=model_id,
         prompt=prompt,
         max_tokens=max_tokens,
         batch_size=batch_size,
         threads=threads,
-        token_weights=sif_weights(log_probs) if sif else None,
+        token_weights=weights,
     )
 
 
