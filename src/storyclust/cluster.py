@@ -187,12 +187,15 @@ class StoryClusterer:
             return labels
         opts = self.options
         bonus = opts.number_weight if self.evidence_ is not None else 0.0  # the most shared numbers can add
-        rows, cols = candidate_edges(
+        rows, cols, cosines = candidate_edges(
             Z, days, min(opts.max_distance + bonus, 1.99), opts.neighbors, opts.time_window_days, opts.block_size,
             probes=opts.search_probes if n > opts.approximate_above else None, random_state=opts.random_state,
+            return_similarity=True,
         )
         if bonus:
-            keep = self._similarity(Z, rows, cols) >= 1.0 - opts.max_distance
+            from .evidence import pair_evidence
+
+            keep = cosines + bonus * pair_evidence(self.evidence_, rows, cols) >= 1.0 - opts.max_distance
             rows, cols = rows[keep], cols[keep]
         groups = _components(n, rows, cols)
         next_label = 0
@@ -258,8 +261,11 @@ def candidate_edges(
     *,
     probes: Optional[int] = None,
     random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_similarity: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Edges (i, j), i != j, between each row and its ``neighbors`` most similar rows at cosine >= 1 - max_distance.
+
+    Returns ``(rows, cols)``, or ``(rows, cols, cosines)`` with ``return_similarity``.
 
     Rows with dates further apart than ``time_window_days`` are never linked (rows without a
     date link to anything).
@@ -288,10 +294,13 @@ def candidate_edges(
             rows, cols, sims = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s),
                                               neighbors)
             out_r, out_c, out_s, held = [rows], [cols], [sims], len(rows)
-    if not out_r:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    rows, cols, _ = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s), neighbors)
-    return rows.astype(np.int64), cols.astype(np.int64)
+    if out_r:
+        rows, cols, sims = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s),
+                                          neighbors)
+    else:
+        rows, cols, sims = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    return (rows, cols, sims) if return_similarity else (rows, cols)
 
 
 _MAX_HELD_EDGES = 8_000_000  # candidate edges held before trimming each row to its top k

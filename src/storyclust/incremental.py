@@ -301,8 +301,7 @@ def state_embedding(store: StateStore, backend: str, pooling: str) -> tuple[str,
     Each ``"auto"`` resolves to what the state file was built with, and so does the prompt
     (None: the model's own), so that a state keeps working when the defaults change (another
     machine, a new storyclust version: states from before SIF pooling keep mean pooling);
-    explicit choices are returned as asked (and refused later if they
-    do not match the state).
+    explicit choices are returned as asked (and refused later if they do not match the state).
     """
     from .embed import settings_of
 
@@ -455,8 +454,10 @@ class _Assignment:
         owners: list[Optional[_Work]] = [None] * len(pending) + [self.works[m[0]] for m in members]
         rows = np.concatenate([Z, *(m[2][None, :] for m in members)])
         days = _days([p.date for p in pending] + [m[3] for m in members])
-        stored = self.store.articles_by_hash([m[1] for m in members])
-        texts = [evidence_text(p.article) for p in pending] + [evidence_text(stored[m[1]].article) for m in members]
+        texts = None
+        if self.options.number_weight > 0:  # the members' texts are read only when their numbers count
+            stored = self.store.articles_by_hash([m[1] for m in members])
+            texts = [evidence_text(p.article) for p in pending] + [evidence_text(stored[m[1]].article) for m in members]
         labels = _cluster_neutral(self.options, rows, days, texts)
         groups: dict[int, list[int]] = {}
         for k, label in enumerate(labels):
@@ -634,10 +635,12 @@ def _unit_rows(Z: np.ndarray) -> np.ndarray:
     return Z / np.where(norms > 0, norms, 1.0)
 
 
-def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, days: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, days: np.ndarray,
+                     texts: Optional[Sequence[str]]) -> np.ndarray:
     """StoryClusterer labels for vectors that are already language-neutral (every label is a story).
 
-    ``days`` are the rows' dates as float days since the epoch; ``texts`` give the shared-number evidence.
+    ``days`` are the rows' dates as float days since the epoch; ``texts`` (or None) give the
+    shared-number evidence.
     """
     from .cluster import StoryClusterer
 
