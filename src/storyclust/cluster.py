@@ -48,7 +48,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from .evidence import evidence_text
+from .evidence import evidence_text, group_evidence, number_evidence, pair_evidence
 from .types import Article, Story, StoryMember
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,6 @@ class StoryClusterer:
         texts: Sequence[str] | None = None,
     ) -> "StoryClusterer":
         """Cluster the rows of ``X``; ``texts`` (one per row) add the numbers they share as evidence."""
-        from .evidence import number_evidence
-
         X = np.asarray(X, dtype=np.float32)
         n = len(X)
         langs = list(langs) if langs is not None else [None] * n
@@ -173,8 +171,6 @@ class StoryClusterer:
 
     def _similarity(self, Z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Pair similarity the clusterer decides on: cosine plus ``number_weight`` x shared-number cosine."""
-        from .evidence import pair_evidence
-
         sims = np.einsum("ij,ij->i", Z[rows], Z[cols])
         if self.evidence_ is not None:
             sims = sims + self.options.number_weight * pair_evidence(self.evidence_, rows, cols)
@@ -193,8 +189,6 @@ class StoryClusterer:
             return_similarity=True,
         )
         if bonus:
-            from .evidence import pair_evidence
-
             keep = cosines + bonus * pair_evidence(self.evidence_, rows, cols) >= 1.0 - opts.max_distance
             rows, cols = rows[keep], cols[keep]
         groups = _components(n, rows, cols)
@@ -225,8 +219,6 @@ class StoryClusterer:
             return out
         bonus = None
         if self.evidence_ is not None:
-            from .evidence import group_evidence
-
             bonus = self.options.number_weight * group_evidence(self.evidence_, members)
         D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days,
                              bonus)
