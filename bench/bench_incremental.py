@@ -226,7 +226,7 @@ from datetime import datetime
 from storyclust.embed import load_embedder
 from storyclust.incremental import update_from_paths
 from storyclust.ingest import IngestOptions
-from storyclust.output import parse_datetime
+from storyclust.schema import parse_datetime
 from storyclust.store import open_store
 with open_store(sys.argv[1]) as store:
     result = update_from_paths(store, [sys.argv[2]], load_embedder, ingest_options=IngestOptions(jobs=1),

@@ -189,7 +189,7 @@ def test_jsonl_with_one_broken_line(tmp_path: Path) -> None:
 
 
 def test_storyclust_article_records_are_read_back(tmp_path: Path) -> None:
-    from storyclust.output import article_to_record
+    from storyclust.schema import article_to_record
 
     original = Article(id="abc", text="\n".join(STORIES["football"][1]), title="Cup", lang="en",
                        lang_confidence=0.99, path="/old/place.html", duplicate_of="xyz")

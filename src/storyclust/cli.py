@@ -18,7 +18,8 @@ from . import __version__
 from .cluster import ClusterOptions, cluster_articles
 from .embed import BACKENDS, POOLINGS
 from .ingest import IngestOptions, IngestStats, ingest_paths
-from .output import article_to_record, open_output, rejection_to_record, story_to_record, write_jsonl
+from .schema import article_to_record, rejection_to_record, story_to_record
+from .write import open_output, write_jsonl
 from .types import Article, Rejection, Story
 
 log = logging.getLogger("storyclust")
@@ -141,7 +142,7 @@ def _parse_window(ctx, param, value):
 
 
 def _parse_now(ctx, param, value):
-    from .output import parse_datetime
+    from .schema import parse_datetime
 
     if value is None:
         return None
@@ -481,7 +482,7 @@ def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, 
       storyclust eval --semeval semeval_dev.csv --json
     """
     from . import evaluate
-    from .output import dumps
+    from .schema import dumps
     from .types import SCHEMA_VERSION
 
     if (gold is None) == (semeval is None):

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 import pandas as pd
 
-from .output import iter_jsonl, record_to_article
+from .schema import iter_jsonl, record_to_article
 from .types import Article, Story
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -479,7 +479,7 @@ class GoldArticles:
 def load_gold_jsonl(path: str) -> GoldArticles:
     """Read articles with a gold ``story`` field from a JSONL file.
 
-    Every record that :func:`storyclust.output.record_to_article` accepts and
+    Every record that :func:`storyclust.schema.record_to_article` accepts and
     that has an ``id`` is kept; records of another ``type`` (stories,
     rejections) are ignored; malformed lines, records without id or text, and
     repeated ids are skipped with a warning. A missing or null ``story`` makes

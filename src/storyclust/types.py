@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
 
-#: Version of the JSON Lines schema written by :mod:`storyclust.output`.
+#: Version of the JSON Lines schema written by :mod:`storyclust.schema`.
 #: Bump on any backwards-incompatible change to a record's fields.
 SCHEMA_VERSION = 1
 
@@ -85,10 +85,20 @@ class Rejection:
             raise ValueError(f"unknown rejection reason {self.reason!r}")
 
 
+#: How a member came to be in its story (``StoryMember.joined_by``).
+JOIN_STEPS = (
+    "cluster",  # the clustering of its night (or of a one-shot run) put it there
+    "duplicate",  # an exact or near copy of an earlier member (``duplicate_of``)
+    "merge",  # its story was merged into this one on a later night
+    "split",  # it split off its earlier story with the rest of this one
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoryMember:
     article: Article
     similarity: float  # cosine similarity to the story centroid, in the clustering space
+    joined_by: Optional[str] = None  # the step that put it here: see JOIN_STEPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,7 @@ class Story:
     added: tuple[str, ...] = ()  # article ids added in this run (incremental runs only)
     merged_into: Optional[str] = None
     split_from: Optional[str] = None
+    labels: tuple[str, ...] = ()  # a few keywords saying what the story is about
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import trafilatura
 
-from ..output import parse_datetime
+from ..schema import parse_datetime
 from .clean import clean_body, clean_title
 
 __all__ = ["HtmlArticle", "extract_html", "domain_of"]

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Unio
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from ..output import parse_datetime, record_to_article
+from ..schema import parse_datetime, record_to_article
 from ..types import Article, Rejection
 from .clean import clean_body, clean_title, parse_plain_text
 from .clean import warm_up as warm_up_dates

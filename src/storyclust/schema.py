@@ -1,20 +1,15 @@
-"""JSON Lines in and out: the one place where the wire schema lives.
+"""The wire schema: records to and from storyclust's objects, in one place.
 
-Every record written carries ``schema_version`` and a ``type`` (``article``,
-``story`` or ``rejection``) so a consumer can tell them apart in one stream.
-Files are written atomically: to a temporary file next to the target, fsynced
-and renamed into place, so a killed run never leaves half a file behind.
+Every record carries ``schema_version`` and a ``type`` (``article``, ``story`` or
+``rejection``) so a consumer can tell them apart in one stream. :func:`iter_jsonl` is the
+one JSON Lines reader (ingest, cluster and eval all read through it); :mod:`storyclust.write`
+puts records on stdout or into files.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
-import sys
-import tempfile
 from datetime import datetime, timezone
-from typing import IO, Any, Iterable, Iterator, Optional
+from typing import IO, Any, Iterator, Optional
 
 from .types import SCHEMA_VERSION, Article, Rejection, Story
 
@@ -149,41 +144,6 @@ def story_to_record(story: Story, *, include_text: bool = False) -> dict:
 
 def dumps(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-
-
-@contextlib.contextmanager
-def open_output(path: Optional[str]) -> Iterator[IO[str]]:
-    """Open ``path`` for writing text; ``-`` or None is stdout.
-
-    A real file is written to a temporary sibling and renamed into place only
-    when the block finishes without an exception, so readers never see half a file.
-    """
-    if path in (None, "-"):
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    target = os.path.abspath(path)
-    directory = os.path.dirname(target) or "."
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
-    try:
-        with io.open(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_jsonl(records: Iterable[dict], fh: IO[str]) -> int:
-    n = 0
-    for record in records:
-        fh.write(dumps(record))
-        fh.write("\n")
-        n += 1
-    return n
 
 
 def iter_jsonl(fh: IO[str], source: str = "-") -> Iterator[tuple[str, dict | None, str | None]]:
