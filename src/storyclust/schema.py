@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import IO, Any, Iterator, Optional
 
-from .types import SCHEMA_VERSION, Article, Rejection, Story
+from .types import SCHEMA_VERSION, Article, Rejection, Story, StoryMember
 
 
 def _iso(dt: Optional[datetime]) -> Optional[str]:
@@ -140,6 +140,54 @@ def story_to_record(story: Story, *, include_text: bool = False) -> dict:
     if story.split_from:
         record["split_from"] = story.split_from
     return record
+
+
+def record_to_story(record: dict) -> Story:
+    """Build a Story from a ``story`` record as :func:`story_to_record` writes it (the inverse, field for field).
+
+    Members keep their order, similarity and (when the record carries it) ``joined_by``; their
+    ``text`` is the record's (``--include-text``) or empty. ``labels``, ``status``, ``added``,
+    ``merged_into`` and ``split_from`` are read when present. Raises ValueError (with a one-line
+    reason) when the record is not a story.
+    """
+    if not isinstance(record, dict):
+        raise ValueError("record is not a JSON object")
+    if record.get("type", "story") != "story":
+        raise ValueError(f"record is a {record.get('type')!r} record, not a story")
+    story_id = _opt_str(record.get("story_id"))
+    if story_id is None:
+        raise ValueError("record has no 'story_id'")
+    entries = record.get("articles")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"story {story_id}: 'articles' is not a list of objects")
+    members = []
+    for entry in entries:
+        text = entry.get("text")
+        article = Article(
+            id=str(entry.get("id") if entry.get("id") is not None else ""),
+            text=text if isinstance(text, str) else "",
+            title=_opt_str(entry.get("title")),
+            url=_opt_str(entry.get("url")),
+            path=_opt_str(entry.get("path")),
+            lang=_opt_str(entry.get("lang")),
+            published=parse_datetime(entry.get("published")),
+            source=_opt_str(entry.get("source")),
+            duplicate_of=_opt_str(entry.get("duplicate_of")),
+        )
+        similarity = entry.get("similarity")
+        members.append(StoryMember(article, float(similarity) if isinstance(similarity, (int, float)) else 0.0,
+                                   joined_by=_opt_str(entry.get("joined_by"))))
+    labels = record.get("labels")
+    return Story(
+        story_id=story_id,
+        members=tuple(members),
+        singleton=bool(record.get("singleton", len(members) == 1)),
+        status=_opt_str(record.get("status")),
+        added=tuple(str(a) for a in record.get("added") or ()),
+        merged_into=_opt_str(record.get("merged_into")),
+        split_from=_opt_str(record.get("split_from")),
+        labels=tuple(str(x) for x in labels) if isinstance(labels, list) else (),
+    )
 
 
 def dumps(record: dict) -> str:
