@@ -11,7 +11,8 @@ Terms come in three kinds, scored together so that one ranking merges them:
 * **words**, tagged with their article's language, so that IDF is computed per language (``gift``
   in German and in English are two terms). Text is split by script: runs of letters (Latin,
   Cyrillic, Greek, Arabic, Hebrew, Devanagari... with their combining marks) are words; Chinese,
-  Japanese and Thai, written without spaces, become character bigrams. Function words are those of
+  Japanese and Thai, written without spaces, become character bigrams (those that recur in an
+  article: a bigram straddling two words rarely does). Function words are those of
   a small built-in list plus those that recur in the shipped calibration corpus (18 languages);
 * **names**: capitalised multi-word names (``Kartika Wulandari``, ``European Parliament``) and
   acronyms (``CEPA``, ``EMA``), language-neutral, so the French and the Indonesian copies of a story
@@ -87,7 +88,14 @@ _STOPWORDS = frozenset(
     della delle degli dei nel nella con per tra fra che non è sono ha hanno anche come più o os as do da
     dos das no na nos nas em um uma é são foi com por para pelo pela mais mas como het een van en op te
     dat niet met voor zijn wordt werd и в во на не что с со по к ко из за от до о об а но как это для
-    же ли бы был была были быть он она они мы вы его ее их также при после""".split()
+    же ли бы был была были быть он она они мы вы его ее их также при после
+    monday tuesday wednesday thursday friday saturday sunday january february march april may june july
+    august september october november december jan feb mar apr jun jul aug sep sept oct nov dec
+    lundi mardi mercredi jeudi vendredi samedi dimanche janvier février mars avril mai juin juillet août
+    septembre octobre novembre décembre lunes martes miércoles jueves viernes sábado domingo enero febrero
+    marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre montag dienstag mittwoch
+    donnerstag freitag samstag sonntag januar februar märz juni juli oktober dezember senin selasa rabu
+    kamis jumat sabtu minggu januari februari maret mei agustus oktober desember""".split()
 )
 
 
@@ -121,6 +129,24 @@ def _word_terms(text: str) -> list[tuple[str, str]]:
             if not _HIRAGANA.match(gram):  # kana particles and endings say nothing
                 out.append((gram, gram))
     return out
+
+
+def _recurring_grams(title: str, text: str) -> Optional[tuple[set[str], set[str]]]:
+    """(all bigrams, recurring bigrams) of an article's unspaced-script text; None if it has none.
+
+    Without a word segmenter, a bigram that straddles two words (川发 in 四川发生) is noise; a real
+    word recurs. So a bigram counts only when it occurs twice or more in the member (title and
+    text together), or when the member has no text to recur in.
+    """
+    if not (_UNSPACED_RUN.search(title) or _UNSPACED_RUN.search(text)):
+        return None
+    counts: dict[str, int] = {}
+    for run in _UNSPACED_RUN.findall(title) + _UNSPACED_RUN.findall(text):
+        for i in range(len(run) - 1):
+            counts[run[i:i + 2]] = counts.get(run[i:i + 2], 0) + 1
+    if not text.strip():
+        return set(counts), set(counts)
+    return set(counts), {g for g, n in counts.items() if n >= 2}
 
 
 def _stopwords() -> frozenset[str]:
@@ -178,12 +204,13 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5) -> dict[str, tuple
             lang = article.lang or ""
             # A term counts once per member (2 when the member's title has it, else 1).
             present: dict[tuple, tuple[float, str]] = {}
+            recurring = _recurring_grams(article.title or "", article.text[:TEXT_CHARS])
             for part, factor in ((article.title or "", 2.0), (article.text[:TEXT_CHARS], 1.0)):
                 if not part:
                     continue
                 found: dict[tuple, str] = {}
                 for surface, term in _word_terms(part):
-                    if term in stop:
+                    if term in stop or (recurring is not None and term in recurring[0] and term not in recurring[1]):
                         continue
                     key = ("w", lang, term)
                     if key not in found or surface == term:
@@ -225,6 +252,13 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5) -> dict[str, tuple
     return out
 
 
+_GRAM = re.compile(f"^[{_UNSPACED}]{{2}}$")
+
+
+def _is_gram(label: str) -> bool:
+    return bool(_GRAM.match(label))
+
+
 def _pick(scored: list[tuple[float, int, tuple]], shown: dict[tuple, str], top_k: int) -> tuple[str, ...]:
     """The first ``top_k`` labels of a ranking, without words already said by a chosen name.
 
@@ -245,6 +279,9 @@ def _pick(scored: list[tuple[float, int, tuple]], shown: dict[tuple, str], top_k
             words = set(label.casefold().split())
             if key[0] == "w" and any(key[-1] in c for _, _, c in chosen):
                 continue  # a word of a name already chosen
+            if key[0] == "w" and _is_gram(label) and any(
+                    _is_gram(c) and (c[1] == label[0] or c[0] == label[1]) for c, _, _ in chosen):
+                continue  # 京地 after 北京: a bigram straddling a word already chosen
             if key[0] == "e":
                 if any(words <= c for _, _, c in chosen):
                     continue
