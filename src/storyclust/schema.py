@@ -8,35 +8,84 @@ puts records on stdout or into files.
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 from datetime import datetime, timezone
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Iterator, Optional, Union
 
-from .types import SCHEMA_VERSION, Article, Rejection, Story, StoryMember
+from .types import SCHEMA_VERSION, Article, Rejection, Story, StoryMember, valid_text
 
 
 def _iso(dt: Optional[datetime]) -> Optional[str]:
     return dt.isoformat() if dt else None
 
 
+log = logging.getLogger(__name__)
+
+#: Longest string :func:`parse_datetime` tries to read as a date (ISO 8601 with offset and
+#: nanoseconds is 35 characters); longer values are not dates.
+_MAX_DATE_CHARS = 64
+
+
 def parse_datetime(value: Any) -> Optional[datetime]:
-    """Parse an ISO 8601 string (or epoch seconds) into an aware datetime; None if not a date."""
-    if value is None or value == "":
+    """Parse an ISO 8601 string (or epoch seconds) into an aware datetime; None if not a date.
+
+    Never raises. A naive value is taken as UTC. A value that is not a date (wrong type,
+    unparsable text, a bool) is None; a value that is a date but cannot be used is None too,
+    with a WARNING on this module's logger: epoch seconds that are not finite or out of the
+    range ``datetime`` holds (``1e300``, ``NaN``, ``-1e18``), and dates whose UTC equivalent
+    falls outside years 1..9999 (``9999-12-31T23:00:00-05:00``), which would otherwise raise
+    OverflowError wherever the date is compared or converted later.
+    """
+    if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
-    else:
-        text = str(value).strip()
-        if text.endswith("Z"):
+        try:
+            dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            log.warning("date dropped: %.40r is not a usable epoch time", value)
+            return None
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > _MAX_DATE_CHARS:
+            return None
+        if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
             return None
+    else:
+        return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        dt.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        log.warning("date dropped: %s is out of range in UTC", dt.isoformat())
+        return None
     return dt
+
+
+def _confidence(value: Any) -> Optional[float]:
+    """A language confidence as a float clamped to [0, 1] (with a warning); None if not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        conf = float(value)
+    except OverflowError:  # an int too large for a float
+        conf = math.inf
+    if math.isnan(conf):
+        log.warning("lang_confidence dropped: NaN")
+        return None
+    if not 0.0 <= conf <= 1.0:
+        clamped = min(max(conf, 0.0), 1.0)
+        log.warning("lang_confidence %.6g clamped to %g", conf, clamped)
+        return clamped
+    return conf
 
 
 def article_to_record(article: Article) -> dict:
@@ -70,16 +119,14 @@ def record_to_article(record: dict) -> Article:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("record has no 'text'")
-    rid = record.get("id")
-    conf = record.get("lang_confidence")
     return Article(
-        id=str(rid) if rid not in (None, "") else "",
+        id=_opt_str(record.get("id")) or "",
         text=text,
         title=_opt_str(record.get("title")),
         url=_opt_str(record.get("url")),
         path=_opt_str(record.get("path")),
         lang=_opt_str(record.get("lang")),
-        lang_confidence=float(conf) if isinstance(conf, (int, float)) else None,
+        lang_confidence=_confidence(record.get("lang_confidence")),
         published=parse_datetime(record.get("published")),
         retrieved=parse_datetime(record.get("retrieved")),
         source=_opt_str(record.get("source")),
@@ -89,9 +136,21 @@ def record_to_article(record: dict) -> Article:
 
 
 def _opt_str(value: Any) -> Optional[str]:
-    if value is None:
+    """A scalar as a stripped string (None when missing, empty, or an object or list).
+
+    Numbers are written as JSON would write them; bools are ``true``/``false``. Never raises
+    (an integer too long for ``str()`` is None).
+    """
+    if value is None or isinstance(value, (dict, list)):
         return None
-    value = str(value).strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str):
+        try:
+            value = str(value)
+        except ValueError:  # int of more digits than sys.get_int_max_str_digits()
+            return None
+    value = value.strip()
     return value or None
 
 
@@ -114,6 +173,7 @@ def story_to_record(story: Story, *, include_text: bool = False) -> dict:
         "singleton": story.singleton,
         "languages": story.languages,
         "headline": story.headline,
+        "labels": list(story.labels),
         "first_published": _iso(story.first_published),
         "last_published": _iso(story.last_published),
         "articles": [
@@ -127,6 +187,7 @@ def story_to_record(story: Story, *, include_text: bool = False) -> dict:
                 "published": _iso(m.article.published),
                 "similarity": round(float(m.similarity), 4),
                 "duplicate_of": m.article.duplicate_of,
+                "joined_by": m.joined_by,
                 **({"text": m.article.text} if include_text else {}),
             }
             for m in story.members
@@ -191,25 +252,105 @@ def record_to_story(record: dict) -> Story:
 
 
 def dumps(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    """One record as compact JSON text (UTF-8 characters as they are). Never raises on text.
 
-
-def iter_jsonl(fh: IO[str], source: str = "-") -> Iterator[tuple[str, dict | None, str | None]]:
-    """Yield ``(location, record, error)`` for each non-blank line of a JSONL stream.
-
-    ``location`` is ``source#N`` (1-based line number); exactly one of
-    ``record`` and ``error`` is not None. Malformed lines never stop the stream.
+    A string that holds surrogates (from anywhere: a record built by hand, a path)
+    is written by the rule of :func:`storyclust.types.valid_text`, so the line
+    always encodes as UTF-8.
     """
-    for lineno, line in enumerate(fh, 1):
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return valid_text(line)
+
+
+class JsonlError(str):
+    """The error of one JSON Lines line: a one-line message (a ``str``) plus ``reason``,
+    a :data:`~storyclust.types.REJECT_REASONS` code (``parse_error``, ``decode_error``,
+    ``too_large`` or ``binary``)."""
+
+    reason: str
+
+    def __new__(cls, reason: str, detail: str) -> "JsonlError":
+        error = super().__new__(cls, detail)
+        error.reason = reason
+        return error
+
+
+#: Bytes read at a time while skipping the rest of an over-long line.
+_SKIP_CHUNK = 1 << 20
+
+
+def iter_jsonl(
+    fh: Union[IO[str], IO[bytes]], source: str = "-", *, max_line_bytes: Optional[int] = None
+) -> Iterator[tuple[str, Optional[dict], Optional[JsonlError]]]:
+    """Yield ``(location, record, error)`` for each non-blank line of a JSON Lines stream.
+
+    The one JSON Lines reader (ingest, cluster and eval read through it). ``fh`` is a text
+    stream or a binary one (each line then decoded as UTF-8, a BOM allowed); ``location``
+    is ``source#N`` (1-based line number); exactly one of ``record`` and ``error`` is not
+    None. Each line is its own unit of failure: whatever is wrong with one line (not
+    UTF-8, malformed JSON, an integer of more than 4,300 digits, nesting deep enough to
+    exhaust the parser's recursion, not an object) gives an error for that line, and the
+    next line is read. A line longer than ``max_line_bytes`` (characters for a text
+    stream) is a ``too_large`` error and is skipped without being held in memory, so
+    memory stays bounded by the limit even for a 100 MB line with no newline. A stream
+    whose first record line holds a NUL byte is not JSON Lines: one ``binary`` error
+    located at ``source`` ends it.
+    """
+    lineno = 0
+    first = True
+    while True:
+        line = fh.readline(max_line_bytes + 1) if max_line_bytes is not None else fh.readline()
+        if not line:
+            return
+        lineno += 1
+        loc = f"{source}#{lineno}"
+        newline = b"\n" if isinstance(line, bytes) else "\n"
+        if max_line_bytes is not None and len(line) > max_line_bytes and not line.endswith(newline):
+            while True:  # skip to the end of the line, a chunk at a time
+                rest = fh.readline(_SKIP_CHUNK)
+                if not rest or rest.endswith(newline):
+                    break
+            yield loc, None, JsonlError("too_large", f"line is longer than {max_line_bytes} bytes")
+            first = False
+            continue
         if not line.strip():
             continue
-        loc = f"{source}#{lineno}"
+        if first:
+            first = False
+            if _looks_binary(line):
+                yield source, None, JsonlError("binary", "binary data, not JSON Lines")
+                return
+        record, error = _parse_line(line)
+        yield loc, record, error
+
+
+# Code points that never occur in text: C0 controls other than \t \n \f \r and ESC, plus DEL.
+_BINARY = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+_BINARY_BYTES = re.compile(_BINARY.pattern.encode("ascii"))
+
+
+def _looks_binary(line: Union[str, bytes]) -> bool:
+    """A NUL byte, or more than 5% control bytes, in the first 8 KiB (as ingest's ``looks_binary``)."""
+    head = line[:8192]
+    pattern = _BINARY_BYTES if isinstance(head, bytes) else _BINARY
+    controls = len(pattern.findall(head))
+    return controls > 0 and ((b"\x00" if isinstance(head, bytes) else "\x00") in head or controls / len(head) > 0.05)
+
+
+def _parse_line(line: Union[str, bytes]) -> tuple[Optional[dict], Optional[JsonlError]]:
+    if isinstance(line, bytes):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield loc, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
-            continue
-        if not isinstance(record, dict):
-            yield loc, None, "line is not a JSON object"
-            continue
-        yield loc, record, None
+            line = line.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return None, JsonlError("decode_error", f"line is not valid UTF-8 (byte {exc.start + 1})")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, JsonlError("parse_error", f"malformed JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return None, JsonlError("parse_error", "malformed JSON: nested too deeply")
+    except (ValueError, OverflowError, MemoryError) as exc:  # e.g. the int-digits limit
+        return None, JsonlError("parse_error", f"unreadable JSON value: {str(exc).splitlines()[0][:200]}")
+    if not isinstance(record, dict):
+        return None, JsonlError("parse_error", "line is not a JSON object")
+    return record, None

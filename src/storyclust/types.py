@@ -9,10 +9,11 @@ data behind their backs.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 #: Version of the JSON Lines schema written by :mod:`storyclust.schema`.
 #: Bump on any backwards-incompatible change to a record's fields.
@@ -29,9 +30,62 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
+# A surrogate pair (two code points that belong together) or an unpaired surrogate.
+_SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
+
+
+def _fix_surrogate(match: re.Match) -> str:
+    found = match.group()
+    if len(found) == 2:  # a pair split into two code points: the character it encodes
+        return found.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    code = ord(found)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that did not decode (surrogateescape): name it
+        return f"\\x{code - 0xDC00:02x}"
+    return "\ufffd"
+
+
+def valid_text(value: str) -> str:
+    """``value`` as valid Unicode: the one rule for every string that leaves storyclust.
+
+    Python strings may hold surrogate code points, which UTF-8 cannot encode
+    (writing them raises UnicodeEncodeError). They come from JSON escapes
+    (``"\\udcff"``) and from file names that are not valid UTF-8 (the OS's
+    undecodable bytes arrive as U+DC80..U+DCFF, "surrogateescape"). The rule:
+
+    - a high surrogate followed by a low one becomes the character the pair encodes;
+    - an unpaired U+DC80..U+DCFF (an undecodable byte 0x80..0xFF) becomes the four
+      visible characters ``\\xNN`` (so ``caf\\xe9.html`` names the file as ``ls -b`` does);
+    - any other unpaired surrogate becomes U+FFFD (the replacement character).
+
+    Everything else is kept as it is. Fast path: a string that encodes as UTF-8
+    (nearly all of them) is returned unchanged after one encode attempt.
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub(_fix_surrogate, value)
+    return value
+
+
+def _validate_strings(obj: Any) -> None:
+    """Apply :func:`valid_text` to every ``str`` field of a frozen dataclass instance."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, str):
+            fixed = valid_text(value)
+            if fixed is not value:
+                object.__setattr__(obj, f.name, fixed)
+
+
 @dataclass(frozen=True, slots=True)
 class Article:
-    """One clean news article, ready to embed."""
+    """One clean news article, ready to embed.
+
+    Every ``str`` field is valid Unicode by construction: ``__post_init__`` applies
+    :func:`valid_text` (surrogates repaired or replaced) before the hash is computed.
+    """
 
     id: str
     text: str
@@ -48,6 +102,7 @@ class Article:
     hash: str = ""  # content_hash(text); filled in by __post_init__ when empty
 
     def __post_init__(self) -> None:
+        _validate_strings(self)
         if not self.hash:
             object.__setattr__(self, "hash", content_hash(self.text))
 
@@ -69,20 +124,36 @@ REJECT_REASONS = (
     "unsupported",  # a file type storyclust does not read
     "duplicate",  # exact duplicate of an article already ingested
     "decompress_error",  # truncated or corrupt gzip, decompression bomb
+    "worker_died",  # the worker process reading it died or was killed (crash, OOM killer, stuck in C code)
 )
+
+#: Reasons that say nothing about the input itself: the same file may well be read next
+#: time (a slow or overloaded night, a file still being written or copied, a worker the OS
+#: killed). Nightly runs retry inputs rejected for these; every other reason is permanent
+#: (the same bytes would be rejected again).
+TRANSIENT_REASONS = ("timeout", "unreadable", "worker_died")
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An input (file, or record inside a file) that did not become an article."""
+    """An input (file, or record inside a file) that did not become an article.
 
-    source: str  # path, or "path#line" / "path#record-N" for a record inside a file
+    ``source`` and ``detail`` are valid Unicode by construction (:func:`valid_text`).
+    """
+
+    source: str  # path, or "path#N" for record N inside a file (line of a JSONL, item of a JSON list, WARC record)
     reason: str  # one of REJECT_REASONS
     detail: str = ""  # human-readable, one line
 
     def __post_init__(self) -> None:
         if self.reason not in REJECT_REASONS:
             raise ValueError(f"unknown rejection reason {self.reason!r}")
+        _validate_strings(self)
+
+    @property
+    def transient(self) -> bool:
+        """True when the input may well be read next time (see :data:`TRANSIENT_REASONS`)."""
+        return self.reason in TRANSIENT_REASONS
 
 
 #: How a member came to be in its story (``StoryMember.joined_by``).

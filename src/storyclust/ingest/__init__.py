@@ -48,8 +48,11 @@ def ingest_paths(
     symlink loops cut). Items come in input order, then record order, whatever
     ``options.jobs`` is. Every input file or record ends as exactly one Article
     or one Rejection; each Rejection is also logged as a WARNING on the
-    ``storyclust.ingest`` logger. Bad input never raises. ``stats`` (if given) is
+    ``storyclust.ingest`` logger. Bad input never raises: each record is its own
+    unit of failure (see :mod:`storyclust.ingest.readers`). ``stats`` (if given) is
     updated as items are yielded; ``progress`` shows a tqdm bar on stderr.
+    Stopping early (``close()``, an exception in the consumer, Ctrl-C) stops and
+    reaps every worker process before the generator ends.
     """
     options = options or IngestOptions()
     stats = stats if stats is not None else IngestStats()
@@ -57,13 +60,16 @@ def ingest_paths(
         paths = [paths]  # one path, not an iterable of characters
     files = list(expand_paths(paths))
     dedupe = (
-        Deduplicator(options.near_duplicate_threshold, options.minhash_permutations, options.seed)
+        Deduplicator(
+            options.near_duplicate_threshold, options.minhash_permutations, options.seed, options.minhash_max_chars
+        )
         if options.dedupe
         else None
     )
     bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, disable=not progress, leave=False)
+    results = _located_results(files, options)
     try:
-        for _, located in _located_results(files, options):
+        for _, located in results:
             if located is FILE_DONE:
                 stats.files_seen += 1
                 bar.update()
@@ -74,6 +80,7 @@ def ingest_paths(
             _count(item, stats)
             yield item
     finally:
+        results.close()  # at once, not when garbage is collected: it owns the worker processes
         bar.close()
 
 

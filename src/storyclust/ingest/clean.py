@@ -8,6 +8,12 @@ also splits off the title and a date line.
 The rules are deliberately conservative: a line is dropped only when it is
 short *and* matches a known junk phrase or shape, so real sentences that
 happen to contain "share" or "comment" stay.
+
+Text here is hostile input, so every pattern's worst case is linear in what it
+scans: no two quantifiers may match the same characters in more than a bounded
+number of ways (the byline's name separators need spaces or a comma, so a word
+can never also be split into names), and patterns anchored at the end of a
+paragraph only scan its last :data:`_SIGNOFF_SPAN` characters.
 """
 from __future__ import annotations
 
@@ -107,9 +113,12 @@ _SIGNOFF_WORDS = (
     r"laporan|pelaporan|penyunting|reportagem|edição|texto|reporting and writing"
 )
 _TRAILING_SIGNOFF = re.compile(
-    rf"\s*\((?:{_SIGNOFF_WORDS})\b[^()]{{0,400}}\)\s*$",
+    rf"\((?:{_SIGNOFF_WORDS})\b[^()]{{0,400}}\)\s*$",
     re.IGNORECASE,
 )
+#: A sign-off is at most "(" + its first word + 400 + ")" long: only this much of the end of the
+#: last paragraph is searched (the unanchored search would otherwise try every "(" in it).
+_SIGNOFF_SPAN = 600
 # The same credits on a line of their own, without parentheses: "Reporting by Jane Doe; ...".
 # Only words that cannot start an ordinary sentence followed by "by <Name>".
 _SIGNOFF_LINE = re.compile(
@@ -126,8 +135,10 @@ _CREDIT_LINE = re.compile(
 )
 # A personal name: one to five capitalised words (particles such as "de", "van", "bin" allowed).
 _NAME = r"[A-ZÀ-ÖØ-Þ][\w.'’-]*(?:\s+(?:[A-ZÀ-ÖØ-Þ][\w.'’-]*|de|da|van|von|der|bin|binti|al)){0,4}"
+# Names are joined by a comma or by a conjunction standing as a word of its own ("Ay Ay" was
+# both one name and "A" + "y" + "A"..., exponential when the match failed).
 _BYLINE = re.compile(
-    rf"^(?i:by|par|por|von|oleh)\s+(?P<name>{_NAME}(?:\s*(?:,|and|et|y|und|dan)\s*{_NAME})*)"
+    rf"^(?i:by|par|por|von|oleh)\s+(?P<name>{_NAME}(?:(?:\s*,\s*|\s+(?:and|et|y|und|dan)\s+){_NAME})*)"
     r"(?:\s*[,|–—-]\s*[\w ]{0,30})?$",
 )
 
@@ -195,7 +206,7 @@ def clean_body(text: str) -> tuple[str, Optional[str]]:
         seen.add(key)
         kept.append(line)
     while kept:
-        stripped = _TRAILING_SIGNOFF.sub("", kept[-1]).strip()
+        stripped = _strip_signoff(kept[-1])
         if stripped == kept[-1]:
             break
         if stripped:
@@ -203,6 +214,12 @@ def clean_body(text: str) -> tuple[str, Optional[str]]:
             break
         kept.pop()
     return "\n".join(kept), author
+
+
+def _strip_signoff(paragraph: str) -> str:
+    """``paragraph`` without a trailing agency sign-off ("(Reporting by ...)"), stripped."""
+    match = _TRAILING_SIGNOFF.search(paragraph, max(0, len(paragraph) - _SIGNOFF_SPAN))
+    return paragraph[: match.start()].strip() if match else paragraph.strip()
 
 
 def clean_title(title: Optional[str]) -> Optional[str]:
@@ -326,7 +343,7 @@ _DATELINE = re.compile(
     rf"^{_PLACE_WORD}(?:\s+(?:{_PLACE_WORD}|{_PLACE_PARTICLE})){{0,5}}"
     r"(?:\s*,\s*(?P<date>[^()]{3,40}?))?"
     r"\s*\([A-Za-z][\w&.'’ /-]{0,29}\)"
-    r"\s*\.?\s*[-–—]+\s*(?P<rest>.*)$"
+    r"\s*(?:\.\s*)?[-–—]+\s*(?P<rest>.*)$"  # not \s*\.?\s*: quadratic on a run of spaces
 )
 
 

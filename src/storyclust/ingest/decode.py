@@ -1,9 +1,14 @@
 """Bytes to clean Unicode: bounded reading, gzip streams, binary sniffing, charsets.
 
 Everything here works on bytes that may be hostile: sizes are checked before
-reading, gzip streams are inflated chunk by chunk under a hard output limit
+reading, compressed layers (gzip files, gzip or deflate ``Content-Encoding``
+inside WARC records) are inflated chunk by chunk under a hard output limit
 (so a decompression bomb costs at most ``limit`` bytes of memory), and text
 comes out NFC-normalised without control characters.
+
+Every regular expression here runs in time linear in its input (no nested or
+adjacent ambiguous quantifiers); where a scan could restart at every position,
+the text scanned is bounded (the first 8 KiB for sniffing).
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import io
 import re
 import unicodedata
 import zlib
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Iterator, Optional
 
 from charset_normalizer import from_bytes
 
@@ -24,6 +29,7 @@ __all__ = [
     "looks_html",
     "looks_warc",
     "declared_html_charset",
+    "meta_tags",
     "decode_bytes",
     "normalize_text",
 ]
@@ -46,21 +52,26 @@ class InputError(Exception):
 
 
 class GzipReader(io.RawIOBase):
-    """A read-only stream that inflates (multi-member) gzip from ``raw`` lazily.
+    """A read-only stream that inflates (multi-member) gzip, or deflate, from ``raw`` lazily.
 
-    Problems never raise mid-stream (that would lose the bytes already
-    inflated inside a buffered reader): on corrupt or truncated input, or when
-    more than ``limit`` bytes would come out (a decompression bomb), the stream
-    simply ends and :attr:`error` holds an :class:`InputError`
-    (``decompress_error``). Memory stays bounded by the chunk size whatever the
-    compression ratio.
+    The one inflater for every compressed layer (a ``.gz`` file, a gzip or
+    deflate ``Content-Encoding`` inside a WARC record). Problems never raise
+    mid-stream (that would lose the bytes already inflated inside a buffered
+    reader): on corrupt or truncated input, or when more than ``limit`` bytes
+    would come out (a decompression bomb), the stream simply ends and
+    :attr:`error` holds an :class:`InputError` (``decompress_error``). Memory
+    stays bounded by the chunk size whatever the compression ratio.
+
+    ``deflate=True`` reads HTTP's ``deflate``: a zlib stream, or (as some servers
+    send it) raw deflate data; one member only.
     """
 
-    def __init__(self, raw: BinaryIO, limit: int) -> None:
+    def __init__(self, raw: BinaryIO, limit: int, *, deflate: bool = False) -> None:
         super().__init__()
         self._raw = raw
         self._limit = limit
         self._produced = 0
+        self._deflate = deflate
         self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""  # compressed bytes not yet fed to the inflater
         self._out = b""  # inflated bytes not yet handed out
@@ -92,6 +103,11 @@ class GzipReader(io.RawIOBase):
                     self._fail("truncated gzip stream")
                 self._finished = True
                 return
+        if self._deflate and not self._member_started:
+            # zlib header: CM = 8 and the 16-bit header a multiple of 31; else raw deflate.
+            head = self._pending[:2]
+            zlib_header = len(head) == 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
         budget = max(1, min(want, self._limit - self._produced + 1))
         try:
             out = self._inflater.decompress(self._pending, budget)
@@ -106,7 +122,10 @@ class GzipReader(io.RawIOBase):
             return
         self._out = out
         if self._inflater.eof:
-            self._next_member()
+            if self._deflate:
+                self._finished = True
+            else:
+                self._next_member()
 
     def _next_member(self) -> None:
         rest = self._inflater.unused_data.lstrip(b"\x00")  # some writers pad members with NULs
@@ -135,37 +154,97 @@ def looks_binary(data: bytes) -> bool:
     return controls / len(head) > 0.05
 
 
-_HTML_START = re.compile(
-    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|article|div|p)[\s>/]",
-    re.IGNORECASE | re.DOTALL,
-)
+# The opening tag itself; what may precede it (an XML declaration, comments) is skipped by
+# looks_html with str.find, never by a regex (``(?:<!--.*?-->\s*)*`` was exponential).
+_HTML_TAG = re.compile(rb"<(?:!doctype\s+html|html|head|body|meta|title|article|div|p)[\s>/]", re.IGNORECASE)
+_SPACE = b" \t\n\r\f\v"
 
 
 def looks_html(data: bytes) -> bool:
-    """True when the start of ``data`` is an HTML document (doctype or a common opening tag)."""
+    """True when the start of ``data`` is an HTML document (doctype or a common opening tag).
+
+    Whitespace, an ``<?xml ...>`` declaration and any number of comments may come
+    first. Linear in the first 8 KiB, the only part looked at.
+    """
     head = data[:_SNIFF]
     for bom in _BOMS:
         if head.startswith(bom):
             head = head[len(bom):]
             break
-    return bool(_HTML_START.match(head.replace(b"\x00", b"")))
+    head = head.replace(b"\x00", b"")
+    pos = len(head) - len(head.lstrip(_SPACE))
+    if head.startswith(b"<?xml", pos):
+        end = head.find(b">", pos)
+        if end < 0:
+            return False
+        pos = _skip_space(head, end + 1)
+    while head.startswith(b"<!--", pos):
+        end = head.find(b"-->", pos + 4)
+        if end < 0:
+            return False
+        pos = _skip_space(head, end + 3)
+    return _HTML_TAG.match(head, pos) is not None
+
+
+def _skip_space(data: bytes, pos: int) -> int:
+    while pos < len(data) and data[pos] in _SPACE:
+        pos += 1
+    return pos
 
 
 def looks_warc(data: bytes) -> bool:
     return data[:8] in (b"WARC/1.0", b"WARC/1.1") or data[:7] == b"WARC/0."
 
 
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""",
-    re.IGNORECASE,
-)
+_META_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
+_META_OPEN = re.compile(r"<meta(?=[\s/>])", re.IGNORECASE)
+#: One attribute: a name not preceded by another name character (so a scan never restarts
+#: inside a name: linear), then an optional ``= value``, quoted or bare.
+_ATTRIBUTE = re.compile(r"""(?<![^\s"'/])([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+#: Longest ``<meta ...>`` tag looked at; a longer one is no metadata a page means to state.
+MAX_META_TAG = 4096
+
+
+def meta_tags(html: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(tag text, {attribute name (lower case): value})`` for each ``<meta ...>`` tag of ``html``.
+
+    A scanner, not one big regex: each tag is found with a literal search and its
+    end with ``str.find``; a tag longer than :data:`MAX_META_TAG` is skipped. Linear
+    in ``len(html)``: no position is scanned more than a bounded number of times.
+    """
+    pos = 0
+    close = -1  # the first ">" at or after the current tag's start (found once, reused)
+    while True:
+        match = _META_OPEN.search(html, pos)
+        if match is None:
+            return
+        start = match.end()
+        if close < start:
+            close = html.find(">", start)
+            if close < 0:
+                return  # no tag is ever closed after this point
+        if close - start > MAX_META_TAG:
+            pos = start
+            continue
+        tag = html[start:close]
+        attrs: dict[str, str] = {}
+        for attr in _ATTRIBUTE.finditer(tag):
+            name = attr.group(1).lower()
+            value = next((v for v in attr.groups()[1:] if v is not None), "")
+            attrs.setdefault(name, value)
+        yield tag, attrs
+        pos = close + 1
 
 
 def declared_html_charset(data: bytes) -> Optional[str]:
     """The charset named by ``<meta charset>`` or ``http-equiv`` in the first 8 KiB, if any."""
-    match = _META_CHARSET.search(data[:_SNIFF])
-    return match.group(1).decode("ascii") if match else None
+    head = data[:_SNIFF].decode("latin-1")  # byte for byte: only ASCII names are looked for
+    for tag, _ in meta_tags(head):
+        match = _META_CHARSET.search(tag)
+        if match:
+            return match.group(1)
+    return None
 
 
 def charset_from_content_type(value: Optional[str]) -> Optional[str]:

@@ -27,6 +27,11 @@ WORD_SHINGLE = 3
 CHAR_SHINGLE = 5
 #: Texts with fewer shingles than this are only checked for exact duplicates.
 MIN_SHINGLES = 8
+#: Shingle hashes mapped through the permutations at a time: the work array is
+#: ``_BLOCK x permutations x 8`` bytes (4 MiB at 128 permutations), whatever the text's length.
+_BLOCK = 4096
+#: Default for :attr:`Deduplicator.max_chars` (and ``IngestOptions.minhash_max_chars``).
+MINHASH_MAX_CHARS = 200_000
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -70,9 +75,14 @@ class _Permutations:
         self.b = rng.integers(0, 2**63, size=k, dtype=np.uint64)
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
+        """Per permutation, the least high half of ``a*x + b`` over ``hashes``, in blocks of :data:`_BLOCK`."""
+        least = np.full(len(self.a), np.iinfo(np.uint64).max, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            values = hashes[:, None] * self.a[None, :] + self.b[None, :]
-        return (values >> np.uint64(32)).min(axis=0).astype(np.uint32)
+            for start in range(0, len(hashes), _BLOCK):
+                block = hashes[start : start + _BLOCK]
+                values = block[:, None] * self.a[None, :] + self.b[None, :]
+                np.minimum(least, (values >> np.uint64(32)).min(axis=0), out=least)
+        return least.astype(np.uint32)
 
 
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
@@ -94,10 +104,20 @@ class Deduplicator:
     :meth:`check` returns a ``duplicate`` Rejection for an exact copy (same
     content hash) of an earlier article, the article with ``duplicate_of`` set
     to the first copy's id when it is a near duplicate, or the article as it is.
+
+    Near duplicates are judged on the first ``max_chars`` characters of the text
+    only, so one article's cost (time and memory) is bounded whatever its length:
+    the token list, the shingle hashes (8 bytes each) and the blockwise signature
+    work array together stay under ~100 bytes per character of that prefix plus
+    4 MiB (about 25 MiB at the default 200,000). Memory kept per article: one
+    signature (4 bytes per permutation) and its LSH keys.
     """
 
-    def __init__(self, threshold: float = 0.8, permutations: int = 128, seed: int = 1) -> None:
+    def __init__(
+        self, threshold: float = 0.8, permutations: int = 128, seed: int = 1, max_chars: int = MINHASH_MAX_CHARS
+    ) -> None:
         self.threshold = threshold
+        self.max_chars = max_chars
         self._perms = _Permutations(permutations, seed)
         self._rows = _rows_per_band(permutations, threshold)
         self._bands = permutations // self._rows
@@ -111,7 +131,7 @@ class Deduplicator:
         if first is not None:
             return Rejection(source, "duplicate", f"same text as article {first}")
         self._by_hash[article.hash] = article.id
-        hashes = shingle_hashes(article.text)
+        hashes = shingle_hashes(article.text[: self.max_chars])
         if len(hashes) < MIN_SHINGLES:
             return article
         signature = self._perms.signature(hashes)

@@ -13,21 +13,35 @@ class IngestOptions:
 
     Attributes:
         jobs: worker processes; None = ``os.cpu_count()``; 1 = everything in this process.
-        max_file_bytes: files larger than this on disk become ``too_large`` without being read.
-        max_decompressed_bytes: output limit when inflating gzip; past it the file is a
-            ``decompress_error`` (a decompression bomb is stopped after this many bytes).
+        max_file_bytes: files larger than this on disk become ``too_large`` without being read;
+            also the longest JSON Lines line (a longer one is ``too_large`` and skipped without
+            being held in memory, on stdin too).
+        max_decompressed_bytes: output limit of every compressed layer (a ``.gz`` file, a gzip
+            or deflate ``Content-Encoding`` inside a WARC record); past it the file (or record)
+            is a ``decompress_error``: a decompression bomb is stopped after this many bytes.
         max_html_bytes: one HTML document (file, WARC or JSON record) larger than this is
             ``too_large``; trafilatura is not built for bigger pages and would take minutes.
-        timeout: seconds one document may take to decode and extract before it becomes
-            ``timeout``; also how long a worker may stay silent before it is replaced.
-            0 disables the limit.
+        timeout: seconds one document (a file, or one record of a JSONL, JSON or WARC file)
+            may take to sniff, decode, extract, clean and date before it becomes ``timeout``,
+            with or without worker processes (Unix, main thread: SIGALRM); with workers, a
+            worker silent for ``2 * timeout + 2`` s is killed (``timeout`` too). 0 disables it.
         min_chars: article text shorter than this (after cleaning) is ``no_text``.
         dedupe: exact duplicates become ``duplicate`` rejections; near duplicates are
             kept as articles with ``duplicate_of`` set to the first copy's id.
         near_duplicate_threshold: estimated Jaccard similarity of word 3-shingles at or
             above which a later article is a near duplicate of an earlier one.
         minhash_permutations: MinHash signature length (more = finer Jaccard estimates).
+        minhash_max_chars: near duplicates are judged on this many leading characters of
+            each text (default 200,000: ~40 times a long wire). This caps what the parent
+            spends on one article's MinHash at ~25 MiB and a fraction of a second whatever the
+            text's length (a 20 MiB text of distinct words needed gigabytes uncapped).
+            Exact duplicates always compare the whole text (content hash).
         seed: seed of the MinHash permutations (results are deterministic for a seed).
+
+    Memory: a run holds one document at a time per process (at most ``max_file_bytes`` of
+    input, or ``max_html_bytes`` of HTML, as bytes and decoded text plus a few normalised
+    copies), plus per article kept by the caller its text. ``tests/test_hostile.py``
+    checks that ``storyclust ingest`` on a 20 MiB text of distinct words peaks under 1 GiB.
     """
 
     jobs: int | None = None
@@ -39,6 +53,7 @@ class IngestOptions:
     dedupe: bool = True
     near_duplicate_threshold: float = 0.8
     minhash_permutations: int = 128
+    minhash_max_chars: int = 200_000
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -48,7 +63,7 @@ class IngestOptions:
             raise ValueError("near_duplicate_threshold must be in (0, 1]")
         if self.minhash_permutations < 16 or self.minhash_permutations % 16:
             raise ValueError("minhash_permutations must be a positive multiple of 16")
-        for name in ("max_file_bytes", "max_decompressed_bytes", "max_html_bytes"):
+        for name in ("max_file_bytes", "max_decompressed_bytes", "max_html_bytes", "minhash_max_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
 

@@ -6,9 +6,20 @@ per record back through a pipe. The parent keeps a small window of files in
 flight, re-orders results to input order and yields them as they arrive.
 
 A worker that stays silent for longer than ``2 * timeout + 2`` seconds (its own
-SIGALRM limit did not fire: stuck in C code, or killed by the OS) is killed and
-replaced; its file ends with a ``timeout`` (or ``parse_error``) rejection. Only
-time the parent spends waiting counts, so a slow consumer never causes a kill.
+SIGALRM limit did not fire: stuck in C code) is killed and replaced; its file
+ends with a ``timeout`` rejection. A worker that dies (crash, OOM killer) is
+replaced too; its file ends with ``worker_died``. Both reasons are transient
+(:data:`storyclust.types.TRANSIENT_REASONS`): the file may well read next time.
+Only time the parent spends waiting counts, so a slow consumer never causes a kill.
+
+Workers never outlive the parent's iteration: when the consumer stops early
+(``close()`` on the generator, an exception, Ctrl-C's KeyboardInterrupt), every
+worker is told to stop, and killed if busy, before the exception goes on.
+
+Test hook: when the environment variable ``STORYCLUST_TEST_STALL`` is set (read
+when a pool starts), a worker given a path that contains its value blocks
+SIGALRM and sleeps in C until it is killed, exactly as a worker stuck in
+libxml2 would: the in-process time limit cannot fire, only the watchdog helps.
 
 Workers are started without the caller's ``__main__`` module (see
 :func:`_without_main_module`), so a plain script that calls the library without
@@ -22,6 +33,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import sys
 import time
@@ -31,12 +43,15 @@ from typing import Callable, Iterator, Optional
 from ..types import Rejection
 from .options import IngestOptions
 from .readers import Located, read_file
+from .timeout import time_limit
 
 __all__ = ["read_task", "ordered_results", "FILE_DONE"]
 
 #: Marker yielded after the last item of each file.
 FILE_DONE = None
 _PRELOAD = ["storyclust.ingest._preload"]
+#: See the module docstring: makes a worker hang in C on matching paths (tests only).
+STALL_ENV = "STORYCLUST_TEST_STALL"
 
 
 def read_task(path: str, options: IngestOptions) -> Iterator[Located]:
@@ -47,7 +62,8 @@ def read_task(path: str, options: IngestOptions) -> Iterator[Located]:
     try:
         yield from read_file(path, options)
     except Exception as exc:  # a bug on a strange input must not end a long run
-        yield Located(path, Rejection(path, "parse_error", f"internal error while reading: {exc!r}"[:300]))
+        detail = f"internal error while reading: {exc!r}"[:300].splitlines()[0]
+        yield Located(path, Rejection(path, "parse_error", detail))
 
 
 @contextlib.contextmanager
@@ -75,7 +91,15 @@ def _without_main_module() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions) -> None:
+def _stall_in_c(options: IngestOptions) -> None:
+    """The :data:`STALL_ENV` hook: hang like C code that never returns, until killed."""
+    with time_limit(options.timeout):  # armed as for a real document, but it cannot fire:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        while True:
+            time.sleep(3600)  # one C call; SIGALRM is blocked, so nothing interrupts it
+
+
+def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions, stall: Optional[str] = None) -> None:
     """Worker loop: receive ``(index, path)``, send ``("item", index, Located)``... then ``("done", index)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     # Libraries' per-document log lines would reach stderr through logging's last-resort
@@ -89,6 +113,8 @@ def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions) 
         if message is None:
             return
         index, path = message
+        if stall and stall in path:
+            _stall_in_c(options)
         for located in read_task(path, options):
             conn.send(("item", index, located))
         conn.send(("done", index, None))
@@ -97,9 +123,13 @@ def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions) 
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, ctx: multiprocessing.context.BaseContext, options: IngestOptions) -> None:
+    def __init__(
+        self, ctx: multiprocessing.context.BaseContext, options: IngestOptions, stall: Optional[str] = None
+    ) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_serve, args=(child, options), name="storyclust-ingest", daemon=True)
+        self.process = ctx.Process(
+            target=_serve, args=(child, options, stall), name="storyclust-ingest", daemon=True
+        )
         with _without_main_module():
             self.process.start()
         child.close()
@@ -139,7 +169,14 @@ class _Pool:
         self.options = options
         self.ctx = multiprocessing.get_context("forkserver")
         self.ctx.set_forkserver_preload(_PRELOAD)
-        self.workers = [_Worker(self.ctx, options) for _ in range(jobs)]
+        self.stall = os.environ.get(STALL_ENV) or None
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(jobs):
+                self.workers.append(self._new_worker())
+        except BaseException:  # Ctrl-C while starting: stop the workers already started
+            self.close()
+            raise
         self.buffers: dict[int, collections.deque[Located]] = collections.defaultdict(collections.deque)
         self.done: set[int] = set()
         self.limit = 2 * options.timeout + 2 if options.timeout > 0 else None
@@ -149,7 +186,7 @@ class _Pool:
             if worker.task is None and queue and queue[0] < horizon:
                 index = queue.popleft()
                 if not worker.assign(index, self.paths[index]):
-                    self._replace(worker, "parse_error", "worker process died before reading the file")
+                    self._replace(worker, "worker_died", "worker process died before reading the file")
 
     def wait(self) -> None:
         """Wait for messages from busy workers; kill those silent for too long."""
@@ -178,7 +215,7 @@ class _Pool:
             except (EOFError, OSError):
                 worker.process.join(timeout=1)
                 code = worker.process.exitcode
-                self._replace(worker, "parse_error", f"worker process died (exit code {code})")
+                self._replace(worker, "worker_died", f"worker process died (exit code {code})")
                 return
             if kind == "item":
                 self.buffers[index].append(located)
@@ -195,7 +232,10 @@ class _Pool:
         worker.conn.close()
         self.buffers[index].append(Located(path, Rejection(path, reason, detail)))
         self.done.add(index)
-        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self.options)
+        self.workers[self.workers.index(worker)] = self._new_worker()
+
+    def _new_worker(self) -> _Worker:
+        return _Worker(self.ctx, self.options, self.stall)
 
     def reset_clocks(self) -> None:
         """Forget silence that accrued while the parent was busy elsewhere."""
@@ -203,11 +243,13 @@ class _Pool:
             worker.silent = 0.0
 
     def close(self) -> None:
+        """Stop every worker: busy ones are killed at once, idle ones told to exit (killed after 2 s)."""
         for worker in self.workers:
             if worker.task is not None:
                 worker.kill()
                 worker.conn.close()
-            else:
+        for worker in self.workers:
+            if worker.task is None:
                 worker.close()
 
 

@@ -2,9 +2,15 @@
 
 Formats: HTML, plain text, JSON, JSON Lines and WARC, each optionally gzipped;
 anything else is sniffed (HTML, WARC) or rejected (``binary``/``unsupported``).
-Every per-input problem becomes a :class:`Rejection`; only programming errors
-raise. Documents are decoded and extracted under :func:`time_limit`, which never
-spans a ``yield``, so a slow consumer cannot trip it.
+Every record is its own unit of failure: any exception while decoding,
+sniffing, parsing, normalising, hashing or dating one record (a whole document,
+a JSONL line, an item of a JSON list, a WARC record) becomes a :class:`Rejection`
+of that record and the next record is read. Only an archive whose framing is
+lost (a corrupt WARC) or a stream that fails to read ends early, with one
+rejection for the rest. Every step that looks at a document's bytes (sniffing,
+decoding, extraction, cleaning, dating) runs under :func:`time_limit`, which
+never spans a ``yield``, so a slow consumer cannot trip it; only plain reading
+and inflating (linear, and bounded by the size limits) runs outside it.
 """
 from __future__ import annotations
 
@@ -14,13 +20,13 @@ import os
 import stat
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Optional, TypeVar, Union
 
 from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
+from warcio.bufferedreaders import ChunkedDataReader
 
-from ..schema import parse_datetime, record_to_article
-from ..types import Article, Rejection
+from ..schema import _opt_str, iter_jsonl, parse_datetime, record_to_article
+from ..types import Article, Rejection, valid_text
 from .clean import clean_body, clean_title, parse_plain_text
 from .clean import warm_up as warm_up_dates
 from .decode import (
@@ -69,6 +75,7 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 #: storyclust's own non-article records (``storyclust cluster`` output fed back in).
 _OTHER_RECORD_TYPES = ("story", "rejection")
 _READ_CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 # --- building articles ------------------------------------------------------------------
@@ -209,7 +216,7 @@ def _record_article(
             author=meta["author"] or byline,
         )
     if isinstance(html, str) and html.strip():
-        page = _extract_page(html.encode("utf-8"), options, url=url, charset="utf-8")
+        page = _extract_page(valid_text(html).encode("utf-8"), options, url=url, charset="utf-8")
         return _finish_article(
             page.text,
             options,
@@ -240,13 +247,6 @@ def _own_article(record: dict) -> Article:
     return _with_id(article, article.id)
 
 
-def _opt_str(value: Any) -> Optional[str]:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    value = str(value).strip()
-    return value or None
-
-
 def _record_meta(record: dict) -> dict[str, Any]:
     lang = _opt_str(record.get("lang"))
     return {
@@ -270,18 +270,35 @@ def warm_up() -> None:
     warm_up_dates()
 
 
-def _guarded(source: str, options: IngestOptions, build: Callable[[], Article]) -> Located:
-    """Run ``build`` under the time limit; per-input failures become a Rejection."""
+def _attempt(source: str, options: IngestOptions, step: Callable[[], _T]) -> Union[_T, Rejection]:
+    """``step()`` under the per-document time limit; any failure becomes a Rejection of ``source``.
+
+    This is where "every record is its own unit of failure" is enforced: an
+    :class:`InputError` keeps its reason, the time limit gives ``timeout``, deep
+    nesting and any unexpected exception (a library's bug on a strange input)
+    give ``parse_error``. KeyboardInterrupt and SystemExit pass through.
+    """
     warm_up()
     try:
         with time_limit(options.timeout):
-            return Located(source, build())
+            return step()
     except InputError as exc:
-        return Located(source, Rejection(source, exc.reason, exc.detail))
+        return Rejection(source, exc.reason, exc.detail)
     except ExtractionTimeout:
-        return Located(source, Rejection(source, "timeout", f"extraction took longer than {options.timeout:g} s"))
+        return Rejection(source, "timeout", f"extraction took longer than {options.timeout:g} s")
     except RecursionError:
-        return Located(source, Rejection(source, "parse_error", "document is nested too deeply"))
+        return Rejection(source, "parse_error", "document is nested too deeply")
+    except Exception as exc:
+        return Rejection(source, "parse_error", _internal(exc))
+
+
+def _internal(exc: BaseException) -> str:
+    return f"internal error while reading: {exc!r}"[:300].splitlines()[0]
+
+
+def _guarded(source: str, options: IngestOptions, build: Callable[[], Article]) -> Located:
+    """Run ``build`` under the time limit; per-input failures become a Rejection."""
+    return Located(source, _attempt(source, options, build))
 
 
 def _located(items: Iterator[Union[Rejection, Located]]) -> Iterator[Located]:
@@ -382,23 +399,29 @@ def _read_document(
     data: bytes, kind: Optional[str], path: str, options: IngestOptions, retrieved: datetime
 ) -> Iterator[Union[Rejection, Located]]:
     """A whole-document file (HTML, text, JSON, or unknown and sniffed) already in memory."""
-    if not data.strip():
-        yield Rejection(path, "empty", "nothing but whitespace")
+    kind = _attempt(path, options, lambda: _document_kind(data, kind))
+    if isinstance(kind, Rejection):
+        yield kind
         return
-    if looks_binary(data):
-        yield Rejection(path, "binary", "binary data, not text")
-        return
-    if kind is None:
-        kind = _sniff(data)
-        if kind is None:
-            yield Rejection(path, "unsupported", "not a supported format (html, txt, json, jsonl, warc)")
-            return
     if kind == "html":
         yield _guarded(path, options, lambda: _html_article(data, options, path=path, retrieved=retrieved))
     elif kind == "txt":
         yield _guarded(path, options, lambda: _text_article(data, options, path=path, retrieved=retrieved))
     else:
         yield from _read_json(data, path, options, retrieved)
+
+
+def _document_kind(data: bytes, kind: Optional[str]) -> str:
+    """``kind``, or the sniffed format when the name said nothing (raises :class:`InputError`)."""
+    if not data.strip():
+        raise InputError("empty", "nothing but whitespace")
+    if looks_binary(data):
+        raise InputError("binary", "binary data, not text")
+    if kind is None:
+        kind = _sniff(data)
+        if kind is None:
+            raise InputError("unsupported", "not a supported format (html, txt, json, jsonl, warc)")
+    return kind
 
 
 def _sniff(data: bytes) -> Optional[str]:
@@ -416,19 +439,15 @@ def _read_json(
     """A ``.json`` file: one object (source ``path``) or a list of them (``path#N``, 1-based).
 
     A file that holds one object per line (JSON Lines under a ``.json`` name) is read as such.
+    Decoding and parsing run under the time limit; then each record under its own.
     """
-    try:
-        parsed = json.loads(decode_bytes(data))
-    except InputError as exc:
-        yield Rejection(path, exc.reason, exc.detail)
+    parsed = _attempt(path, options, lambda: _parse_json(data))
+    if parsed is _JSON_LINES:
+        yield from _read_jsonl(io.BytesIO(data), path, options, retrieved, None)
         return
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" and exc.lineno > 1:
-            yield from _read_jsonl(io.BytesIO(data), path, options, retrieved, None)
-        else:
-            yield Rejection(path, "parse_error", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-        return
-    if isinstance(parsed, dict):
+    if isinstance(parsed, Rejection):
+        yield parsed
+    elif isinstance(parsed, dict):
         yield _record_item(parsed, path, path, options, retrieved)
     elif isinstance(parsed, list):
         if not parsed:
@@ -441,6 +460,24 @@ def _read_json(
                 yield Rejection(loc, "parse_error", "list item is not a JSON object")
     else:
         yield Rejection(path, "parse_error", "JSON is neither an object nor a list of objects")
+
+
+_JSON_LINES = object()  # _parse_json's answer for JSON Lines under a .json name
+
+
+def _parse_json(data: bytes) -> Any:
+    """The parsed document, or :data:`_JSON_LINES` (raises :class:`InputError`)."""
+    text = decode_bytes(data)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and exc.lineno > 1:
+            return _JSON_LINES
+        raise InputError("parse_error", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InputError("parse_error", "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer over the int-digits limit
+        raise InputError("parse_error", f"unreadable JSON value: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _record_item(
@@ -459,7 +496,9 @@ def read_jsonl_stream(
     """JSON Lines from a binary stream (a file, gzip stream or stdin): one item per non-blank line.
 
     Locations are ``source#N`` with N the 1-based line number. A stream with no
-    record at all yields one ``empty`` rejection for ``source``.
+    record at all yields one ``empty`` rejection for ``source``. ``stream`` may also
+    be a text stream. Lines are read by :func:`storyclust.schema.iter_jsonl`, each
+    at most ``options.max_file_bytes`` long (a longer line is ``too_large``).
     """
     return _located(_read_jsonl(stream, source, options, retrieved, None))
 
@@ -473,33 +512,33 @@ def _read_jsonl(
 ) -> Iterator[Union[Rejection, Located]]:
     path = None if source == "-" else source
     records = 0
-    lineno = 0
-    for lineno, raw in enumerate(stream, 1):
-        if not raw.strip():
-            continue
-        records += 1
-        if records == 1 and looks_binary(raw):
-            yield Rejection(source, "binary", "binary data, not JSON Lines")
+    loc = f"{source}#1"
+    lines = iter_jsonl(stream, source, max_line_bytes=options.max_file_bytes)
+    while True:
+        try:
+            found = next(lines, None)
+        except OSError as exc:  # the stream itself failed (stdin closed under us, I/O error)
+            yield Rejection(loc, "unreadable", f"read error: {exc.strerror or exc}; stream ends here")
             return
-        yield _jsonl_line(raw, f"{source}#{lineno}", path, options, retrieved)
+        if found is None:
+            break
+        loc, record, error = found
+        records += 1
+        if error is not None:
+            yield Rejection(loc, error.reason, str(error))
+        else:
+            yield _record_item(record, loc, path, options, retrieved)
+        loc = _next_loc(source, loc)
     if gz is not None and gz.error is not None:
-        yield Rejection(f"{source}#{lineno + 1}", gz.error.reason, f"{gz.error.detail}; stream ends here")
+        yield Rejection(loc, gz.error.reason, f"{gz.error.detail}; stream ends here")
     elif not records:
         yield Rejection(source, "empty", "no JSON records")
 
 
-def _jsonl_line(
-    raw: bytes, loc: str, path: Optional[str], options: IngestOptions, retrieved: Optional[datetime]
-) -> Union[Rejection, Located]:
-    try:
-        record = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        return Rejection(loc, "decode_error", "line is not valid UTF-8")
-    except json.JSONDecodeError as exc:
-        return Rejection(loc, "parse_error", f"malformed JSON: {exc.msg} at column {exc.colno}")
-    if not isinstance(record, dict):
-        return Rejection(loc, "parse_error", "line is not a JSON object")
-    return _record_item(record, loc, path, options, retrieved)
+def _next_loc(source: str, loc: str) -> str:
+    """The location after ``loc`` (``source#N`` -> ``source#N+1``), for a problem past the last record."""
+    _, _, n = loc.rpartition("#")
+    return f"{source}#{int(n) + 1}" if loc != source and n.isdigit() else source
 
 
 # --- WARC -------------------------------------------------------------------------------
@@ -510,19 +549,29 @@ def _read_warc(
     """HTML response records of a WARC file, as ``path#N`` (N = 1-based record index).
 
     Other records (warcinfo, request, metadata, non-HTML responses) are skipped.
-    A truncated or corrupt archive yields the records read so far plus one rejection.
+    Each record is its own unit of failure (its body is read, inflated and
+    extracted under the time limit). A truncated or corrupt archive (the framing
+    is lost: a lying ``Content-Length``, garbage between records) yields the
+    records read so far plus one rejection for the rest.
     """
     found = 0
     index = 0
     problem: Optional[str] = None
-    try:
-        for index, record in enumerate(ArchiveIterator(stream), 1):
-            located = _warc_record(record, f"{path}#{index}", path, options)
-            if located is not None:
-                found += 1
-                yield located
-    except (ArchiveLoadFailed, EOFError, ValueError, OSError) as exc:
-        problem = f"truncated or corrupt WARC: {exc}".splitlines()[0]
+    records = ArchiveIterator(stream)
+    while True:
+        try:
+            record = next(records, None)
+        except Exception as exc:  # warcio raises ArchiveLoadFailed, EOFError, ValueError, OSError...
+            problem = f"truncated or corrupt WARC: {exc}".splitlines()[0][:300]
+            break
+        if record is None:
+            break
+        index += 1
+        loc = f"{path}#{index}"
+        item = _attempt(loc, options, lambda: _warc_record(record, loc, path, options))
+        if item is not None:
+            found += 1
+            yield item if isinstance(item, Rejection) else Located(loc, item)
     if gz is not None and gz.error is not None:
         yield Rejection(f"{path}#{index + 1}", gz.error.reason, f"{gz.error.detail}; archive ends here")
     elif problem is not None:
@@ -531,19 +580,47 @@ def _read_warc(
         yield Rejection(path, "no_text", "WARC file holds no HTML response records")
 
 
-def _warc_record(record: Any, loc: str, path: str, options: IngestOptions) -> Optional[Located]:
-    """An item for an HTML response record; None for any other record."""
+def _warc_record(record: Any, loc: str, path: str, options: IngestOptions) -> Optional[Article]:
+    """The article of an HTML response record; None for any other record (raises :class:`InputError`)."""
     if record.rec_type != "response" or record.http_headers is None:
         return None
     content_type = record.http_headers.get_header("Content-Type") or ""
     if content_type and not content_type.lower().startswith(_HTML_TYPES):
         return None
-    body = record.content_stream().read(options.max_html_bytes + 1)
+    body = _http_body(record, options)
     if not content_type and not looks_html(body):
         return None
-    url = record.rec_headers.get_header("WARC-Target-URI")
+    url = _opt_str(record.rec_headers.get_header("WARC-Target-URI"))
     retrieved = parse_datetime(record.rec_headers.get_header("WARC-Date"))
     charset = charset_from_content_type(content_type)
-    return _guarded(
-        loc, options, lambda: _html_article(body, options, path=path, url=url, retrieved=retrieved, charset=charset)
-    )
+    return _html_article(body, options, path=path, url=url, retrieved=retrieved, charset=charset)
+
+
+#: HTTP content codings inflated by :class:`GzipReader` (``deflate``: zlib or raw).
+_CODINGS = {"gzip": False, "x-gzip": False, "deflate": True}
+
+
+def _http_body(record: Any, options: IngestOptions) -> bytes:
+    """The body of a WARC response, de-chunked and inflated, at most ``max_html_bytes + 1`` bytes.
+
+    Every ``Content-Encoding`` layer (``gzip, gzip`` is two) goes through the same
+    bounded inflater as a ``.gz`` file, under ``max_decompressed_bytes``: warcio's own
+    decoding inflates whole blocks without a limit. An unknown coding (``br``,
+    ``zstd``) is ``unsupported``.
+    """
+    stream: Any = record.raw_stream
+    if (record.http_headers.get_header("Transfer-Encoding") or "").strip().lower() == "chunked":
+        stream = ChunkedDataReader(stream)
+    layers = []
+    codings = [c.strip().lower() for c in (record.http_headers.get_header("Content-Encoding") or "").split(",")]
+    for coding in reversed([c for c in codings if c and c != "identity"]):
+        if coding not in _CODINGS:
+            raise InputError("unsupported", f"Content-Encoding {coding!r} is not supported")
+        layer = GzipReader(stream, options.max_decompressed_bytes, deflate=_CODINGS[coding])
+        layers.append(layer)
+        stream = io.BufferedReader(layer, buffer_size=_READ_CHUNK)
+    body = stream.read(options.max_html_bytes + 1)
+    for layer in layers:
+        if layer.error is not None:
+            raise layer.error
+    return body
