@@ -23,7 +23,7 @@ one-time conversion/export are reported apart as "load s"). "cpu art/s" divides 
 process CPU time instead of wall time, times the number of cores used, which is steadier
 when other jobs share the machine. Quality: Pearson of the pair cosine with -Overall (all
 pairs and cross-lingual pairs), pairwise F1 after clustering the chosen articles with
-``storyclust.cluster.cluster_articles`` (Overall <= 1.5 same story, >= 3 different), and
+``storyclust.pipeline.cluster_articles`` (Overall <= 1.5 same story, >= 3 different), and
 the cosine of each runner's vectors to the naive ones for the same text.
 
 Needs ../shared/eval/semeval_dev.csv (relative to the repository); exits when it is absent.
@@ -96,7 +96,7 @@ def _pick_pairs(pairs: Any, n: str, seed: int) -> Any:
 
 
 def _quality(articles: list[Any], pairs: Any, vectors: np.ndarray) -> dict[str, float]:
-    from storyclust.cluster import cluster_articles
+    from storyclust.pipeline import cluster_articles
     from storyclust.evaluate import CosineLookup, score_semeval_pairs, stories_to_story_of
 
     stories = cluster_articles(articles, embeddings=vectors)

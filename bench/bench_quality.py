@@ -3,7 +3,7 @@
 
 Embeds every distinct article of the CSV once, then clusters the same vectors with:
 
-1. ``storyclust``: :func:`storyclust.cluster.cluster_articles` with default options;
+1. ``storyclust``: :func:`storyclust.pipeline.cluster_articles` with default options;
 2. ``hdbscan-mcs2``: plain ``HDBSCAN(min_cluster_size=2)`` (library defaults, so min_samples=2);
 3. ``hdbscan-mcs2-ms1``: plain ``HDBSCAN(min_cluster_size=2, min_samples=1)``;
 4. ``bertopic-recipe``: BERTopic's default recipe, UMAP(n_neighbors=15, n_components=5,
@@ -136,7 +136,7 @@ def load_or_embed(articles: list[Article], csv_path: Path, cache: Optional[Path]
 
 
 def run_storyclust(articles: list[Article], vectors: np.ndarray, means) -> tuple[dict[str, str], Callable]:
-    from storyclust.cluster import cluster_articles
+    from storyclust.pipeline import cluster_articles
 
     stories = cluster_articles(articles, embeddings=vectors, language_means=means)
     space = clustering_space(articles, vectors, None, means)

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from storyclust.cluster import ClusterOptions, StoryClusterer, build_stories, candidate_edges, cluster_articles
+from storyclust.cluster import ClusterOptions, StoryClusterer, candidate_edges
+from storyclust.pipeline import build_story, cluster_articles, fold_copies, name_stories
 from storyclust.types import Article
 
 DIM = 64
@@ -127,16 +128,55 @@ def test_duplicate_cycles_do_not_lose_articles():
     assert sorted(m.article.id for s in stories for m in s.members) == ["a0", "a1"]
 
 
-def test_build_stories_ids_depend_only_on_members_and_singletons_are_marked():
-    X, langs, gold = _corpus(n_stories=2, per_story=2, seed=2)
-    arts = _articles(langs)
-    labels = np.array([0, 0, 1, 2])
-    stories = build_stories(arts, X, labels)
-    assert [s.size for s in stories] == [2, 1, 1]
-    assert [s.singleton for s in stories] == [False, True, True]
-    again = build_stories(arts, X, labels)
-    assert [s.story_id for s in stories] == [s.story_id for s in again]
-    assert all(-1.0 <= m.similarity <= 1.0 + 1e-6 for s in stories for m in s.members)
+def test_story_ids_come_from_the_first_article_whatever_the_order_of_the_groups():
+    arts = _articles(["fr", "id", "en", "de"])
+    groups = [[arts[0], arts[1]], [arts[2]], [arts[3]]]
+    ids = name_stories(groups)
+    again = name_stories(groups[::-1])[::-1]
+    assert ids == again and len(set(ids)) == 3
+    assert all(i.startswith("s_") and len(i) == 14 for i in ids)
+    salted = name_stories(groups, taken=ids)  # an id in use is never given again
+    assert not set(salted) & set(ids)
+
+
+def test_build_story_marks_singletons_and_similarities_to_the_centroid():
+    X, langs, _ = _corpus(n_stories=1, per_story=2, seed=2)
+    arts = _articles(langs[:2])
+    pair = build_story("s_x", [(arts[0], X[0], "cluster"), (arts[1], X[1], "duplicate")])
+    one = build_story("s_y", [(arts[0], X[0], "cluster")])
+    assert not pair.singleton and one.singleton
+    assert [m.joined_by for m in pair.members] == ["cluster", "duplicate"]
+    assert all(-1.0 <= m.similarity <= 1.0 + 1e-6 for m in pair.members)
+    assert one.members[0].similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_exact_and_near_copies_follow_their_first_copy():
+    body = " ".join(f"word{i}" for i in range(60))
+    first = Article(id="a", text=body)
+    exact = Article(id="b", text=body)  # same text under another id
+    near = Article(id="c", text=body.replace("word30", "changed"))
+    other = Article(id="d", text=" ".join(f"other{i}" for i in range(60)))
+    folded = fold_copies([first, exact, near, other])
+    assert [a.duplicate_of for a in folded] == [None, "a", "a", None]
+    assert [a.duplicate_of for a in fold_copies([first, exact, near], threshold=None)] == [None, "a", None]
+    later = fold_copies([near], earlier=[first])  # the first copy came on an earlier night
+    assert later[0].duplicate_of == "a"
+
+
+def test_fit_starts_afresh_and_partial_fit_equals_one_fit():
+    X, langs, gold = _corpus(n_stories=6, per_story=4, seed=5)
+    options = ClusterOptions(max_distance=0.6)
+    once = StoryClusterer(options).fit(X, langs=langs)
+    twice = StoryClusterer(options).fit(X, langs=langs).fit(X, langs=langs)
+    assert _same_partition(once.labels_, twice.labels_)
+    assert once.language_means_["fr"][1] == twice.language_means_["fr"][1]
+    stepwise = StoryClusterer(options).fit(X[:10], langs=langs[:10]).partial_fit(X[10:], langs=langs[10:])
+    assert _same_partition(once.labels_, stepwise.labels_)
+    c = StoryClusterer(options)
+    assert c.get_params()["max_distance"] == 0.6
+    assert c.set_params(max_distance=0.4).options.max_distance == 0.4
+    with pytest.raises(ValueError):
+        c.set_params(max_distance=5.0)
 
 
 def test_options_are_validated():

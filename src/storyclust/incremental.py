@@ -1,270 +1,481 @@
-"""Nightly runs with memory: add tonight's articles to the stories of previous nights.
+"""Nightly runs with memory: tonight's articles and the open stories, clustered by the one recipe.
 
-:func:`update_stories` is the whole incremental pipeline on a :class:`~storyclust.store.StateStore`:
+:func:`update_stories` runs one night on a :class:`~storyclust.store.SQLiteStore`, holding its
+run lock throughout:
 
-1. **Ingest** (one transaction): articles whose content hash is already stored
-   (the same text under any path) are skipped; new ones are stored with their
-   effective date (``published``, else ``retrieved``, else ``now``) and the key
-   of their embedding text.
-2. **Embed** (one transaction per batch): every *pending* article (stored but
-   not yet in a story, whether new tonight or left over by a killed run) whose
-   text has no vector for this model yet is embedded. The cache key is
-   ``(embedder.model_id, sha256(embedding_text(article)))``: the same text is
-   never embedded twice for one model, whatever its path or id.
-3. **Assign** (one transaction): pending vectors are made language-neutral with
-   the running per-language means kept in the store (seeded on the first night
-   with the clusterer's reference means). They are then clustered, by
-   :class:`~storyclust.cluster.StoryClusterer`, together with the members of
-   every open story (whose vectors are stored), so that a new article lands
-   where the batch clusterer would put it. Each cluster is mapped onto the
-   existing stories: the story with most members in it grows (and keeps its
-   ID) with the new articles whose mean cosine to its members in the cluster
-   reaches ``ClusterOptions.assign_threshold``; another story with more than half of
-   its members in the cluster, and any one-article story in it, is merged
-   into it (reported once as ``closed`` with ``merged_into``); a cluster of
-   new articles only becomes a new story. Old articles never change story
-   except by a merge or a split: a story that grew this run is re-clustered
-   and a group of its articles that the clusterer would not have put with the
-   rest splits off into a new story with ``split_from``. Finally stories whose
-   last article is older than ``now - story_window`` close and take no new
-   articles.
+1. **Take in** (one transaction): articles whose id is already stored are "already seen"; the
+   others are stored as *pending*. The files they came from are recorded (size, mtime) so an
+   unchanged file is not read again, except files with a transient rejection (``timeout``,
+   ``unreadable``, a dead worker): those are read again next run.
+2. **Fold copies**: a pending article with the same text as a stored one, or a near copy of an
+   article of an open story (:func:`storyclust.pipeline.fold_copies`), follows its first copy.
+3. **Embed** the pending first copies whose vectors are not stored yet, in one call (so the
+   vectors are the ones a one-shot run makes), and store them (one transaction).
+4. **Cluster** the first copies of every open story and the pending ones together with
+   :func:`storyclust.pipeline.partition`: the same vectors, reference means, evidence and
+   options as a one-shot run on those articles.
+5. **Plan** (:func:`plan_night`, a pure function): map the clusters onto the stories that exist,
+   so each keeps its ID; a cluster that holds no story's articles is a new story (named as a
+   one-shot run names it), a story whose articles all went to other stories closes with
+   ``merged_into``, a group of a story's articles that went to a cluster of their own becomes a
+   new story with ``split_from``. Copies follow their first copy. Stories that gained no article
+   for ``story_window`` (in run time) close.
+6. **Apply** the plan, queue every changed story in the outbox, and record the run: one
+   transaction.
 
-Because everything after the embeddings is one transaction that only reads
-pending articles, a run killed at any point is finished by the next run with
-the same result as an uninterrupted run. Story IDs are ``s_`` + 12 hex digits
-of the SHA-1 of the content hash of the story's first article, so they do not
-depend on paths or on the order files were listed in.
+:func:`publish` then writes the queued changes (and earlier ones that were never published)
+and clears them only once the output is written; :func:`nightly` does all of it.
+
+A night whose articles are all new gives the partition and the IDs of a one-shot
+``storyclust cluster`` of the same articles. A run killed at any point leaves a consistent file:
+the next run finds the pending articles and finishes the work.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .evidence import evidence_text
-from .store import FileStamp, StateError, StateStore, StoredArticle, StoredStory
+from . import pipeline
+from .settings import ClusterOptions, StateOptions, parse_window
+from .store import Change, FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
 from .types import Article, Rejection, Story
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .cluster import ClusterOptions
     from .embed import Embedder
     from .ingest import IngestOptions, IngestStats
 
 logger = logging.getLogger(__name__)
 
-#: Default time after which a story with no new article closes.
-DEFAULT_STORY_WINDOW = timedelta(days=3)
+__all__ = ["RunResult", "NightPlan", "plan_night", "update_stories", "update_from_paths", "publish", "nightly",
+           "files_to_read", "current_stories", "state_embedding", "parse_window"]
 
-#: Smallest group of articles that may split off a story (and half the smallest story checked for splits).
-MIN_SPLIT = 2
-
-#: Articles embedded (and committed) per transaction.
-DEFAULT_BATCH_SIZE = 32
-
-_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([wdhms]?)\s*$", re.IGNORECASE)
-_WINDOW_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds", "": "days"}
-
-
-def parse_window(text: str) -> timedelta:
-    """Parse a duration such as ``3d``, ``36h``, ``90m``, ``1w`` or ``2.5`` (days).
-
-    Raises ValueError for anything else, or for a zero duration.
-    """
-    match = _WINDOW_RE.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 3d, 36h, 90m, 1w)")
-    value = timedelta(**{_WINDOW_UNITS[match.group(2).lower()]: float(match.group(1))})
-    if value <= timedelta(0):
-        raise ValueError(f"duration must be positive: {text!r}")
-    return value
-
-
-def article_date(article: Article, now: datetime) -> datetime:
-    """The date an article counts at: ``published``, else ``retrieved``, else ``now``."""
-    return article.published or article.retrieved or now
-
-
-def text_key(article: Article) -> str:
-    """Embedding-cache key of an article: SHA-256 of the exact text the embedder sees."""
-    from .embed import embedding_text
-
-    return hashlib.sha256(embedding_text(article).encode("utf-8")).hexdigest()
-
-
-def new_story_id(first_hash: str, taken: set[str]) -> str:
-    """Stable story ID from the content hash of the story's first article (not in ``taken``)."""
-    salt = ""
-    n = 0
-    while True:
-        sid = "s_" + hashlib.sha1((first_hash + salt).encode("ascii")).hexdigest()[:12]
-        if sid not in taken:
-            return sid
-        n += 1
-        salt = f":{n}"
+#: Reasons a file is read again on the next run (when ``Rejection.transient`` is not available).
+_TRANSIENT = ("timeout", "unreadable", "worker_died")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one incremental run did."""
+    """What one nightly run did."""
 
     run_id: int
-    stories: list[Story]  # changed this run (or every open story with include_all), oldest first
+    articles_in: int  # articles given to the run
     ingested: int  # new articles stored this run
-    skipped: int  # articles whose content was already stored (or repeated in this input)
-    embedded: int  # texts embedded this run (cache misses)
-    pending: int  # articles placed into stories this run (new + left over by an interrupted run)
-    assigned: int  # of those, how many joined an existing story
-    created: int  # new stories
-    closed: int  # stories closed (quiet too long, or merged into another)
+    already_seen: int  # ids already in the state (or repeated in this input)
+    copies: int  # placed as copies of an earlier article (duplicate_of)
+    embedded: int  # texts embedded this run (vectors not yet stored)
+    clustered: int  # first copies clustered (the open stories' and the new ones)
+    created: int
+    updated: int
+    closed: int  # quiet too long, or merged into another
+    rejected: int
+    retried_files: int  # files with a transient rejection: read again next run
     unchanged_files: int = 0  # input files not read again: same size and mtime as when last read
 
-
-@dataclass
-class _Work:
-    """A story being updated in memory during the assignment transaction."""
-
-    story_id: str
-    state: str
-    singleton: bool
-    size: int
-    total: np.ndarray
-    first_date: datetime
-    last_date: datetime
-    created_run: int
-    updated_run: int
-    closed_run: Optional[int] = None
-    merged_into: Optional[str] = None
-    split_from: Optional[str] = None
-    event: Optional[str] = None  # new / updated / closed
-    added: list[str] = field(default_factory=list)  # hashes added this run
-
-    @classmethod
-    def of(cls, s: StoredStory) -> "_Work":
-        return cls(s.story_id, s.status, s.singleton, s.size, s.centroid_sum.copy(), s.first_date,
-                   s.last_date, s.created_run, s.updated_run, s.closed_run, s.merged_into, s.split_from)
-
-    def stored(self) -> StoredStory:
-        return StoredStory(self.story_id, self.state, self.singleton, self.size, self.total.astype(np.float32),
-                           self.first_date, self.last_date, self.created_run, self.updated_run,
-                           self.closed_run, self.merged_into, self.split_from)
+    def summary_line(self) -> str:
+        return (f"run {self.run_id}: {self.articles_in} articles in ({self.ingested} new, {self.already_seen} already "
+                f"seen, {self.copies} copies), {self.rejected} rejected, {self.embedded} embedded, {self.clustered} "
+                f"clustered; {self.created} new stories, {self.updated} updated, {self.closed} closed"
+                + (f"; {self.retried_files} files to retry" if self.retried_files else "")
+                + (f"; {self.unchanged_files} files unchanged" if self.unchanged_files else ""))
 
 
 EmbedderSource = Union["Embedder", Callable[[], "Embedder"]]
 
 
+# -- the plan: a pure function -------------------------------------------------------
+
+
+@dataclass
+class NightPlan:
+    """What a night changes; built by :func:`plan_night`, applied by :func:`update_stories`."""
+
+    story_of: dict[str, str] = field(default_factory=dict)  # article id -> story id, every placed article
+    joined_by: dict[str, str] = field(default_factory=dict)  # article id -> step, for articles that moved or came
+    new_stories: dict[str, Optional[str]] = field(default_factory=dict)  # new story id -> split_from
+    merged: dict[str, str] = field(default_factory=dict)  # story id -> the story it merged into
+    added: dict[str, list[str]] = field(default_factory=dict)  # story id -> article ids added this night
+    removed: dict[str, list[str]] = field(default_factory=dict)  # story id -> article ids that left it
+
+    def event(self, story_id: str) -> Optional[str]:
+        if story_id in self.merged:
+            return "closed"
+        if story_id in self.new_stories:
+            return "new"
+        if self.added.get(story_id) or self.removed.get(story_id):
+            return "updated"
+        return None
+
+
+def plan_night(
+    groups: Sequence[Sequence[str]],
+    old_story: Mapping[str, str],
+    articles: Mapping[str, Article],
+    *,
+    copies: Mapping[str, str] = {},
+    story_rank: Mapping[str, int] = {},
+    taken: Iterable[str] = (),
+) -> NightPlan:
+    """Map tonight's clusters onto the stories that exist.
+
+    Args:
+        groups: the clusters of the night's first copies (article ids), as :func:`pipeline.partition` made them.
+        old_story: story id of each first copy that was already in an open story.
+        articles: every article named in ``groups`` or ``copies``.
+        copies: ``copy id -> first copy id`` for the copies to place (new ones and those of the open stories).
+        story_rank: older stories have smaller ranks; on equal overlap the older story keeps its ID.
+        taken: story IDs already in use (never reused).
+
+    Each story is matched with at most one cluster, and each cluster with at most one story, greedily
+    by the number of the story's articles in the cluster (then the older story, then the earlier
+    cluster). A matched cluster keeps its story's ID; an unmatched one is a new story, named by
+    :func:`pipeline.name_stories`, with ``split_from`` the story most of its old articles came from;
+    an unmatched story is merged into the story that got most of its articles.
+    """
+    plan = NightPlan()
+    overlap: Counter[tuple[int, str]] = Counter()
+    for gi, group in enumerate(groups):
+        for aid in group:
+            if aid in old_story:
+                overlap[(gi, old_story[aid])] += 1
+    ranked = sorted(overlap.items(), key=lambda kv: (-kv[1], story_rank.get(kv[0][1], 1 << 62), kv[0][1], kv[0][0]))
+    story_of_group: dict[int, str] = {}
+    group_of_story: dict[str, int] = {}
+    for (gi, sid), _ in ranked:
+        if gi not in story_of_group and sid not in group_of_story:
+            story_of_group[gi], group_of_story[sid] = sid, gi
+    unmatched = [gi for gi in range(len(groups)) if gi not in story_of_group]
+    copies_of: dict[str, list[str]] = {}
+    for cid, root in copies.items():
+        copies_of.setdefault(root, []).append(cid)
+    names = pipeline.name_stories(
+        [[articles[m] for a in groups[gi] for m in (a, *copies_of.get(a, ()))] for gi in unmatched],
+        taken=set(taken) | set(group_of_story),
+    )
+    for gi, sid in zip(unmatched, names):
+        story_of_group[gi] = sid
+        sources = Counter(old_story[a] for a in groups[gi] if a in old_story)
+        plan.new_stories[sid] = min(sources, key=lambda s: (-sources[s], story_rank.get(s, 1 << 62), s)) \
+            if sources else None
+    for sid in sorted(set(old_story.values()) - set(group_of_story)):
+        receivers = Counter(story_of_group[gi] for gi, group in enumerate(groups) for a in group
+                            if old_story.get(a) == sid)
+        plan.merged[sid] = min(receivers, key=lambda s: (-receivers[s], s))
+    for gi, group in enumerate(groups):
+        sid = story_of_group[gi]
+        for aid in group:
+            _place(plan, aid, sid, old_story.get(aid), "cluster")
+    for cid, root in copies.items():
+        _place(plan, cid, plan.story_of[root], old_story.get(cid), "duplicate")
+    return plan
+
+
+def _place(plan: NightPlan, aid: str, sid: str, before: Optional[str], how: str) -> None:
+    plan.story_of[aid] = sid
+    if before == sid:
+        return
+    if before is not None:
+        plan.removed.setdefault(before, []).append(aid)
+        if how != "duplicate":
+            how = "merge" if plan.merged.get(before) == sid else ("split" if plan.new_stories.get(sid) == before
+                                                                  else "cluster")
+    plan.joined_by[aid] = how
+    plan.added.setdefault(sid, []).append(aid)
+
+
+# -- one night -----------------------------------------------------------------------
+
+
 def update_stories(
-    store: StateStore,
-    articles: Iterable[Article | Rejection],
+    store: SQLiteStore,
+    items: Iterable[Article | Rejection],
     embedder: EmbedderSource,
     *,
-    options: Optional["ClusterOptions"] = None,
-    now: Optional[datetime] = None,
-    story_window: timedelta = DEFAULT_STORY_WINDOW,
-    include_all: bool = False,
-    wait: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    options: Optional[ClusterOptions] = None,
+    state: Optional[StateOptions] = None,
     progress: bool = False,
     files: Sequence[FileStamp] = (),
 ) -> RunResult:
-    """Ingest ``articles`` into ``store``, embed what is new and update the stories.
+    """Take ``items`` into ``store``, embed what is new and update the stories (steps 1-6 above).
 
-    ``embedder`` is an :class:`~storyclust.embed.Embedder` or a zero-argument
-    callable returning one; a callable is only called when there is something
-    to embed or assign, so a night with nothing new never loads the model.
-    Rejections in ``articles`` are counted and otherwise ignored. ``files``
-    (the stamps of the files ``articles`` were read from) are recorded with the
-    articles, so that :func:`update_from_paths` skips them while unchanged.
-
-    Holds the store's run lock for the whole run (``wait=False`` raises
-    :class:`~storyclust.store.StateLocked` instead of waiting) and returns the
-    stories that changed (every open story as well with ``include_all``).
-    Raises :class:`~storyclust.store.StateError` when the state was built with
-    another embedding model.
+    ``embedder`` is an :class:`~storyclust.embed.Embedder` or a zero-argument callable returning
+    one; a callable is only called when there is something to cluster, so a night with nothing
+    new never loads the model. ``files`` are the stamps of the files ``items`` were read from.
+    Raises :class:`~storyclust.store.StateError` when the state was built with another model.
+    The changes are queued in the outbox: :func:`publish` writes them.
     """
-    from .cluster import ClusterOptions
-
     options = options or ClusterOptions()
-    now = now or datetime.now(timezone.utc)
+    state = state or StateOptions()
+    now = state.now or datetime.now(timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     load = _loader(embedder)
-    with store.lock(wait=wait):
-        run_id, ingested, skipped, rejected = _ingest(store, articles, now, files)
+    with store.lock(wait=state.wait):
+        run_id, counts = _take_in(store, items, files, now)
         pending = store.pending_articles()
+        night = _Night(NightPlan(), {}, {}, {})
+        embedded = copies = 0
         model_id = store.get_setting("model_id")
-        embedded = 0
-        means: dict[str, tuple[np.ndarray, int]] = {}
         if pending:
             model = load()
-            model_id = _check_model(store, model.model_id)
-            embedded = _embed_pending(store, pending, model, batch_size, progress)
-            means = _initial_means(store, model, options)
+            model_id, space = _check_model(store, model)
+            window = store.open_members()
+            folded = _fold(store, window, [a for a, _ in pending], options)
+            copies = sum(a.duplicate_of is not None for a in folded)
+            new_firsts = [a for a in folded if a.duplicate_of is None]
+            keys = dict((a.id, key) for a, key in pending)
+            embedded = _embed_missing(store, space, new_firsts, keys, model, progress)
+            night = _cluster_night(store, space, window, folded, keys, model, options)
         with store.transaction():
-            assignment = _Assignment(store, run_id, now, story_window, options, model_id)
-            assigned = assignment.place(pending, means) if pending else 0
-            assignment.split_drifted_stories()
-            assignment.close_quiet_stories()
-            assignment.save()
-            changed = [w for w in assignment.works.values() if w.event]
-            store.finish_run(run_id, {"ingested": ingested, "skipped": skipped, "rejected": rejected,
-                                      "embedded": embedded, "assigned": len(pending), "changed": len(changed)},
-                             model_id=model_id)
-        stories = _report(store, assignment, include_all)
+            changed = _apply(store, night, run_id, now, state.story_window)
+            counts.update(embedded=embedded, clustered=night.clustered, copies=copies,
+                          **{k: sum(e == k for e in changed.values()) for k in ("new", "updated", "closed")})
+            store.add_changes([(sid, event, night.plan.added.get(sid, [])) for sid, event in changed.items()],
+                              run_id)
+            store.finish_run(run_id, counts, model_id=model_id)
     result = RunResult(
-        run_id=run_id, stories=stories, ingested=ingested, skipped=skipped, embedded=embedded,
-        pending=len(pending), assigned=assigned, created=sum(w.event == "new" for w in changed),
-        closed=sum(w.event == "closed" for w in changed),
+        run_id=run_id, articles_in=counts["articles_in"], ingested=counts["ingested"],
+        already_seen=counts["already_seen"], copies=copies, embedded=embedded, clustered=night.clustered,
+        created=counts["new"], updated=counts["updated"], closed=counts["closed"], rejected=counts["rejected"],
+        retried_files=counts["retried_files"],
     )
-    logger.info(
-        "run %d: %d new articles, %d already seen, %d embedded, %d placed (%d into existing stories),"
-        " %d new stories, %d closed", run_id, ingested, skipped, embedded, len(pending), assigned,
-        result.created, result.closed,
+    logger.info("%s", result.summary_line())
+    return result
+
+
+def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Sequence[FileStamp],
+             now: datetime) -> tuple[int, dict[str, int]]:
+    """Step 1: store the articles not seen before, and the files read without a transient failure."""
+    fresh: dict[str, Article] = {}
+    seen = rejected = 0
+    retry: list[str] = []
+    for item in items:
+        if isinstance(item, Rejection):
+            rejected += 1
+            if getattr(item, "transient", item.reason in _TRANSIENT):
+                retry.append(item.source)
+            continue
+        seen += 1
+        fresh.setdefault(item.id, item)
+    known = store.known_ids(fresh)
+    new = [(a, pipeline.text_key(a)) for aid, a in fresh.items() if aid not in known]
+    keep = [s for s in files if not any(src == s.path or src.startswith(s.path + "#") for src in retry)]
+    with store.transaction():
+        run_id = store.begin_run(now, store.get_setting("model_id"))
+        ingested = store.add_articles(new, run_id)
+        store.record_files(keep, run_id)
+    if len(keep) < len(files):
+        logger.info("%d files had a transient failure: they are read again next run", len(files) - len(keep))
+    return run_id, {"articles_in": seen, "ingested": ingested, "already_seen": seen - ingested,
+                    "rejected": rejected, "retried_files": len(files) - len(keep)}
+
+
+def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[Article],
+          options: ClusterOptions) -> list[Article]:
+    """Step 2: pending articles with ``duplicate_of`` naming their first copy (or None)."""
+    folded = pipeline.fold_copies(pending, earlier=[m.article for m in window],
+                                  threshold=options.near_duplicate_threshold)
+    in_window = {m.article.id for m in window}
+    loose = [a for a in folded if a.duplicate_of is None or a.duplicate_of not in in_window]
+    outside = store.first_copies_by_hash(a.hash for a in loose)  # exact copies of articles in closed stories
+    batch_ids = {a.id for a in folded}
+    out = []
+    for a in folded:
+        if a.duplicate_of is None and a.hash in outside and outside[a.hash][0] not in batch_ids:
+            a = replace(a, duplicate_of=outside[a.hash][0])
+        out.append(a)
+    return out
+
+
+def _embed_missing(store: SQLiteStore, space: str, firsts: Sequence[Article], keys: Mapping[str, str],
+                   embedder: "Embedder", progress: bool) -> int:
+    """Step 3: embed the first copies whose texts have no vector in ``space`` yet, in one call."""
+    missing = set(store.missing_vectors(space, [keys[a.id] for a in firsts]))
+    todo, seen = [], set()
+    for a in firsts:
+        if keys[a.id] in missing and keys[a.id] not in seen:
+            todo.append(a)
+            seen.add(keys[a.id])
+    if todo:
+        vectors = pipeline.embed(todo, embedder, progress=progress)
+        with store.transaction():
+            store.put_vectors(space, {keys[a.id]: v for a, v in zip(todo, vectors)})
+        logger.info("embedded %d new texts", len(todo))
+    return len(todo)
+
+
+@dataclass
+class _Night:
+    """A night's plan with what applying it needs."""
+
+    plan: NightPlan
+    neutral: dict[str, np.ndarray]  # article id -> language-neutral vector, every placed article
+    duplicate_of: dict[str, Optional[str]]  # tonight's articles -> the first copy they follow
+    joined_before: dict[str, Optional[str]]  # the open stories' members -> their stored joined_by
+    clustered: int = 0
+
+
+def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
+                   keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions) -> _Night:
+    """Steps 4 and 5: one partition of the open stories' and tonight's first copies, and its plan."""
+    old_firsts = [m for m in window if m.article.duplicate_of is None]
+    firsts = [m.article for m in old_firsts] + [a for a in folded if a.duplicate_of is None]
+    X = store.get_vectors(space, [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]])
+    part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options))
+    clustered_ids = {a.id for a in firsts}
+    copies = {m.article.id: m.article.duplicate_of for m in window if m.article.duplicate_of is not None}
+    copies |= {a.id: a.duplicate_of for a in folded if a.duplicate_of is not None}
+    outside = {cid: root for cid, root in copies.items() if root not in clustered_ids}  # first copy in a closed story
+    articles = {m.article.id: m.article for m in window} | {a.id: a for a in folded}
+    plan = plan_night(
+        [[firsts[k].id for k in g] for g in part.groups()],
+        {m.article.id: m.story_id for m in window}, articles,
+        copies={c: r for c, r in copies.items() if c not in outside},
+        story_rank={s.story_id: k for k, s in enumerate(store.stories(status="open"))},
+        taken=store.story_ids(),
     )
+    neutral = {a.id: part.neutral[k] for k, a in enumerate(firsts)}
+    for cid, root in copies.items():
+        if cid in outside:  # a copy of an article in a closed story joins that story
+            info = store.member_info(root)
+            plan.story_of[cid] = info.story_id
+            plan.joined_by[cid] = "duplicate"
+            plan.added.setdefault(info.story_id, []).append(cid)
+            neutral[cid] = info.vector
+        else:
+            neutral[cid] = neutral[root]
+    return _Night(plan, neutral, {a.id: a.duplicate_of for a in folded},
+                  {m.article.id: m.joined_by for m in window}, len(firsts))
+
+
+def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_window: timedelta) -> dict[str, str]:
+    """Step 6 (inside the caller's transaction): write the plan; returns ``{story id: event}`` of changed stories."""
+    plan = night.plan
+    by_story: dict[str, list[str]] = {}
+    for aid, sid in plan.story_of.items():
+        by_story.setdefault(sid, []).append(aid)
+    existing = {s.story_id: s for s in store.stories(ids=set(by_story) | set(plan.merged))}
+    for sid, split_from in plan.new_stories.items():  # rows first: members reference them
+        store.save_story(StoredStory(sid, "open", 0, None, None, now, run_id, run_id, split_from=split_from))
+    rows = []
+    for sid, aids in by_story.items():
+        story = existing.get(sid)
+        if story is not None and story.status != "open":  # copies joining a closed story
+            Z = np.stack([m.vector for m in store.story_members(sid)] + [night.neutral[a] for a in aids])
+            centroid = Z.mean(axis=0)
+            for aid in aids:
+                z = night.neutral[aid]
+                rows.append((aid, sid, z, float(z @ centroid / max(float(np.linalg.norm(centroid)), 1e-12)),
+                             "duplicate"))
+            continue
+        Z = np.stack([night.neutral[a] for a in aids])
+        centroid = Z.mean(axis=0)
+        sims = Z @ (centroid / max(float(np.linalg.norm(centroid)), 1e-12))
+        for aid, z, sim in zip(aids, Z, sims):
+            how = plan.joined_by.get(aid) or night.joined_before.get(aid) or "cluster"
+            rows.append((aid, sid, z, float(sim), how))
+    store.put_members(rows, run_id)
+    store.set_duplicate_of(night.duplicate_of)
+    changed: dict[str, str] = {}
+    for sid in set(by_story) | set(plan.merged):
+        event = plan.event(sid)
+        old = existing.get(sid)
+        if event is None and old is not None:
+            continue  # same members: only their vectors were refreshed
+        members = store.story_members(sid)
+        dates = [m.article.published for m in members if m.article.published]
+        store.save_story(StoredStory(
+            sid, "merged" if sid in plan.merged else (old.status if old else "open"), len(members),
+            min(dates) if dates else None, max(dates) if dates else None,
+            now if plan.added.get(sid) or old is None else old.last_activity,
+            old.created_run if old else run_id, run_id,
+            run_id if sid in plan.merged else (old.closed_run if old else None),
+            plan.merged.get(sid), old.split_from if old else plan.new_stories.get(sid),
+            old.labels if old else (),
+        ))
+        changed[sid] = event or "updated"
+    for story in store.stories(status="open"):  # close the quiet ones
+        if story.last_activity < now - story_window:
+            store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
+            changed[story.story_id] = "closed"
+    return changed
+
+
+# -- publishing ----------------------------------------------------------------------
+
+
+def publish(store: SQLiteStore, write: Callable[[list[Story]], None], *, show_all: bool = False) -> list[Story]:
+    """Hand every unreported story change (this run's and any earlier run's) to ``write``, then clear them.
+
+    ``write`` must raise when the output could not be written (a full disk, a broken pipe, a
+    missing folder): the changes then stay queued and the next run publishes them. With
+    ``show_all`` every open story is handed over too (unchanged ones with status ``unchanged``).
+    Returns the stories written.
+    """
+    changes = store.unreported()
+    by_id = {c.story_id: c for c in changes}
+    stored = {s.story_id: s for s in store.stories(ids=list(by_id))}
+    stories = [store.load_story(stored[c.story_id], status=c.event, added=c.added) for c in changes
+               if c.story_id in stored]
+    if show_all:
+        stories += [store.load_story(s, status="unchanged") for s in store.stories(status="open")
+                    if s.story_id not in by_id]
+    stories.sort(key=lambda s: (s.first_published is None,
+                                s.first_published.timestamp() if s.first_published else 0.0, s.story_id))
+    write(stories)
+    if changes:
+        with store.lock(), store.transaction():
+            store.clear_reported(changes)
+    return stories
+
+
+def nightly(store: SQLiteStore, items: Iterable[Article | Rejection], embedder: EmbedderSource,
+            write: Callable[[list[Story]], None], *, options: Optional[ClusterOptions] = None,
+            state: Optional[StateOptions] = None, progress: bool = False,
+            files: Sequence[FileStamp] = ()) -> RunResult:
+    """:func:`update_stories` then :func:`publish`, under one hold of the run lock."""
+    state = state or StateOptions()
+    with store.lock(wait=state.wait):
+        result = update_stories(store, items, embedder, options=options, state=state, progress=progress, files=files)
+        publish(store, write, show_all=state.show_all)
     return result
 
 
 def update_from_paths(
-    store: StateStore,
+    store: SQLiteStore,
     paths: Sequence[str | os.PathLike[str]],
     embedder: EmbedderSource,
     *,
     ingest_options: Optional["IngestOptions"] = None,
     stats: Optional["IngestStats"] = None,
-    wait: bool = True,
+    state: Optional[StateOptions] = None,
     progress: bool = False,
     **kwargs: object,
 ) -> RunResult:
-    """The nightly job: read the files under ``paths`` that changed since they were last read, then
-    :func:`update_stories` (``kwargs`` go there).
-
-    A file whose size and mtime are what they were when a previous run read it
-    is not parsed again; every other file (and ``-``, stdin) is ingested, and
-    articles already in the store are skipped by content hash.
-    """
+    """The nightly job without publishing: read the files under ``paths`` that changed since they were
+    last read, then :func:`update_stories` (``kwargs`` go there)."""
     from .ingest import ingest_paths
 
-    with store.lock(wait=wait):
+    state = state or StateOptions()
+    with store.lock(wait=state.wait):
         to_read, fresh, unchanged = files_to_read(store, paths)
         items = ingest_paths(to_read, ingest_options, stats=stats, progress=progress) if to_read else iter(())
-        result = update_stories(store, items, embedder, files=fresh, wait=wait, progress=progress,
+        result = update_stories(store, items, embedder, files=fresh, state=state, progress=progress,
                                 **kwargs)  # type: ignore[arg-type]
     return replace(result, unchanged_files=unchanged)
 
 
-def files_to_read(store: StateStore, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[FileStamp], int]:
+def files_to_read(store: SQLiteStore, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[FileStamp], int]:
     """``(paths to ingest, stamps of those files, how many files are unchanged)`` for the files under ``paths``.
 
-    Folders are walked as ingest walks them. A file is left out when its size
-    and mtime are what they were when a previous run read it; ``-`` (stdin)
-    and paths that cannot be stat'ed are always passed on (ingest turns the
-    latter into ``unreadable`` rejections). Pass the stamps to
-    :func:`update_stories` (``files=``) so they are recorded with the articles.
+    Folders are walked as ingest walks them. A file is left out when its size and mtime are what
+    they were when a previous run read it; ``-`` (stdin) and paths that cannot be stat'ed are
+    always passed on (ingest turns the latter into ``unreadable`` rejections).
     """
     from .ingest.walk import STDIN, expand_paths
 
@@ -286,21 +497,20 @@ def files_to_read(store: StateStore, paths: Sequence[str | os.PathLike[str]]) ->
     return [s.path for s in fresh] + passed, fresh, len(unchanged)
 
 
-def current_stories(store: StateStore, *, include_closed: bool = False) -> list[Story]:
-    """The stories in the store, without ingesting anything: open ones (and closed ones if asked).
+def current_stories(store: SQLiteStore, *, include_closed: bool = False) -> list[Story]:
+    """The stories in the store, without taking anything in: open ones (and closed ones if asked).
 
     Each story's ``status`` is its state in the store, ``open`` or ``closed``.
     """
     states = ("open", "closed") if include_closed else ("open",)
-    return [store.load_story(s, status=state) for state in states for s in store.stories(status=state)]
+    return [store.load_story(s, status=s.status) for s in store.stories() if s.status in states]
 
 
-def state_embedding(store: StateStore, backend: str, pooling: str) -> tuple[str, str, Optional[str]]:
+def state_embedding(store: SQLiteStore, backend: str, pooling: str) -> tuple[str, str, Optional[str]]:
     """The embedding backend, pooling and prompt to load for ``store`` when the user asked for these.
 
-    Each ``"auto"`` resolves to what the state file was built with, and so does the prompt
-    (None: the model's own), so that a state keeps working when the defaults change (another
-    machine, a new storyclust version: states from before SIF pooling keep mean pooling);
+    Each ``"auto"`` resolves to what the state file was built with, and so does the prompt, so that
+    a state keeps working when the defaults change (another machine, a new storyclust version);
     explicit choices are returned as asked (and refused later if they do not match the state).
     """
     from .embed import settings_of
@@ -327,327 +537,15 @@ def _loader(embedder: EmbedderSource) -> Callable[[], "Embedder"]:
     return load
 
 
-def _check_model(store: StateStore, model_id: str) -> str:
-    """The state's stories live in one model's space: refuse to mix models."""
+def _check_model(store: SQLiteStore, embedder: "Embedder") -> tuple[str, str]:
+    """The state's stories live in one model's space: refuse to mix models. Returns (model id, vector space)."""
     known = store.get_setting("model_id")
     if known is None:
         with store.transaction():
-            store.set_setting("model_id", model_id)
-    elif known != model_id:
+            store.set_setting("model_id", embedder.model_id)
+    elif known != embedder.model_id:
         raise StateError(
-            f"state file was built with embedding model {known!r}, not {model_id!r};"
+            f"state file was built with embedding model {known!r}, not {embedder.model_id!r};"
             " use that model or start a new state file"
         )
-    return model_id
-
-
-def _ingest(store: StateStore, items: Iterable[Article | Rejection], now: datetime,
-            files: Sequence[FileStamp]) -> tuple[int, int, int, int]:
-    """Store the articles not seen before, in one transaction. Returns (run id, new, skipped, rejected)."""
-    fresh: dict[str, Article] = {}
-    seen = rejected = 0
-    for item in items:
-        if isinstance(item, Rejection):
-            rejected += 1
-            logger.debug("rejected %s: %s %s", item.source, item.reason, item.detail)
-            continue
-        seen += 1
-        fresh.setdefault(item.hash, item)
-    known = store.known_hashes(fresh)
-    rows = [(a, article_date(a, now), text_key(a)) for h, a in fresh.items() if h not in known]
-    with store.transaction():
-        run_id = store.begin_run(now, store.get_setting("model_id"))
-        added = store.add_articles(rows, run_id)
-        store.record_files(files, run_id)
-    return run_id, added, seen - added, rejected
-
-
-def _initial_means(store: StateStore, embedder: "Embedder",
-                   options: "ClusterOptions") -> dict[str, tuple[np.ndarray, int]]:
-    """The state's running language sums; on the first night, the clusterer's reference means.
-
-    Seeding with the reference means (a calibration corpus shipped with
-    storyclust, as a few pseudo-articles per language) keeps a first night of
-    a handful of articles from being neutralised by its own tiny mean.
-    """
-    from .cluster import reference_language_means
-
-    means = store.language_means(embedder.model_id)
-    if not means and options.neutralize:
-        means = reference_language_means(embedder, weight=options.reference_weight)
-    return means
-
-
-def _embed_pending(store: StateStore, pending: Sequence[StoredArticle], embedder: "Embedder",
-                   batch_size: int, progress: bool) -> int:
-    """Embed the pending texts not yet cached, committing one batch per transaction."""
-    from .embed import embedding_text
-
-    texts = {p.text_key: embedding_text(p.article) for p in pending}
-    missing = store.missing_embeddings(embedder.model_id, texts)
-    for start in range(0, len(missing), batch_size):
-        keys = missing[start:start + batch_size]
-        vectors = np.asarray(embedder.encode([texts[k] for k in keys], progress=progress), dtype=np.float32)
-        with store.transaction():
-            store.put_embeddings(embedder.model_id, dict(zip(keys, vectors)))
-        logger.info("embedded %d/%d new texts", start + len(keys), len(missing))
-    return len(missing)
-
-
-def _report(store: StateStore, assignment: "_Assignment", include_all: bool) -> list[Story]:
-    """Stories to print: the changed ones (with status and added ids), plus every open one if asked."""
-    added_hashes = [h for w in assignment.works.values() for h in w.added]
-    ids = {h: s.article.id for h, s in store.articles_by_hash(added_hashes).items()}
-    out: list[tuple[datetime, str, Story]] = []
-    for w in assignment.works.values():
-        if w.event is None and not (include_all and w.state == "open"):
-            continue
-        if w.story_id in assignment.merged_reports:
-            story = assignment.merged_reports[w.story_id]
-            story = replace(story, status=w.event, merged_into=w.merged_into,
-                            meta={**story.meta, "state": w.state, "closed_run": w.closed_run})
-        else:
-            story = store.load_story(w.stored(), status=w.event or "unchanged",
-                                     added=[ids[h] for h in w.added])
-        out.append((w.first_date, w.story_id, story))
-    out.sort(key=lambda t: (t[0], t[1]))
-    return [s for _, _, s in out]
-
-
-class _Assignment:
-    """The assignment step of one run; every store write happens in the caller's transaction."""
-
-    def __init__(self, store: StateStore, run_id: int, now: datetime, window: timedelta,
-                 options: "ClusterOptions", model_id: Optional[str]) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.now = now
-        self.window = window
-        self.options = options
-        self.model_id = model_id
-        self.works: dict[str, _Work] = {s.story_id: _Work.of(s) for s in store.stories(status="open")}
-        self.taken: set[str] = set(self.works) | {s.story_id for s in store.stories()}
-        self.merged_reports: dict[str, Story] = {}
-
-    # -- placing pending articles -----------------------------------------
-
-    def place(self, pending: Sequence[StoredArticle], means: dict[str, tuple[np.ndarray, int]]) -> int:
-        """Put every pending article into a story; returns how many joined a story that existed before.
-
-        ``means`` are the running per-language sums before this run; they are
-        updated with tonight's articles and stored. The pending articles are
-        clustered together with the open singletons and the members of the
-        open stories, exactly as the batch clusterer would cluster them; each
-        cluster is then mapped onto the stories that already exist.
-        """
-        from .cluster import StoryClusterer
-
-        assert self.model_id is not None
-        X = self.store.get_embeddings(self.model_id, [p.text_key for p in pending])
-        langs = [p.article.lang for p in pending]
-        clusterer = StoryClusterer(self.options, language_means=means)
-        clusterer.update_language_means(X, langs)
-        self.store.set_language_means(self.model_id, clusterer.language_means_)
-        Z = _unit_rows(clusterer.neutralize(X, langs))
-
-        members = self.store.open_members()
-        owners: list[Optional[_Work]] = [None] * len(pending) + [self.works[m[0]] for m in members]
-        rows = np.concatenate([Z, *(m[2][None, :] for m in members)])
-        days = _days([p.date for p in pending] + [m[3] for m in members])
-        texts = None
-        if self.options.number_weight > 0:  # the members' texts are read only when their numbers count
-            stored = self.store.articles_by_hash([m[1] for m in members])
-            texts = [evidence_text(p.article) for p in pending] + [evidence_text(stored[m[1]].article) for m in members]
-        labels = _cluster_neutral(self.options, rows, days, texts)
-        groups: dict[int, list[int]] = {}
-        for k, label in enumerate(labels):
-            groups.setdefault(int(label), []).append(k)
-        joined = 0
-        for label in sorted(groups):
-            news = [k for k in groups[label] if k < len(pending)]
-            if news:
-                olds = [(owners[k], k) for k in groups[label] if k >= len(pending)]
-                joined += self._place_group(pending, Z, news, olds, rows, days)
-        return joined
-
-    def _similarity(self, news: list[int], members: list[int], rows: np.ndarray, days: np.ndarray) -> np.ndarray:
-        """Mean cosine of each new row to the member rows: the batch clusterer's average linkage.
-
-        As in :class:`~storyclust.cluster.StoryClusterer`, a member further than
-        ``time_window_days`` from the row counts as cosine -1 (distance 2).
-        """
-        S = rows[news] @ rows[members].T
-        window = self.options.time_window_days
-        if window:
-            S = np.where(np.abs(days[news][:, None] - days[members][None, :]) > window, -1.0, S)
-        return S.mean(axis=1)
-
-    def _place_group(self, pending: Sequence[StoredArticle], Z: np.ndarray, news: list[int],
-                     olds: list[tuple[_Work, int]], rows: np.ndarray, days: np.ndarray) -> int:
-        """Map one cluster holding new articles onto the stories; returns how many joined an older story.
-
-        ``olds`` are the cluster's old members as (story, row). The story with
-        most members in the cluster (the oldest on a tie) is the target.
-        Another story with more than half of its members in the cluster, and
-        every singleton in it, is merged into the target. New articles join the
-        target when their mean cosine to the target's members in the cluster
-        reaches ``assign_threshold``; the others start a story of their own.
-        """
-        counts: dict[str, int] = {}
-        for w, _ in olds:
-            counts[w.story_id] = counts.get(w.story_id, 0) + 1
-        if not counts:
-            self._new_story(pending, Z, news, singleton=len(news) == 1)
-            return 0
-        ranked = sorted(counts, key=lambda sid: (-counts[sid], self.works[sid].first_date, sid))
-        target = self.works[ranked[0]]
-        for sid in ranked[1:]:
-            other = self.works[sid]
-            if other.singleton or 2 * counts[sid] > other.size:
-                self._merge(other, target)
-        sims = self._similarity(news, [k for w, k in olds if w.story_id == target.story_id], rows, days)
-        joining = [i for i, sim in zip(news, sims) if sim >= self.options.assign_threshold]
-        staying = [i for i in news if i not in set(joining)]
-        if joining:
-            self._join(target, [pending[i] for i in joining], Z[joining])
-            target.singleton = False
-        if staying:
-            self._new_story(pending, Z, staying, singleton=len(staying) == 1)
-        return len(joining)
-
-    # -- story bookkeeping --------------------------------------------------
-
-    def _touch(self, w: _Work) -> None:
-        w.updated_run = self.run_id
-        if w.event is None:
-            w.event = "updated"
-
-    def _join(self, w: _Work, arts: Sequence[StoredArticle], Z: np.ndarray) -> None:
-        self.store.add_members(w.story_id, {p.article.hash: z for p, z in zip(arts, Z)}, self.run_id)
-        w.total = w.total + Z.sum(axis=0)
-        w.size += len(arts)
-        w.first_date = min([w.first_date, *(p.date for p in arts)])
-        w.last_date = max([w.last_date, *(p.date for p in arts)])
-        w.added.extend(p.article.hash for p in arts)
-        self._touch(w)
-
-    def _new_story(self, pending: Sequence[StoredArticle], Z: np.ndarray, idx: list[int], *,
-                   singleton: bool) -> _Work:
-        arts = sorted((pending[i] for i in idx), key=lambda p: (p.date, p.article.hash))
-        sid = new_story_id(arts[0].article.hash, self.taken)
-        self.taken.add(sid)
-        first = arts[0].date
-        w = _Work(sid, "open", singleton, 0, np.zeros(Z.shape[1], dtype=np.float32), first, first,
-                  self.run_id, self.run_id, event="new")
-        self.store.save_story(w.stored())
-        self.works[sid] = w
-        self._join(w, [pending[i] for i in idx], Z[idx])
-        w.event = "new"
-        return w
-
-    def _merge(self, src: _Work, dst: _Work) -> None:
-        """Move every member of ``src`` into ``dst``; ``src`` is closed with ``merged_into``."""
-        self.merged_reports[src.story_id] = self.store.load_story(src.stored())
-        moved = self.store.member_runs(src.story_id)
-        self.store.move_members(src.story_id, dst.story_id)
-        dst.total = dst.total + src.total
-        dst.size += src.size
-        dst.first_date = min(dst.first_date, src.first_date)
-        dst.last_date = max(dst.last_date, src.last_date)
-        dst.added.extend(sorted(moved))
-        dst.singleton = False
-        self._touch(dst)
-        src.state, src.merged_into, src.closed_run, src.size = "merged", dst.story_id, self.run_id, 0
-        src.updated_run = self.run_id
-        src.event = "closed"
-        logger.info("story %s merged into %s", src.story_id, dst.story_id)
-
-    def split_drifted_stories(self) -> None:
-        """Split stories that grew this run and now hold clearly different groups of articles.
-
-        A story that received articles and has at least ``2 * MIN_SPLIT``
-        members is re-clustered; each sub-cluster of ``MIN_SPLIT`` or more
-        articles whose mean cosine to the part holding the story's first
-        article is below ``1 - max_distance`` (the clusterer would not have
-        joined them) becomes a new story with ``split_from`` set (the
-        original keeps its ID and the rest).
-        """
-        min_sim = 1.0 - self.options.max_distance
-        for w in sorted(self.works.values(), key=lambda w: w.story_id):
-            if w.state != "open" or w.singleton or not w.added or w.size < 2 * MIN_SPLIT:
-                continue
-            vectors = self.store.member_vectors(w.story_id)
-            stored = self.store.articles_by_hash(list(vectors))
-            order = sorted(vectors, key=lambda h: (stored[h].date, h))
-            Zm = np.stack([vectors[h] for h in order])
-            labels = _cluster_neutral(self.options, Zm, _days([stored[h].date for h in order]),
-                                      [evidence_text(stored[h].article) for h in order])
-            groups: dict[int, list[int]] = {}
-            for k, label in enumerate(labels):
-                groups.setdefault(int(label), []).append(k)
-            if len(groups) < 2:
-                continue
-            keep = int(labels[0])  # the part holding the story's first article keeps the story
-            kept = Zm[groups[keep]].mean(axis=0)
-            for label, idx in sorted(groups.items()):
-                if label != keep and len(idx) >= MIN_SPLIT and float(Zm[idx].mean(axis=0) @ kept) < min_sim:
-                    self._split(w, [stored[order[k]] for k in idx], Zm[idx], stored)
-
-    def _split(self, src: _Work, arts: list[StoredArticle], Z: np.ndarray,
-               stored: dict[str, StoredArticle]) -> None:
-        """Move ``arts`` (sorted by date) out of ``src`` into a new story that records ``split_from``."""
-        sid = new_story_id(arts[0].article.hash, self.taken)
-        self.taken.add(sid)
-        hashes = [p.article.hash for p in arts]
-        w = _Work(sid, "open", False, len(arts), Z.sum(axis=0), arts[0].date, max(p.date for p in arts),
-                  self.run_id, self.run_id, split_from=src.story_id, event="new", added=hashes)
-        self.store.save_story(w.stored())
-        self.store.reassign(hashes, sid)
-        self.works[sid] = w
-        moved = set(hashes)
-        remaining = [stored[h].date for h in self.store.member_vectors(src.story_id)]
-        src.total = src.total - Z.sum(axis=0)
-        src.size -= len(arts)
-        src.added = [h for h in src.added if h not in moved]
-        src.first_date, src.last_date = min(remaining), max(remaining)
-        self._touch(src)
-        logger.info("story %s split: %d articles form %s", src.story_id, len(arts), sid)
-
-    def close_quiet_stories(self) -> None:
-        """Close open stories whose last article is older than ``now - window``."""
-        limit = self.now - self.window
-        for w in self.works.values():
-            if w.state == "open" and w.last_date < limit:
-                w.state, w.closed_run, w.updated_run = "closed", self.run_id, self.run_id
-                if w.event != "new":
-                    w.event = "closed"
-
-    def save(self) -> None:
-        """Write back every story this run touched."""
-        for w in self.works.values():
-            if w.updated_run == self.run_id:
-                self.store.save_story(w.stored())
-
-
-def _unit_rows(Z: np.ndarray) -> np.ndarray:
-    Z = np.asarray(Z, dtype=np.float32)
-    norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    return Z / np.where(norms > 0, norms, 1.0)
-
-
-def _cluster_neutral(options: "ClusterOptions", Z: np.ndarray, days: np.ndarray,
-                     texts: Optional[Sequence[str]]) -> np.ndarray:
-    """StoryClusterer labels for vectors that are already language-neutral (every label is a story).
-
-    ``days`` are the rows' dates as float days since the epoch; ``texts`` (or None) give the
-    shared-number evidence.
-    """
-    from .cluster import StoryClusterer
-
-    dates = [datetime.fromtimestamp(d * 86400.0, tz=timezone.utc) for d in days]
-    return StoryClusterer(replace(options, neutralize=False)).fit(Z, None, dates, texts).labels_
-
-
-def _days(dates: Sequence[datetime]) -> np.ndarray:
-    """Dates as float days since the epoch (the unit of ``ClusterOptions.time_window_days``)."""
-    return np.array([d.timestamp() / 86400.0 for d in dates], dtype=np.float64)
+    return embedder.model_id, pipeline.vector_space(embedder)

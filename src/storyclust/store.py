@@ -3,48 +3,48 @@
 A run with ``--state PATH`` keeps, in one SQLite file:
 
 ``articles``
-    every article ever ingested, keyed by its content hash (so the same text
-    under another path is "already seen"), with its metadata, its effective
-    date and the key of its embedding text;
-``embeddings``
-    float32 vectors keyed by ``(model_id, text_key)`` where ``text_key`` is the
-    SHA-256 of :func:`storyclust.embed.embedding_text` (title + body), so an
-    article is embedded once per model, whatever its path;
-``language_means``
-    running per-language sums of embeddings, used to make vectors
-    language-neutral in a way that stays stable from night to night;
+    every article ever taken in, keyed by its id (an id seen again is "already seen"),
+    with its metadata, its content hash, its first copy (``duplicate_of``) and the key of
+    its vector;
+``vectors``
+    float32 article vectors keyed by ``(space, text_key)``: ``space`` names the model and
+    the embedding views (:func:`storyclust.pipeline.vector_space`), ``text_key`` the exact
+    texts embedded (:func:`storyclust.pipeline.text_key`), so a text is embedded once;
 ``stories`` and ``members``
-    stories with their centroid (as a running sum of member vectors), status
-    (``open``, ``closed``, ``merged``) and membership (each article belongs to
-    at most one story, with its language-neutral vector at assignment time);
+    stories (``open``, ``closed``, ``merged``) and, for each article in a story, its
+    language-neutral vector, its similarity to the story's centroid and the step that put
+    it there (``joined_by``);
+``outbox``
+    story changes committed to the state but not yet published: a run clears them only
+    after its output was written, so a change always reaches a consumer (see
+    :func:`storyclust.incremental.publish`);
 ``files``
-    size and mtime of every input file already read, so that unchanged
-    files are not even parsed again;
-``runs``
-    one row per run, for inspection.
+    size and mtime of every input file already read (files with a transient rejection
+    are not recorded, so they are read again next run);
+``runs`` and ``settings``
+    one row per run, and the embedding model of the state.
 
-Every write happens inside :meth:`SQLiteStore.transaction` (``BEGIN IMMEDIATE``
-in WAL mode), so a run killed at any point leaves the file consistent: a
-half-finished run simply leaves articles that have no story yet ("pending"),
-and the next run picks them up. :meth:`SQLiteStore.lock` serialises whole runs
-on one state file with an advisory lock on a sidecar ``PATH.lock`` file,
-which the kernel releases when the process dies.
+Every write happens inside :meth:`SQLiteStore.transaction` (``BEGIN IMMEDIATE`` in WAL
+mode). :meth:`SQLiteStore.lock` serialises whole runs with an advisory lock on
+``<resolved path>.lock`` (released by the kernel when the process dies); the schema is
+created or migrated only while that lock is held.
 
-The schema carries a version (``PRAGMA user_version``) and is brought up to
-date by ordered migration functions in :data:`MIGRATIONS`. Other databases can
-be added later by implementing the :class:`StateStore` protocol.
+A file is a storyclust state when its SQLite ``application_id`` is :data:`APPLICATION_ID`;
+anything else (another application's database, a state of schema 1 from before storyclust
+0.2, a file that is not SQLite) is refused before a byte of it is changed.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -52,18 +52,15 @@ from .types import Article, Story, StoryMember
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable holding the default state path.
-STATE_ENVVAR = "STORYCLUST_STATE"
-
-#: Exit code of a run that finds the state locked and must not wait (sysexits.h EX_TEMPFAIL).
-EXIT_LOCKED = 75
+#: ``PRAGMA application_id`` of a storyclust state ("SCST").
+APPLICATION_ID = 0x53435354
 
 #: Story status values kept in the store.
 STORY_STATES = ("open", "closed", "merged")
 
 
 class StateError(Exception):
-    """The state file cannot be used (newer schema, another model, corrupt file...)."""
+    """The state file cannot be used (not a state, newer schema, another model...)."""
 
 
 class StateLocked(StateError):
@@ -72,35 +69,36 @@ class StateLocked(StateError):
 
 @dataclass(frozen=True, slots=True)
 class StoredStory:
-    """A story as the store keeps it: bookkeeping plus its centroid."""
+    """A story's bookkeeping row."""
 
     story_id: str
     status: str  # one of STORY_STATES
-    singleton: bool
     size: int
-    centroid_sum: np.ndarray  # sum of the members' language-neutral vectors
-    first_date: datetime
-    last_date: datetime  # date of the newest member: the story's last activity
+    first_published: Optional[datetime]
+    last_published: Optional[datetime]
+    last_activity: datetime  # the run time (``now``) at which it last gained an article
     created_run: int
     updated_run: int
     closed_run: Optional[int] = None
     merged_into: Optional[str] = None
     split_from: Optional[str] = None
-
-    @property
-    def centroid(self) -> np.ndarray:
-        """Unit-length centroid (the normalised member sum)."""
-        return _unit(self.centroid_sum)
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class StoredArticle:
-    """An article read back from the store, with its effective date and embedding key."""
+class StoredMember:
+    """An article in a story, as stored."""
 
     article: Article
-    date: datetime
+    story_id: str
+    vector: np.ndarray  # language-neutral unit vector at its last clustering
+    similarity: float  # cosine to the story's centroid then
+    joined_by: Optional[str]
     text_key: str
-    run_id: int
+
+
+#: What ``storyclust explain`` reads for one article (an alias: the same record).
+MemberInfo = StoredMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,81 +122,17 @@ class RunInfo:
     counts: Mapping[str, int]
 
 
-class StateStore(Protocol):
-    """What incremental clustering needs from a state store.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An unreported story change (a row of the outbox)."""
 
-    :class:`SQLiteStore` is the embedded implementation; a server database
-    can implement the same methods. All writes must happen inside
-    :meth:`transaction`; reads may happen anywhere.
-    """
-
-    def lock(self, wait: bool = True) -> contextlib.AbstractContextManager[None]: ...
-
-    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
-
-    def close(self) -> None: ...
-
-    # runs and settings
-    def begin_run(self, now: datetime, model_id: Optional[str]) -> int: ...
-
-    def finish_run(self, run_id: int, counts: Mapping[str, int], model_id: Optional[str] = None) -> None: ...
-
-    def runs(self) -> list[RunInfo]: ...
-
-    def get_setting(self, key: str) -> Optional[str]: ...
-
-    def set_setting(self, key: str, value: str) -> None: ...
-
-    # input files, articles and embeddings
-    def unchanged_files(self, stamps: Sequence[FileStamp]) -> set[str]: ...
-
-    def record_files(self, stamps: Sequence[FileStamp], run_id: int) -> None: ...
-
-    def known_hashes(self, hashes: Iterable[str]) -> set[str]: ...
-
-    def add_articles(self, items: Sequence[tuple[Article, datetime, str]], run_id: int) -> int: ...
-
-    def pending_articles(self) -> list[StoredArticle]: ...
-
-    def articles_by_hash(self, hashes: Sequence[str]) -> dict[str, StoredArticle]: ...
-
-    def missing_embeddings(self, model_id: str, keys: Iterable[str]) -> list[str]: ...
-
-    def get_embeddings(self, model_id: str, keys: Sequence[str]) -> np.ndarray: ...
-
-    def put_embeddings(self, model_id: str, vectors: Mapping[str, np.ndarray]) -> None: ...
-
-    def language_means(self, model_id: str) -> dict[str, tuple[np.ndarray, int]]: ...
-
-    def set_language_means(self, model_id: str, means: Mapping[str, tuple[np.ndarray, int]]) -> None: ...
-
-    # stories
-    def stories(self, *, status: Optional[str] = None, ids: Optional[Iterable[str]] = None) -> list[StoredStory]: ...
-
-    def save_story(self, story: StoredStory) -> None: ...
-
-    def add_members(self, story_id: str, members: Mapping[str, np.ndarray], run_id: int) -> None: ...
-
-    def move_members(self, from_story: str, to_story: str) -> int: ...
-
-    def reassign(self, hashes: Sequence[str], story_id: str) -> None: ...
-
-    def member_vectors(self, story_id: str) -> dict[str, np.ndarray]: ...
-
-    def member_runs(self, story_id: str) -> dict[str, int]: ...
-
-    def open_members(self) -> list[tuple[str, str, np.ndarray, datetime]]: ...
-
-    def load_story(self, stored: StoredStory, *, status: Optional[str] = None,
-                   added: Sequence[str] = ()) -> Story: ...
+    story_id: str
+    event: str  # new / updated / closed
+    added: tuple[str, ...]
+    run_id: int
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    return (v / norm).astype(np.float32) if norm > 0 else v.astype(np.float32)
 
 
 def _blob(v: np.ndarray) -> bytes:
@@ -225,39 +159,36 @@ def _opt_iso(dt: Optional[datetime]) -> Optional[str]:
     return dt.isoformat() if dt else None
 
 
+def _chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def combine_events(old: str, new: str) -> str:
+    """The event to report for a story changed twice before it was reported."""
+    return "new" if old == "new" and new == "updated" else new
+
+
 # --------------------------------------------------------------------------- schema
 
 
-def _migrate_v1(db: sqlite3.Connection) -> None:
-    """The first schema: articles, embeddings, language means, stories, members, runs."""
-    # One statement at a time: executescript() would COMMIT the migration's transaction.
-    for statement in _V1_SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-_V1_SCHEMA = """
+_V2_SCHEMA = """
         CREATE TABLE settings (
             key   TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
         CREATE TABLE runs (
-            run_id      INTEGER PRIMARY KEY AUTOINCREMENT,
-            started_at  TEXT NOT NULL,
-            now         TEXT NOT NULL,
-            model_id    TEXT,
-            finished_at TEXT,
-            ingested    INTEGER NOT NULL DEFAULT 0,
-            skipped     INTEGER NOT NULL DEFAULT 0,
-            rejected    INTEGER NOT NULL DEFAULT 0,
-            embedded    INTEGER NOT NULL DEFAULT 0,
-            assigned    INTEGER NOT NULL DEFAULT 0,
-            changed     INTEGER NOT NULL DEFAULT 0
+            run_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at   TEXT NOT NULL,
+            now          TEXT NOT NULL,
+            model_id     TEXT,
+            finished_at  TEXT,
+            counts       TEXT NOT NULL DEFAULT '{}'
         );
         CREATE TABLE articles (
             seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-            hash            TEXT NOT NULL UNIQUE,
-            id              TEXT NOT NULL,
+            id              TEXT NOT NULL UNIQUE,
+            hash            TEXT NOT NULL,
             text            TEXT NOT NULL,
             title           TEXT,
             url             TEXT,
@@ -269,47 +200,46 @@ _V1_SCHEMA = """
             source          TEXT,
             author          TEXT,
             duplicate_of    TEXT,
-            date            TEXT NOT NULL,
             text_key        TEXT NOT NULL,
             run_id          INTEGER NOT NULL REFERENCES runs(run_id)
         );
-        CREATE INDEX articles_id ON articles(id);
-        CREATE TABLE embeddings (
-            model_id TEXT NOT NULL,
+        CREATE INDEX articles_hash ON articles(hash);
+        CREATE TABLE vectors (
+            space    TEXT NOT NULL,
             text_key TEXT NOT NULL,
-            dim      INTEGER NOT NULL,
             vector   BLOB NOT NULL,
-            PRIMARY KEY (model_id, text_key)
-        ) WITHOUT ROWID;
-        CREATE TABLE language_means (
-            model_id TEXT NOT NULL,
-            lang     TEXT NOT NULL,
-            total    BLOB NOT NULL,
-            count    INTEGER NOT NULL,
-            PRIMARY KEY (model_id, lang)
+            PRIMARY KEY (space, text_key)
         ) WITHOUT ROWID;
         CREATE TABLE stories (
-            story_id     TEXT PRIMARY KEY,
-            status       TEXT NOT NULL CHECK (status IN ('open', 'closed', 'merged')),
-            singleton    INTEGER NOT NULL,
-            size         INTEGER NOT NULL,
-            centroid_sum BLOB NOT NULL,
-            first_date   TEXT NOT NULL,
-            last_date    TEXT NOT NULL,
-            created_run  INTEGER NOT NULL REFERENCES runs(run_id),
-            updated_run  INTEGER NOT NULL REFERENCES runs(run_id),
-            closed_run   INTEGER REFERENCES runs(run_id),
-            merged_into  TEXT REFERENCES stories(story_id),
-            split_from   TEXT REFERENCES stories(story_id)
+            story_id        TEXT PRIMARY KEY,
+            status          TEXT NOT NULL CHECK (status IN ('open', 'closed', 'merged')),
+            size            INTEGER NOT NULL,
+            first_published TEXT,
+            last_published  TEXT,
+            last_activity   TEXT NOT NULL,
+            created_run     INTEGER NOT NULL REFERENCES runs(run_id),
+            updated_run     INTEGER NOT NULL REFERENCES runs(run_id),
+            closed_run      INTEGER REFERENCES runs(run_id),
+            merged_into     TEXT,
+            split_from      TEXT,
+            labels          TEXT NOT NULL DEFAULT '[]'
         );
-        CREATE INDEX stories_status ON stories(status, last_date);
+        CREATE INDEX stories_status ON stories(status, last_activity);
         CREATE TABLE members (
-            article_hash TEXT PRIMARY KEY REFERENCES articles(hash),
-            story_id     TEXT NOT NULL REFERENCES stories(story_id),
-            vector       BLOB NOT NULL,
-            run_id       INTEGER NOT NULL REFERENCES runs(run_id)
+            article_id TEXT PRIMARY KEY REFERENCES articles(id),
+            story_id   TEXT NOT NULL REFERENCES stories(story_id),
+            vector     BLOB NOT NULL,
+            similarity REAL NOT NULL,
+            joined_by  TEXT,
+            run_id     INTEGER NOT NULL REFERENCES runs(run_id)
         );
         CREATE INDEX members_story ON members(story_id);
+        CREATE TABLE outbox (
+            story_id TEXT PRIMARY KEY REFERENCES stories(story_id),
+            event    TEXT NOT NULL,
+            added    TEXT NOT NULL,
+            run_id   INTEGER NOT NULL REFERENCES runs(run_id)
+        );
         CREATE TABLE files (
             path     TEXT PRIMARY KEY,
             size     INTEGER NOT NULL,
@@ -319,38 +249,108 @@ _V1_SCHEMA = """
 """
 
 
-#: Ordered schema migrations; ``user_version`` N means the first N have run.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1,)
+def _create_v2(db: sqlite3.Connection) -> None:
+    """The schema of storyclust 0.2: articles by id, vectors by space, stories, members, outbox."""
+    # One statement at a time: executescript() would COMMIT the migration's transaction.
+    for statement in _V2_SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
-#: Schema version this code writes.
-STATE_SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
+#: articles by content hash and single-view vectors; it is refused, not migrated (see README).
+STATE_SCHEMA_VERSION = 2
+
+#: Ordered migrations from version N to N + 1, for N >= 2 (none yet); a new file is created at
+#: :data:`STATE_SCHEMA_VERSION` by :func:`_create_v2`.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+_OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files"}
+
+
+def inspect_file(path: str) -> tuple[int, int, set[str]]:
+    """``(application_id, user_version, table names)`` of an SQLite file, read without changing it.
+
+    Raises StateError when the file is not SQLite (or cannot be read).
+    """
+    try:
+        uri = "file:" + _uri_path(path) + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=10)
+        try:
+            app = int(db.execute("PRAGMA application_id").fetchone()[0])
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StateError(f"cannot open state file {path}: {exc}") from exc
+    return app, version, tables
+
+
+def _uri_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(os.path.abspath(path))
+
+
+def _check_file(path: str) -> bool:
+    """True when ``path`` is an existing storyclust state we can use; False when it must be created.
+
+    Raises StateError for anything else, without writing to the file.
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return False
+    app, version, tables = inspect_file(path)
+    if app != APPLICATION_ID:
+        if app == 0 and version == 1 and {"articles", "stories", "members", "embeddings"} <= tables:
+            raise StateError(
+                f"{path} is a state file of storyclust 0.1 (schema 1), whose nightly recipe differed from "
+                "one-shot runs; it cannot be carried over exactly: start a new state file (keep the old one "
+                "for reference)"
+            )
+        if app == 0 and version == 0 and not tables:
+            return False  # an empty SQLite file: ours to create
+        raise StateError(f"{path} is not a storyclust state file (SQLite application_id {app:#x}); refusing to touch it")
+    if version > STATE_SCHEMA_VERSION:
+        raise StateError(
+            f"state file {path} has schema version {version}; this storyclust understands up to "
+            f"{STATE_SCHEMA_VERSION} (upgrade storyclust)"
+        )
+    if version == STATE_SCHEMA_VERSION and not _OUR_TABLES <= tables:
+        raise StateError(f"state file {path} is damaged: tables {sorted(_OUR_TABLES - tables)} are missing")
+    return True
 
 
 # --------------------------------------------------------------------------- SQLite
 
 
 class SQLiteStore:
-    """The embedded :class:`StateStore`: one SQLite file in WAL mode.
+    """The state store: one SQLite file in WAL mode.
 
-    >>> store = SQLiteStore("state.db")      # doctest: +SKIP
-    >>> with store.lock(), store.transaction():
-    ...     run_id = store.begin_run(now, embedder.model_id)
+    Opening checks the file without writing to it; the schema is created or migrated by
+    :meth:`lock` (runs hold it) or :meth:`ensure_schema`. Reading commands (``storyclust
+    stories``, ``report``, ``explain``) need no lock and never write.
+
+    >>> with SQLiteStore("state.db") as store, store.lock():   # doctest: +SKIP
+    ...     with store.transaction():
+    ...         run_id = store.begin_run(now)
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 60.0) -> None:
         self.path = os.fspath(path)
+        self.real_path = os.path.realpath(self.path)
         self._depth = 0
         self._lock_fd: Optional[int] = None
-        directory = os.path.dirname(os.path.abspath(self.path))
+        directory = os.path.dirname(self.real_path)
         if not os.path.isdir(directory):
             raise StateError(f"directory of state file does not exist: {directory}")
+        if os.path.isdir(self.real_path):
+            raise StateError(f"state path {self.path} is a directory")
+        self._exists = _check_file(self.real_path)
         try:
             # isolation_level=None: no implicit transactions; we issue BEGIN IMMEDIATE ourselves.
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = sqlite3.connect(self.real_path, timeout=busy_timeout, isolation_level=None)
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open state file {self.path}: {exc}") from exc
 
@@ -371,41 +371,60 @@ class SQLiteStore:
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
-    def _migrate(self) -> None:
-        version = self.schema_version
-        if version > STATE_SCHEMA_VERSION:
-            raise StateError(
-                f"state file {self.path} has schema version {version}; this storyclust "
-                f"understands up to {STATE_SCHEMA_VERSION} (upgrade storyclust)"
-            )
-        for number in range(version, STATE_SCHEMA_VERSION):
-            with self.transaction():
-                MIGRATIONS[number](self._db)
-                self._db.execute(f"PRAGMA user_version = {number + 1}")
-            logger.info("state %s: migrated schema to version %d", self.path, number + 1)
+    @property
+    def is_new(self) -> bool:
+        """True until the schema has been created in this file."""
+        return not self._exists
+
+    def ensure_schema(self) -> None:
+        """Create the schema in a new file, or migrate an older one (callers hold the run lock)."""
+        try:
+            self._exists = _check_file(self.real_path)  # again: another run may have created it meanwhile
+            if not self._exists:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                with self.transaction():
+                    _create_v2(self._db)
+                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    self._db.execute(f"PRAGMA user_version = {STATE_SCHEMA_VERSION}")
+                self._exists = True
+                logger.info("state %s: created (schema %d)", self.path, STATE_SCHEMA_VERSION)
+                return
+            for number in range(self.schema_version, STATE_SCHEMA_VERSION):
+                with self.transaction():
+                    MIGRATIONS[number](self._db)
+                    self._db.execute(f"PRAGMA user_version = {number + 1}")
+                logger.info("state %s: migrated schema to version %d", self.path, number + 1)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use state file {self.path}: {exc}") from exc
+
+    def _require_schema(self) -> None:
+        if not self._exists:
+            raise StateError(f"no state in {self.path} yet (a run with --state creates it)")
 
     # -- concurrency -------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self, wait: bool = True) -> Iterator[None]:
-        """Hold the run lock (``PATH.lock``) for the block; raise :class:`StateLocked` if busy and not ``wait``.
+        """Hold the run lock for the block (creating or migrating the schema first).
 
-        Re-entrant: a block inside another ``lock()`` block of the same store just runs.
+        The lock file is ``<resolved path>.lock``, so two names of one state (a symlink) share
+        one lock. Raises :class:`StateLocked` if busy and not ``wait``. Re-entrant within a store.
         """
         if self._lock_fd is not None:
             yield
             return
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.real_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
-            flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
             if wait:
                 try:
-                    fcntl.flock(fd, flags | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     logger.info("state %s is locked by another run; waiting", self.path)
-                    fcntl.flock(fd, flags)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             else:
-                fcntl.flock(fd, flags)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -415,6 +434,7 @@ class SQLiteStore:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
         try:
+            self.ensure_schema()
             yield
         finally:
             self._release_lock()
@@ -457,10 +477,15 @@ class SQLiteStore:
             raise StateError("write outside a transaction")
         self._db.executemany(sql, rows)
 
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        if not self._exists:
+            return []
+        return self._db.execute(sql, params).fetchall()
+
     # -- runs and settings -------------------------------------------------
 
-    def begin_run(self, now: datetime, model_id: Optional[str]) -> int:
-        """Record the start of a run (``model_id`` may not be known yet); returns its id."""
+    def begin_run(self, now: datetime, model_id: Optional[str] = None) -> int:
+        """Record the start of a run; returns its id."""
         cur = self._write(
             "INSERT INTO runs (started_at, now, model_id) VALUES (?, ?, ?)",
             (format_time(datetime.now(timezone.utc)), format_time(now), model_id),
@@ -468,31 +493,24 @@ class SQLiteStore:
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, counts: Mapping[str, int], model_id: Optional[str] = None) -> None:
-        """Record the end of a run with its counts (keys: ingested, skipped, rejected, embedded, assigned,
-        changed) and, once known, the embedding model it used."""
-        columns = [c for c in ("ingested", "skipped", "rejected", "embedded", "assigned", "changed") if c in counts]
-        sets = "".join(f", {c} = ?" for c in columns)
+        """Record the end of a run with its counts and, once known, its embedding model."""
         self._write(
-            f"UPDATE runs SET finished_at = ?, model_id = coalesce(?, model_id){sets} WHERE run_id = ?",
-            (format_time(datetime.now(timezone.utc)), model_id, *(int(counts[c]) for c in columns), run_id),
+            "UPDATE runs SET finished_at = ?, model_id = coalesce(?, model_id), counts = ? WHERE run_id = ?",
+            (format_time(datetime.now(timezone.utc)), model_id, json.dumps(dict(counts), sort_keys=True), run_id),
         )
 
     def runs(self) -> list[RunInfo]:
         """All runs, oldest first."""
-        rows = self._db.execute(
-            "SELECT run_id, started_at, now, model_id, finished_at, ingested, skipped, rejected,"
-            " embedded, assigned, changed FROM runs ORDER BY run_id"
-        ).fetchall()
-        names = ("ingested", "skipped", "rejected", "embedded", "assigned", "changed")
         return [
-            RunInfo(r[0], datetime.fromisoformat(r[1]), datetime.fromisoformat(r[2]), r[3],
-                    _opt_time(r[4]), dict(zip(names, r[5:])))
-            for r in rows
+            RunInfo(r[0], datetime.fromisoformat(r[1]), datetime.fromisoformat(r[2]), r[3], _opt_time(r[4]),
+                    json.loads(r[5]))
+            for r in self._read("SELECT run_id, started_at, now, model_id, finished_at, counts FROM runs"
+                                " ORDER BY run_id")
         ]
 
     def get_setting(self, key: str) -> Optional[str]:
-        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def set_setting(self, key: str, value: str) -> None:
         self._write("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
@@ -502,10 +520,10 @@ class SQLiteStore:
     def unchanged_files(self, stamps: Sequence[FileStamp]) -> set[str]:
         """Paths of ``stamps`` already read with the same size and mtime."""
         same: set[str] = set()
-        for start in range(0, len(stamps), 500):
-            batch = {s.path: s for s in stamps[start:start + 500]}
+        for chunk in _chunks(list(stamps)):
+            batch = {s.path: s for s in chunk}
             marks = ",".join("?" * len(batch))
-            for path, size, mtime_ns in self._db.execute(
+            for path, size, mtime_ns in self._read(
                 f"SELECT path, size, mtime_ns FROM files WHERE path IN ({marks})", list(batch)
             ):
                 if batch[path].size == size and batch[path].mtime_ns == mtime_ns:
@@ -521,162 +539,127 @@ class SQLiteStore:
 
     # -- articles ----------------------------------------------------------
 
-    def known_hashes(self, hashes: Iterable[str]) -> set[str]:
-        """The subset of ``hashes`` already stored."""
+    def known_ids(self, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` already stored."""
         found: set[str] = set()
-        batch: list[str] = []
-        for h in hashes:
-            batch.append(h)
-            if len(batch) == 500:
-                found |= self._known(batch)
-                batch = []
-        if batch:
-            found |= self._known(batch)
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            marks = ",".join("?" * len(chunk))
+            found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})", chunk)}
         return found
 
-    def _known(self, batch: Sequence[str]) -> set[str]:
-        marks = ",".join("?" * len(batch))
-        return {r[0] for r in self._db.execute(f"SELECT hash FROM articles WHERE hash IN ({marks})", batch)}
-
-    def add_articles(self, items: Sequence[tuple[Article, datetime, str]], run_id: int) -> int:
-        """Store ``(article, effective date, text key)`` triples; already-known hashes are ignored.
-
-        Returns how many rows were inserted.
-        """
+    def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
+        """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new."""
         before = self._db.total_changes
         self._write_many(
-            "INSERT OR IGNORE INTO articles (hash, id, text, title, url, path, lang, lang_confidence,"
-            " published, retrieved, source, author, duplicate_of, date, text_key, run_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO articles (id, hash, text, title, url, path, lang, lang_confidence,"
+            " published, retrieved, source, author, duplicate_of, text_key, run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (a.hash, a.id, a.text, a.title, a.url, a.path, a.lang, a.lang_confidence,
-                 _opt_iso(a.published), _opt_iso(a.retrieved), a.source, a.author,
-                 a.duplicate_of, format_time(date), key, run_id)
-                for a, date, key in items
+                (a.id, a.hash, a.text, a.title, a.url, a.path, a.lang, a.lang_confidence,
+                 _opt_iso(a.published), _opt_iso(a.retrieved), a.source, a.author, a.duplicate_of, key, run_id)
+                for a, key in items
             ),
         )
         return self._db.total_changes - before
 
+    def set_duplicate_of(self, pairs: Mapping[str, Optional[str]]) -> None:
+        """Record the first copy each article follows (``article id -> first copy id or None``)."""
+        self._write_many("UPDATE articles SET duplicate_of = ? WHERE id = ?", ((d, i) for i, d in pairs.items()))
+
     _ARTICLE_COLUMNS = (
-        "a.hash, a.id, a.text, a.title, a.url, a.path, a.lang, a.lang_confidence, a.published,"
-        " a.retrieved, a.source, a.author, a.duplicate_of, a.date, a.text_key, a.run_id"
+        "a.id, a.text, a.title, a.url, a.path, a.lang, a.lang_confidence, a.published,"
+        " a.retrieved, a.source, a.author, a.duplicate_of, a.hash, a.text_key"
     )
 
     @staticmethod
-    def _stored_article(row: Sequence) -> StoredArticle:
+    def _article(row: Sequence) -> tuple[Article, str]:
         article = Article(
-            id=row[1], text=row[2], title=row[3], url=row[4], path=row[5], lang=row[6],
-            lang_confidence=row[7], published=_opt_time(row[8]), retrieved=_opt_time(row[9]),
-            source=row[10], author=row[11], duplicate_of=row[12], hash=row[0],
+            id=row[0], text=row[1], title=row[2], url=row[3], path=row[4], lang=row[5], lang_confidence=row[6],
+            published=_opt_time(row[7]), retrieved=_opt_time(row[8]), source=row[9], author=row[10],
+            duplicate_of=row[11], hash=row[12],
         )
-        return StoredArticle(article, datetime.fromisoformat(row[13]), row[14], row[15])
+        return article, row[13]
 
-    def pending_articles(self) -> list[StoredArticle]:
-        """Articles stored but not yet in any story (new, or left over by an interrupted run), by date then hash."""
-        rows = self._db.execute(
-            f"SELECT {self._ARTICLE_COLUMNS} FROM articles a"
-            " LEFT JOIN members m ON m.article_hash = a.hash"
-            " WHERE m.article_hash IS NULL ORDER BY a.date, a.hash"
-        ).fetchall()
-        return [self._stored_article(r) for r in rows]
+    def pending_articles(self) -> list[tuple[Article, str]]:
+        """``(article, text key)`` of articles stored but in no story yet, in the order they came in."""
+        return [self._article(r) for r in self._read(
+            f"SELECT {self._ARTICLE_COLUMNS} FROM articles a LEFT JOIN members m ON m.article_id = a.id"
+            " WHERE m.article_id IS NULL ORDER BY a.seq"
+        )]
 
-    def articles_by_hash(self, hashes: Sequence[str]) -> dict[str, StoredArticle]:
-        out: dict[str, StoredArticle] = {}
-        for start in range(0, len(hashes), 500):
-            batch = list(hashes[start:start + 500])
-            marks = ",".join("?" * len(batch))
-            for row in self._db.execute(
-                f"SELECT {self._ARTICLE_COLUMNS} FROM articles a WHERE a.hash IN ({marks})", batch
+    def first_copies_by_hash(self, hashes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """``{content hash: (id of its first copy, story id)}`` among articles already in a story."""
+        out: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(list(dict.fromkeys(hashes))):
+            marks = ",".join("?" * len(chunk))
+            for h, aid, dup, sid in self._read(
+                "SELECT a.hash, a.id, a.duplicate_of, m.story_id FROM articles a JOIN members m ON m.article_id = a.id"
+                f" WHERE a.hash IN ({marks}) ORDER BY a.seq", chunk
             ):
-                out[row[0]] = self._stored_article(row)
+                out.setdefault(h, (dup or aid, sid))
         return out
 
     def article_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM articles").fetchone()[0])
+        return int(self._read("SELECT count(*) FROM articles")[0][0]) if self._exists else 0
 
-    # -- embeddings --------------------------------------------------------
+    # -- vectors -----------------------------------------------------------
 
-    def missing_embeddings(self, model_id: str, keys: Iterable[str]) -> list[str]:
-        """The keys (in the order given, without repeats) that have no vector for ``model_id``."""
+    def missing_vectors(self, space: str, keys: Iterable[str]) -> list[str]:
+        """The keys (in the order given, without repeats) that have no vector in ``space``."""
         wanted = list(dict.fromkeys(keys))
         have: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start:start + 500]
-            marks = ",".join("?" * len(batch))
-            have |= {
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT text_key FROM embeddings WHERE model_id = ? AND text_key IN ({marks})",
-                    (model_id, *batch),
-                )
-            }
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            have |= {r[0] for r in self._read(
+                f"SELECT text_key FROM vectors WHERE space = ? AND text_key IN ({marks})", (space, *chunk))}
         return [k for k in wanted if k not in have]
 
-    def get_embeddings(self, model_id: str, keys: Sequence[str]) -> np.ndarray:
+    def get_vectors(self, space: str, keys: Sequence[str]) -> np.ndarray:
         """Stacked vectors for ``keys`` (in that order); KeyError if one is missing."""
         found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            batch = unique[start:start + 500]
-            marks = ",".join("?" * len(batch))
-            for key, blob in self._db.execute(
-                f"SELECT text_key, vector FROM embeddings WHERE model_id = ? AND text_key IN ({marks})",
-                (model_id, *batch),
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self._read(
+                f"SELECT text_key, vector FROM vectors WHERE space = ? AND text_key IN ({marks})", (space, *chunk)
             ):
                 found[key] = _vec(blob)
-        missing = [k for k in unique if k not in found]
+        missing = [k for k in keys if k not in found]
         if missing:
-            raise KeyError(f"no {model_id} embedding for {len(missing)} text(s), e.g. {missing[0]}")
+            raise KeyError(f"no vector in {space} for {len(missing)} text(s), e.g. {missing[0]}")
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32)
 
-    def put_embeddings(self, model_id: str, vectors: Mapping[str, np.ndarray]) -> None:
+    def put_vectors(self, space: str, vectors: Mapping[str, np.ndarray]) -> None:
         self._write_many(
-            "INSERT OR REPLACE INTO embeddings (model_id, text_key, dim, vector) VALUES (?, ?, ?, ?)",
-            ((model_id, key, int(v.shape[-1]), _blob(v)) for key, v in vectors.items()),
+            "INSERT OR REPLACE INTO vectors (space, text_key, vector) VALUES (?, ?, ?)",
+            ((space, key, _blob(v)) for key, v in vectors.items()),
         )
 
-    def embedding_count(self, model_id: Optional[str] = None) -> int:
-        if model_id is None:
-            return int(self._db.execute("SELECT count(*) FROM embeddings").fetchone()[0])
-        return int(self._db.execute("SELECT count(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()[0])
-
-    def language_means(self, model_id: str) -> dict[str, tuple[np.ndarray, int]]:
-        """Running per-language ``(sum vector, count)`` for ``model_id`` (sums kept as float64)."""
-        return {
-            lang: (np.frombuffer(total, dtype=np.float64).copy(), int(count))
-            for lang, total, count in self._db.execute(
-                "SELECT lang, total, count FROM language_means WHERE model_id = ? ORDER BY lang", (model_id,)
-            )
-        }
-
-    def set_language_means(self, model_id: str, means: Mapping[str, tuple[np.ndarray, int]]) -> None:
-        self._write_many(
-            "INSERT OR REPLACE INTO language_means (model_id, lang, total, count) VALUES (?, ?, ?, ?)",
-            ((model_id, lang, np.ascontiguousarray(total, dtype=np.float64).tobytes(), int(count))
-             for lang, (total, count) in means.items()),
-        )
+    def vector_count(self, space: Optional[str] = None) -> int:
+        if space is None:
+            return int(self._read("SELECT count(*) FROM vectors")[0][0]) if self._exists else 0
+        rows = self._read("SELECT count(*) FROM vectors WHERE space = ?", (space,))
+        return int(rows[0][0]) if rows else 0
 
     # -- stories -----------------------------------------------------------
 
     _STORY_COLUMNS = (
-        "story_id, status, singleton, size, centroid_sum, first_date, last_date,"
-        " created_run, updated_run, closed_run, merged_into, split_from"
+        "story_id, status, size, first_published, last_published, last_activity,"
+        " created_run, updated_run, closed_run, merged_into, split_from, labels"
     )
 
     @staticmethod
     def _stored_story(row: Sequence) -> StoredStory:
         return StoredStory(
-            story_id=row[0], status=row[1], singleton=bool(row[2]), size=int(row[3]),
-            centroid_sum=_vec(row[4]), first_date=datetime.fromisoformat(row[5]),
-            last_date=datetime.fromisoformat(row[6]), created_run=int(row[7]), updated_run=int(row[8]),
-            closed_run=row[9], merged_into=row[10], split_from=row[11],
+            story_id=row[0], status=row[1], size=int(row[2]), first_published=_opt_time(row[3]),
+            last_published=_opt_time(row[4]), last_activity=datetime.fromisoformat(row[5]),
+            created_run=int(row[6]), updated_run=int(row[7]), closed_run=row[8], merged_into=row[9],
+            split_from=row[10], labels=tuple(json.loads(row[11] or "[]")),
         )
 
     def stories(self, *, status: Optional[str] = None, ids: Optional[Iterable[str]] = None) -> list[StoredStory]:
-        """Stories, optionally only those with ``status`` or those in ``ids``; oldest first."""
-        sql = f"SELECT {self._STORY_COLUMNS} FROM stories"
+        """Stories, optionally only those with ``status`` or those in ``ids``; in the order they were created."""
         clauses: list[str] = []
         params: list[object] = []
         if status is not None:
@@ -688,100 +671,120 @@ class SQLiteStore:
                 return []
             clauses.append(f"story_id IN ({','.join('?' * len(id_list))})")
             params.extend(id_list)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY first_date, story_id"
-        return [self._stored_story(r) for r in self._db.execute(sql, params)]
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [self._stored_story(r) for r in self._read(
+            f"SELECT {self._STORY_COLUMNS} FROM stories{where} ORDER BY created_run, story_id", params)]
+
+    def story_ids(self) -> set[str]:
+        return {r[0] for r in self._read("SELECT story_id FROM stories")}
 
     def save_story(self, story: StoredStory) -> None:
         """Insert or replace a story's bookkeeping row."""
         if story.status not in STORY_STATES:
             raise ValueError(f"unknown story status {story.status!r}")
         self._write(
-            f"INSERT INTO stories ({self._STORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (story_id) DO UPDATE SET status = excluded.status, singleton = excluded.singleton,"
-            " size = excluded.size, centroid_sum = excluded.centroid_sum, first_date = excluded.first_date,"
-            " last_date = excluded.last_date, updated_run = excluded.updated_run,"
-            " closed_run = excluded.closed_run, merged_into = excluded.merged_into,"
-            " split_from = excluded.split_from",
-            (story.story_id, story.status, int(story.singleton), story.size, _blob(story.centroid_sum),
-             format_time(story.first_date), format_time(story.last_date), story.created_run,
-             story.updated_run, story.closed_run, story.merged_into, story.split_from),
+            f"INSERT OR REPLACE INTO stories ({self._STORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (story.story_id, story.status, story.size, _opt_iso(story.first_published),
+             _opt_iso(story.last_published), format_time(story.last_activity), story.created_run,
+             story.updated_run, story.closed_run, story.merged_into, story.split_from,
+             json.dumps(list(story.labels), ensure_ascii=False)),
         )
 
-    def add_members(self, story_id: str, members: Mapping[str, np.ndarray], run_id: int) -> None:
-        """Put articles (by hash, with their language-neutral vectors) into a story."""
+    def put_members(self, members: Iterable[tuple[str, str, np.ndarray, float, Optional[str]]], run_id: int) -> None:
+        """Insert or move members: ``(article id, story id, neutral vector, similarity, joined_by)``."""
         self._write_many(
-            "INSERT INTO members (article_hash, story_id, vector, run_id) VALUES (?, ?, ?, ?)",
-            ((h, story_id, _blob(v), run_id) for h, v in members.items()),
+            "INSERT INTO members (article_id, story_id, vector, similarity, joined_by, run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id,"
+            " vector = excluded.vector, similarity = excluded.similarity, joined_by = excluded.joined_by,"
+            " run_id = CASE WHEN members.story_id = excluded.story_id THEN members.run_id ELSE excluded.run_id END",
+            ((aid, sid, _blob(v), float(sim), how, run_id) for aid, sid, v, sim, how in members),
         )
 
-    def move_members(self, from_story: str, to_story: str) -> int:
-        """Move every member of ``from_story`` into ``to_story``; returns how many moved."""
-        return self._write(
-            "UPDATE members SET story_id = ? WHERE story_id = ?", (to_story, from_story)
-        ).rowcount
+    _MEMBER_QUERY = (
+        "SELECT {cols}, m.story_id, m.vector, m.similarity, m.joined_by FROM members m"
+        " JOIN articles a ON a.id = m.article_id"
+    )
 
-    def reassign(self, hashes: Sequence[str], story_id: str) -> None:
-        """Move the given member articles (by hash) into ``story_id``."""
-        self._write_many("UPDATE members SET story_id = ? WHERE article_hash = ?", ((story_id, h) for h in hashes))
+    def _members(self, where: str, params: Sequence[object]) -> list[StoredMember]:
+        rows = self._read(self._MEMBER_QUERY.format(cols=self._ARTICLE_COLUMNS) + where, params)
+        out = []
+        for r in rows:
+            article, key = self._article(r)
+            out.append(StoredMember(article, r[14], _vec(r[15]), float(r[16]), r[17], key))
+        return out
 
-    def member_vectors(self, story_id: str) -> dict[str, np.ndarray]:
-        """``{article hash: language-neutral vector}`` of a story's members."""
-        return {
-            h: _vec(v)
-            for h, v in self._db.execute(
-                "SELECT article_hash, vector FROM members WHERE story_id = ? ORDER BY article_hash", (story_id,)
-            )
-        }
+    def story_members(self, story_id: str) -> list[StoredMember]:
+        """The members of one story, in the order they came in."""
+        return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,))
 
-    def open_members(self) -> list[tuple[str, str, np.ndarray, datetime]]:
-        """``(story id, article hash, vector, date)`` of every member of an open story, by story then hash."""
-        return [
-            (sid, h, _vec(v), datetime.fromisoformat(d))
-            for sid, h, v, d in self._db.execute(
-                "SELECT m.story_id, m.article_hash, m.vector, a.date FROM members m"
-                " JOIN stories s ON s.story_id = m.story_id JOIN articles a ON a.hash = m.article_hash"
-                " WHERE s.status = 'open' ORDER BY m.story_id, m.article_hash"
-            )
-        ]
+    def open_members(self) -> list[StoredMember]:
+        """Every member of an open story, in the order the articles came in (the night's window)."""
+        return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' ORDER BY a.seq", ())
 
-    def member_runs(self, story_id: str) -> dict[str, int]:
-        """``{article hash: run that added it}`` of a story's members."""
-        return dict(self._db.execute("SELECT article_hash, run_id FROM members WHERE story_id = ?", (story_id,)))
+    def member_info(self, article_id: str) -> Optional[StoredMember]:
+        """One article's story, vector and joining step (None when it is in no story)."""
+        found = self._members(" WHERE m.article_id = ?", (article_id,))
+        return found[0] if found else None
 
     def memberships(self) -> dict[str, str]:
-        """``{article hash: story id}`` for every article in a story (handy for tests and audits)."""
-        return dict(self._db.execute("SELECT article_hash, story_id FROM members"))
+        """``{article id: story id}`` for every article in a story (handy for tests and audits)."""
+        return dict(self._read("SELECT article_id, story_id FROM members"))
 
-    def load_story(self, stored: StoredStory, *, status: Optional[str] = None,
-                   added: Sequence[str] = ()) -> Story:
-        """Build a :class:`Story` (members by date, similarity to the current centroid) from the store."""
-        vectors = self.member_vectors(stored.story_id)
-        articles = self.articles_by_hash(list(vectors))
-        centroid = stored.centroid
+    def load_story(self, stored: StoredStory, *, status: Optional[str] = None, added: Sequence[str] = ()) -> Story:
+        """A :class:`Story` from the store, with its members as last clustered."""
+        from .pipeline import first_key
+
         members = sorted(
-            (StoryMember(articles[h].article, float(np.dot(v, centroid))) for h, v in vectors.items()),
-            key=lambda m: (articles[m.article.hash].date, m.article.id),
+            (StoryMember(m.article, m.similarity, m.joined_by) for m in self.story_members(stored.story_id)),
+            key=lambda m: (first_key(m.article), -m.similarity),
         )
         return Story(
             story_id=stored.story_id,
             members=tuple(members),
-            singleton=stored.singleton,
+            singleton=stored.size == 1,
             status=status,
             added=tuple(added),
             merged_into=stored.merged_into,
             split_from=stored.split_from,
+            labels=stored.labels,
             meta={
                 "state": stored.status,
-                "last_activity": stored.last_date.isoformat(),
+                "last_activity": stored.last_activity.isoformat(),
                 "created_run": stored.created_run,
                 "updated_run": stored.updated_run,
                 "closed_run": stored.closed_run,
             },
         )
 
+    # -- the outbox --------------------------------------------------------
+
+    def add_changes(self, changes: Iterable[tuple[str, str, Sequence[str]]], run_id: int) -> None:
+        """Queue story changes ``(story id, event, added ids)`` for publication, folding in unreported ones."""
+        pending = {c.story_id: c for c in self.unreported()}
+        rows = []
+        for sid, event, added in changes:
+            old = pending.get(sid)
+            if old is not None:
+                event = combine_events(old.event, event)
+                added = list(dict.fromkeys([*old.added, *added]))
+            rows.append((sid, event, json.dumps(list(added), ensure_ascii=False), run_id))
+        self._write_many("INSERT OR REPLACE INTO outbox (story_id, event, added, run_id) VALUES (?, ?, ?, ?)", rows)
+
+    def unreported(self) -> list[Change]:
+        """Story changes committed but not yet published, oldest run first."""
+        return [Change(sid, event, tuple(json.loads(added)), run_id) for sid, event, added, run_id in self._read(
+            "SELECT story_id, event, added, run_id FROM outbox ORDER BY run_id, story_id")]
+
+    def clear_reported(self, changes: Sequence[Change]) -> None:
+        """Drop published changes (a change queued again by a later run stays)."""
+        self._write_many("DELETE FROM outbox WHERE story_id = ? AND run_id <= ?",
+                         ((c.story_id, c.run_id) for c in changes))
+
+
+#: Kept for readers of the protocol name: the SQLite store is the state store.
+StateStore = SQLiteStore
+
 
 def open_store(path: str | os.PathLike[str]) -> SQLiteStore:
-    """Open (creating and migrating if needed) the state store at ``path``."""
+    """Open the state store at ``path`` (checked, not changed; a run's lock creates or migrates it)."""
     return SQLiteStore(path)
