@@ -36,7 +36,13 @@ _LINK_SCHEMES = ("http", "https", "file")
 
 
 def _esc(text: object) -> str:
+    """``text`` escaped for an attribute value."""
     return html.escape(str(text), quote=True)
+
+
+def _txt(text: object) -> str:
+    """``text`` escaped for element content (quotes may stay as they are)."""
+    return html.escape(str(text), quote=False)
 
 
 def _luminance(colour: str) -> float:
@@ -92,10 +98,10 @@ def _fmt_date(dt: Optional[datetime], *, with_time: bool = True) -> str:
 
 
 def _time_cell(dt: Optional[datetime]) -> str:
+    """A date cell: the text sorts as it reads (UTC, ``YYYY-MM-DD HH:MM``), so it needs no sort key."""
     if dt is None:
         return '<td data-v="">–</td>'
-    iso = dt.astimezone(timezone.utc).isoformat()
-    return f'<td data-v="{iso}"><time datetime="{iso}">{_fmt_date(dt)}</time></td>'
+    return f"<td>{_fmt_date(dt)}</td>"
 
 
 def _safe_href(url: Optional[str]) -> Optional[str]:
@@ -191,7 +197,7 @@ def _timeline(stories: Sequence[Story], colours: LanguageColours, limit: int) ->
         tip = f"{headline}: {story.size} article{'s' * (story.size != 1)} ({langs}), {_fmt_date(dates[0])}"
         if dates[-1] != dates[0]:
             tip += f" to {_fmt_date(dates[-1])}"
-        out.append(f'<a class="row" href="#{_esc(quote(story.story_id, safe=""))}" data-id="{_esc(story.story_id)}">'
+        out.append(f'<a class="row" href="#{_esc(quote(story.story_id, safe=""))}">'
                    f'<title>{_esc(tip)}</title>')
         if i % 2 == 0:
             out.append(f'<rect class="stripe" x="0" y="{yc - row_h / 2:.1f}" width="{width}" height="{row_h}"/>')
@@ -241,25 +247,26 @@ def _legend(colours: LanguageColours) -> str:
 
 
 def _member_item(m: StoryMember, colours: LanguageColours, targets: set[str]) -> str:
+    """One article of a story, as compact as readable: the page holds tens of thousands of these."""
     a = m.article
-    title = _esc(a.title or a.id or "(untitled)")
+    title = _txt(a.title or a.id or "(untitled)")
     href = _safe_href(a.url)
-    link = f'<a href="{_esc(href)}" rel="noopener noreferrer">{title}</a>' if href else f"<span>{title}</span>"
+    link = f'<a href="{_esc(href)}">{title}</a>' if href else f"<span>{title}</span>"
     lang = a.lang or "?"
-    bits = [link, f'<span class="lg {colours.css_class(lang)}">{_esc(lang)}</span>']
+    bits = [link, f"<b class={colours.css_class(lang)}>{_esc(lang)}</b>"]
     if a.source:
-        bits.append(f'<span class="src">{_esc(a.source)}</span>')
+        bits.append(f"<i>{_txt(a.source)}</i>")
     if a.published:
-        bits.append(f'<time datetime="{a.published.isoformat()}">{_fmt_date(a.published)}</time>')
-    bits.append(f'<span class="sim" title="cosine to the story centroid">{m.similarity:.2f}</span>')
+        bits.append(_fmt_date(a.published))
+    bits.append(f"<s>{m.similarity:.2f}</s>")
     if a.duplicate_of:
         ref = _esc(a.duplicate_of)
         target = f'<a href="#a-{_esc(quote(a.duplicate_of, safe=""))}">{ref}</a>' if a.duplicate_of in targets else ref
-        bits.append(f'<span class="dup">duplicate of {target}</span>')
+        bits.append(f'<em>duplicate of {target}</em>')
     if m.joined_by and m.joined_by != "cluster":
-        bits.append(f'<span class="how">joined by {_esc(m.joined_by)}</span>')
+        bits.append(f"<em>joined by {_esc(m.joined_by)}</em>")
     if not href and a.path:
-        bits.append(f'<span class="path">{_esc(a.path)}</span>')
+        bits.append(f"<i>{_esc(a.path)}</i>")
     bits.append(f"<code>{_esc(a.id)}</code>")
     anchor = f' id="a-{_esc(a.id)}"' if a.id in targets else ""
     return f"<li{anchor}>" + " ".join(bits) + "</li>"
@@ -269,13 +276,12 @@ def _story_row(story: Story, colours: LanguageColours, targets: set[str]) -> str
     dates = _story_dates(story)
     first, last = (dates[0], dates[-1]) if dates else (None, None)
     langs = story.languages
-    headline = _esc(story.headline or story.story_id)
+    headline = _txt(story.headline or story.story_id)
     members = sorted(story.members, key=lambda m: (m.article.published is None,
                                                    m.article.published or datetime.min.replace(tzinfo=timezone.utc),
                                                    m.article.id))
     items = "".join(_member_item(m, colours, targets) for m in members)
-    count = f"{story.size} article{'s' * (story.size != 1)}"
-    badges = " ".join(f'<span class="lg {colours.css_class(lang)}">{_esc(lang)}</span>' for lang in langs) or "–"
+    badges = " ".join(f"<b class={colours.css_class(lang)}>{_esc(lang)}</b>" for lang in langs) or "–"
     status = story.status or ""
     extra = ""
     if story.merged_into:
@@ -285,12 +291,12 @@ def _story_row(story: Story, colours: LanguageColours, targets: set[str]) -> str
         extra += f' <span class="how">split from <a href="#{_esc(quote(story.split_from, safe=""))}">' \
                  f'{_esc(story.split_from)}</a></span>'
     return (
-        f'<tr id="{_esc(story.story_id)}" data-langs="{_esc(" ".join(langs))}" data-status="{_esc(status)}">'
-        f'<td data-v="{headline}"><details><summary>{headline} <span class="n">({count})</span></summary>'
-        f'<p class="sid"><code>{_esc(story.story_id)}</code>{extra}</p><ol class="arts">{items}</ol></details></td>'
-        f'<td>{_esc(", ".join(story.labels)) or "–"}</td>'
-        f'<td data-v="{_esc(langs[0] if langs else "")}">{badges}</td>'
-        f'<td class="num" data-v="{story.size}">{story.size}</td>'
+        f'<tr id="{_esc(story.story_id)}" data-langs="{_esc(" ".join(langs))}"'
+        + (f' data-status="{_esc(status)}"' if status else "") + ">"
+        f"<td><details><summary>{headline}</summary>"
+        f'<code>{_esc(story.story_id)}</code>{extra}<ol>{items}</ol></details></td>'
+        f'<td>{_txt(", ".join(story.labels)) or "–"}</td>'
+        f"<td>{badges}</td><td>{story.size}</td>"
         f"{_time_cell(first)}{_time_cell(last)}"
         f'<td>{_esc(status) or "–"}</td></tr>'
     )
@@ -322,13 +328,16 @@ thead th{position:sticky;top:0;background:#fff;border-bottom:2px solid var(--ink
 th button{font:inherit;font-weight:bold;border:0;background:none;padding:0;cursor:pointer;color:inherit}
 th button::after{content:" \\2195";color:var(--muted)}
 th[aria-sort=ascending] button::after{content:" \\2191"}th[aria-sort=descending] button::after{content:" \\2193"}
-td.num{text-align:right}td time{white-space:nowrap}
+td:nth-child(4){text-align:right}td:nth-child(5),td:nth-child(6){white-space:nowrap}
+small{color:var(--muted);font-size:.9em}
 tr:target{outline:3px solid #000;background:#fff8d6}
 summary{cursor:pointer}
-.lg{display:inline-block;padding:0 .35em;border-radius:.25em;font-size:.82em;font-weight:600;border:1px solid #1a1a1a}
-ol.arts{margin:.4rem 0 .2rem;padding-left:1.4rem}ol.arts li{margin:.15rem 0}
-.src,.sim,.path,.how,code{color:var(--muted);font-size:.88em}.dup{color:#8a3b00;font-size:.88em}
-.sid{margin:.2rem 0}
+td b,li b{display:inline-block;padding:0 .35em;border-radius:.25em;font-size:.82em;font-weight:600;
+border:1px solid #1a1a1a}
+td ol{margin:.4rem 0 .2rem;padding-left:1.4rem}td li{margin:.15rem 0;color:var(--muted);font-size:.92em}
+td li a,td li>span{font-size:1.08em}td li i,td li s,code,.how{color:var(--muted);font-style:normal;text-decoration:none}
+td li s::before{content:"sim "}td li em{color:#8a3b00;font-style:normal}
+details>code{display:block;margin:.2rem 0;font-size:.85em}
 a{color:#0b57a4}a:visited{color:#5a2d91}
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;margin:.5rem 0}
 form.filters label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted)}
@@ -346,14 +355,14 @@ _JS = r"""
       size=document.getElementById('f-size'),status=document.getElementById('f-status'),
       shown=document.getElementById('shown');
   var marks={};Array.prototype.forEach.call(document.querySelectorAll('#timeline-svg .row'),function(a){
-    marks[a.getAttribute('data-id')]=a;});
+    marks[decodeURIComponent(a.getAttribute('href').slice(1))]=a;});
   function apply(){
     var words=q.value.toLowerCase().split(/\s+/).filter(Boolean),l=lang.value,
         min=parseInt(size.value||'1',10)||1,st=status?status.value:'',n=0;
     rows.forEach(function(r,i){
       var ok=words.every(function(w){return text[i].indexOf(w)>=0;})&&
         (!l||(' '+r.getAttribute('data-langs')+' ').indexOf(' '+l+' ')>=0)&&
-        parseInt(r.cells[3].getAttribute('data-v'),10)>=min&&(!st||r.getAttribute('data-status')===st);
+        parseInt(r.cells[3].textContent,10)>=min&&(!st||r.getAttribute('data-status')===st);
       r.hidden=!ok;if(ok)n++;
       var m=marks[r.id];if(m)m.classList.toggle('off',!ok);
     });
@@ -370,7 +379,8 @@ _JS = r"""
       var dir=th.getAttribute('aria-sort')==='ascending'?-1:1,num=th.hasAttribute('data-num');
       Array.prototype.forEach.call(heads,function(h){h.removeAttribute('aria-sort');});
       th.setAttribute('aria-sort',dir===1?'ascending':'descending');
-      var keyed=rows.map(function(r,i){var c=r.cells[col],v=c.hasAttribute('data-v')?c.getAttribute('data-v'):c.textContent;
+      var keyed=rows.map(function(r,i){var c=r.cells[col],sm=c.querySelector('summary'),
+          v=c.hasAttribute('data-v')?c.getAttribute('data-v'):(sm||c).textContent;
         return [num?parseFloat(v)||0:v.toLowerCase(),i,r];});
       keyed.sort(function(x,y){if(x[0]<y[0])return -dir;if(x[0]>y[0])return dir;return x[1]-y[1];});
       var frag=document.createDocumentFragment();keyed.forEach(function(k){frag.appendChild(k[2]);});
@@ -458,7 +468,7 @@ def render_report(
             '<output id="shown" aria-live="polite"></output></form>',
             '<div class="scroll"><table id="story-table"><caption class="note" style="text-align:left">'
             'One row per story, newest first. Open a headline for its articles: title (linked), language, '
-            'source, date, similarity to the story centroid, duplicate marks, id.</caption>',
+            'source, date (UTC), similarity to the story centroid (sim), duplicate marks, id.</caption>',
             '<thead><tr><th scope="col">Story</th><th scope="col">Labels</th><th scope="col">Languages</th>'
             '<th scope="col" data-num>Articles</th><th scope="col">First published</th>'
             '<th scope="col">Last published</th><th scope="col">Status</th></tr></thead><tbody>',
