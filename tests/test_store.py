@@ -1,25 +1,27 @@
-"""The SQLite state store: schema and migrations, transactions, the run lock, round trips."""
+"""The SQLite state store: refusing foreign files, schema under the lock, transactions, the run lock, round trips."""
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from storyclust import store as store_mod
 from storyclust.store import (
+    APPLICATION_ID,
     STATE_SCHEMA_VERSION,
     FileStamp,
     SQLiteStore,
     StateError,
     StateLocked,
-    StateStore,
     StoredStory,
+    combine_events,
     open_store,
 )
 from storyclust.types import Article
@@ -39,32 +41,63 @@ def _unit(rng: np.random.Generator, dim: int = 8) -> np.ndarray:
 @pytest.fixture
 def db(tmp_path):
     s = open_store(tmp_path / "state.db")
-    yield s
+    with s.lock():
+        yield s
     s.close()
 
 
-def test_new_file_has_current_schema_in_wal_mode(tmp_path):
+def _digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_schema_is_created_under_the_lock_with_our_application_id(tmp_path):
     path = tmp_path / "state.db"
-    with open_store(path) as s:
-        assert s.schema_version == STATE_SCHEMA_VERSION
+    store = open_store(path)
+    assert store.is_new and not path.exists() or path.stat().st_size == 0  # opening writes nothing
+    with store.lock():
+        assert store.schema_version == STATE_SCHEMA_VERSION and not store.is_new
+    store.close()
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert raw.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"articles", "embeddings", "stories", "members", "runs", "language_means"} <= tables
+    assert {"articles", "vectors", "stories", "members", "outbox", "runs", "files", "settings"} <= tables
     raw.close()
-    with open_store(path) as s:  # reopening does not migrate again
+    with open_store(path) as s, s.lock():  # reopening does not create again
         assert s.schema_version == STATE_SCHEMA_VERSION
 
 
-def test_store_satisfies_protocol(db):
-    def use(s: StateStore) -> int:
-        return len(s.stories())
+def test_a_foreign_sqlite_file_is_refused_without_a_byte_changed(tmp_path):
+    path = tmp_path / "app.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.execute("INSERT INTO customers (name) VALUES ('someone')")
+    raw.commit()
+    raw.close()
+    before = _digest(path)
+    with pytest.raises(StateError, match="not a storyclust state"):
+        open_store(path)
+    assert _digest(path) == before and not os.path.exists(str(path) + "-wal")
 
-    assert use(db) == 0
+
+def test_a_state_of_storyclust_0_1_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    for table in ("settings", "articles", "embeddings", "stories", "members", "runs"):
+        raw.execute(f"CREATE TABLE {table} (x)")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    before = _digest(path)
+    with pytest.raises(StateError, match="start a new state file"):
+        open_store(path)
+    assert _digest(path) == before
 
 
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "state.db"
+    with open_store(path) as s, s.lock():
+        pass
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {STATE_SCHEMA_VERSION + 1}")
     raw.close()
@@ -79,149 +112,107 @@ def test_not_a_database_is_a_state_error(tmp_path):
         open_store(path)
 
 
-def test_failed_migration_leaves_previous_version_intact(tmp_path, monkeypatch):
+def test_reading_a_state_that_does_not_exist_yet_finds_nothing(tmp_path):
+    with open_store(tmp_path / "state.db") as s:
+        assert s.stories() == [] and s.unreported() == [] and s.get_setting("model_id") is None
+        with pytest.raises(StateError):
+            with s.transaction():
+                s.set_setting("x", "y")
+
+
+def test_a_symlink_to_the_state_shares_its_lock(tmp_path):
     path = tmp_path / "state.db"
-    open_store(path).close()
-
-    def broken_v2(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE half_done (x INTEGER)")
-        raise RuntimeError("migration failed midway")
-
-    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS + (broken_v2,))
-    monkeypatch.setattr(store_mod, "STATE_SCHEMA_VERSION", STATE_SCHEMA_VERSION + 1)
-    with pytest.raises(RuntimeError, match="midway"):
-        SQLiteStore(path)
-    raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == STATE_SCHEMA_VERSION
-    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0] == 0
-    raw.close()
-
-
-def test_ordered_migrations_run_from_current_version(tmp_path, monkeypatch):
-    path = tmp_path / "state.db"
-    open_store(path).close()
-
-    def add_notes(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE notes (text TEXT)")
-
-    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS + (add_notes,))
-    monkeypatch.setattr(store_mod, "STATE_SCHEMA_VERSION", STATE_SCHEMA_VERSION + 1)
-    with SQLiteStore(path) as s:
-        assert s.schema_version == STATE_SCHEMA_VERSION + 1
-        with s.transaction():
-            s.set_setting("k", "v")  # v1 tables untouched
-        assert s.get_setting("k") == "v"
+    link = tmp_path / "link.db"
+    link.symlink_to(path)
+    first, second = open_store(path), open_store(link)
+    with first.lock():
+        with pytest.raises(StateLocked):
+            with second.lock(wait=False):
+                pass
+    first.close()
+    second.close()
+    assert not (tmp_path / "link.db.lock").exists()
 
 
 def test_writes_need_a_transaction_and_roll_back_on_error(db):
     with pytest.raises(StateError, match="outside a transaction"):
-        db.set_setting("model_id", "m")
-    with pytest.raises(ValueError):
+        db.set_setting("k", "v")
+    with pytest.raises(RuntimeError):
         with db.transaction():
-            db.set_setting("model_id", "m")
-            with db.transaction():  # nested block joins the outer transaction
-                db.set_setting("other", "x")
-            raise ValueError("boom")
-    assert db.get_setting("model_id") is None and db.get_setting("other") is None
+            db.set_setting("k", "v")
+            raise RuntimeError("boom")
+    assert db.get_setting("k") is None
+
+
+def test_articles_are_keyed_by_id_and_pending_until_placed(db):
+    a, b = _article(1), _article(2)
+    same_text = Article(id="other", text=a.text)
     with db.transaction():
-        db.set_setting("model_id", "m")
-    assert db.get_setting("model_id") == "m"
-
-
-def test_articles_are_keyed_by_content_hash(db):
-    a = _article(1, title="T", lang="fr", lang_confidence=0.9, url="http://x/1",
-                 published=datetime(2026, 11, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))),
-                 retrieved=T0, source="x", author="Ann", path="/in/1.txt")
-    same_text_other_path = Article(id="other", text=a.text.upper() + "  ", path="/in/copy.txt")
-    assert same_text_other_path.hash == a.hash
-    b = _article(2)
+        run = db.begin_run(T0)
+        assert db.add_articles([(a, "k1"), (b, "k2"), (same_text, "k1")], run) == 3
+        assert db.add_articles([(a, "k1")], run) == 0  # the same id again
+    assert db.known_ids(["a1", "other", "zz"]) == {"a1", "other"}
+    assert [x.id for x, _ in db.pending_articles()] == ["a1", "a2", "other"]
+    z = np.ones(4, dtype=np.float32) / 2
     with db.transaction():
-        run = db.begin_run(T0, "model")
-        assert db.add_articles([(a, T0, "ka"), (b, T0 - timedelta(hours=1), "kb")], run) == 2
-        assert db.add_articles([(same_text_other_path, T0, "kc")], run) == 0
-    assert db.known_hashes([a.hash, "nope", b.hash]) == {a.hash, b.hash}
-    assert db.article_count() == 2
-    pending = db.pending_articles()
-    assert [p.article.id for p in pending] == ["a2", "a1"]  # by date
-    back = pending[1]
-    assert back.article == a  # every field round-trips, including the +02:00 offset
-    assert back.article.published.utcoffset() == timedelta(hours=2)
-    assert back.text_key == "ka" and back.run_id == run and back.date == T0
+        db.save_story(StoredStory("s_1", "open", 1, None, None, T0, run, run))
+        db.put_members([("a1", "s_1", z, 1.0, "cluster")], run)
+    assert [x.id for x, _ in db.pending_articles()] == ["a2", "other"]
+    assert db.first_copies_by_hash([a.hash]) == {a.hash: ("a1", "s_1")}
+    info = db.member_info("a1")
+    assert info.story_id == "s_1" and info.joined_by == "cluster" and np.allclose(info.vector, z)
+    assert db.member_info("a2") is None
 
 
-def test_known_hashes_handles_many(db):
-    arts = [_article(i) for i in range(1200)]
-    with db.transaction():
-        run = db.begin_run(T0, "m")
-        db.add_articles([(a, T0, a.hash) for a in arts[:700]], run)
-    assert db.known_hashes(a.hash for a in arts) == {a.hash for a in arts[:700]}
-
-
-def test_embeddings_per_model(db):
+def test_vectors_per_space(db):
     rng = np.random.default_rng(0)
     v1, v2 = _unit(rng), _unit(rng)
     with db.transaction():
-        db.put_embeddings("m1", {"k1": v1, "k2": v2})
-        db.put_embeddings("m2", {"k1": v2})
-    assert db.missing_embeddings("m1", ["k2", "k3", "k1", "k3"]) == ["k3"]
-    assert db.missing_embeddings("m2", ["k1", "k2"]) == ["k2"]
-    got = db.get_embeddings("m1", ["k2", "k1", "k2"])
-    assert got.dtype == np.float32 and got.shape == (3, 8)
-    np.testing.assert_array_equal(got[0], v2)
-    np.testing.assert_array_equal(got[1], v1)
+        db.put_vectors("m1", {"k1": v1, "k2": v2})
+        db.put_vectors("m2", {"k1": v2})
+    assert db.missing_vectors("m1", ["k1", "k3", "k1"]) == ["k3"]
+    assert np.allclose(db.get_vectors("m1", ["k2", "k1"]), np.stack([v2, v1]))
+    assert np.allclose(db.get_vectors("m2", ["k1"]), v2[None])
     with pytest.raises(KeyError):
-        db.get_embeddings("m2", ["k2"])
-    assert db.embedding_count() == 3 and db.embedding_count("m2") == 1
-
-
-def test_language_means_round_trip(db):
-    means = {"en": (np.arange(4, dtype=np.float32), 3), "fr": (np.ones(4, dtype=np.float32), 1)}
-    with db.transaction():
-        db.set_language_means("m", means)
-        db.set_language_means("m", {"fr": (np.full(4, 2, dtype=np.float32), 2)})
-    back = db.language_means("m")
-    assert sorted(back) == ["en", "fr"] and back["fr"][1] == 2
-    np.testing.assert_array_equal(back["en"][0], means["en"][0])
-    assert db.language_means("other") == {}
+        db.get_vectors("m2", ["k2"])
 
 
 def test_stories_members_and_loading(db):
     rng = np.random.default_rng(1)
-    arts = [_article(i, lang="en") for i in range(3)]
+    arts = [_article(i, published=T0.replace(day=1 + i)) for i in range(3)]
     zs = [_unit(rng) for _ in arts]
     with db.transaction():
-        run = db.begin_run(T0, "m")
-        db.add_articles([(a, T0 + timedelta(hours=i), a.hash) for i, a in enumerate(arts)], run)
-        total = zs[0] + zs[1]
-        db.save_story(StoredStory("s_a", "open", False, 2, total, T0, T0 + timedelta(hours=1), run, run))
-        db.add_members("s_a", {arts[0].hash: zs[0], arts[1].hash: zs[1]}, run)
-        db.save_story(StoredStory("s_b", "open", True, 1, zs[2], T0, T0 + timedelta(hours=2), run, run))
-        db.add_members("s_b", {arts[2].hash: zs[2]}, run)
-    assert [p.article.id for p in db.pending_articles()] == []
-    with pytest.raises(sqlite3.IntegrityError):  # an article belongs to one story only
-        with db.transaction():
-            db.add_members("s_b", {arts[0].hash: zs[0]}, run)
-
-    # merge s_b into s_a: move members, mark s_b merged (upsert keeps created_run)
-    with db.transaction():
-        run2 = db.begin_run(T0 + timedelta(days=1), "m")
-        assert db.move_members("s_b", "s_a") == 1
-        db.save_story(StoredStory("s_a", "open", False, 3, total + zs[2], T0, T0 + timedelta(hours=2), 999, run2))
-        db.save_story(StoredStory("s_b", "merged", True, 0, zs[2], T0, T0 + timedelta(hours=2), run, run2,
-                                  closed_run=run2, merged_into="s_a"))
-    a_story, = db.stories(status="open")
-    assert a_story.story_id == "s_a" and a_story.created_run == run and a_story.updated_run == run2
-    assert db.stories(ids=["s_b"])[0].merged_into == "s_a"
-    assert db.stories(ids=[]) == []
-    assert db.memberships() == {a.hash: "s_a" for a in arts}
-    assert db.member_runs("s_a") == {a.hash: run for a in arts}
-
-    story = db.load_story(a_story, status="updated", added=["a2"])
+        run = db.begin_run(T0)
+        db.add_articles([(a, f"k{a.id}") for a in arts], run)
+        db.save_story(StoredStory("s_1", "open", 3, arts[0].published, arts[2].published, T0, run, run,
+                                  labels=("volcano", "Flores")))
+        db.put_members([(a.id, "s_1", z, 0.5 + i / 10, "cluster" if i else "duplicate")
+                        for i, (a, z) in enumerate(zip(arts, zs))], run)
+    (stored,) = db.stories(status="open")
+    assert stored.labels == ("volcano", "Flores") and stored.size == 3
+    story = db.load_story(stored, status="updated", added=["a2"])
     assert [m.article.id for m in story.members] == ["a0", "a1", "a2"]  # by date
-    centroid = (total + zs[2]) / np.linalg.norm(total + zs[2])
-    for m, z in zip(story.members, zs):
-        assert m.similarity == pytest.approx(float(z @ centroid), abs=1e-5)
+    assert [m.similarity for m in story.members] == pytest.approx([0.5, 0.6, 0.7])
+    assert story.members[0].joined_by == "duplicate" and story.labels == ("volcano", "Flores")
     assert story.status == "updated" and story.added == ("a2",) and story.meta["state"] == "open"
+    assert db.memberships() == {"a0": "s_1", "a1": "s_1", "a2": "s_1"}
+
+
+def test_the_outbox_keeps_changes_until_they_are_cleared(db):
+    assert combine_events("new", "updated") == "new" and combine_events("new", "closed") == "closed"
+    assert combine_events("updated", "closed") == "closed" and combine_events("closed", "updated") == "updated"
+    with db.transaction():
+        run1 = db.begin_run(T0)
+        for sid in ("s_1", "s_2"):
+            db.save_story(StoredStory(sid, "open", 1, None, None, T0, run1, run1))
+        db.add_changes([("s_1", "new", ["a"]), ("s_2", "new", ["b"])], run1)
+        run2 = db.begin_run(T0)
+        db.add_changes([("s_1", "updated", ["c"])], run2)  # not yet reported: folded into the first change
+    changes = {c.story_id: c for c in db.unreported()}
+    assert changes["s_1"].event == "new" and changes["s_1"].added == ("a", "c") and changes["s_1"].run_id == run2
+    with db.transaction():
+        db.clear_reported([changes["s_2"]])
+    assert [c.story_id for c in db.unreported()] == ["s_1"]
 
 
 def test_lock_no_wait_raises_while_held(tmp_path):
@@ -274,7 +265,8 @@ def test_lock_wait_blocks_until_released(tmp_path):
 
 def test_lock_is_released_when_holder_is_killed(tmp_path):
     path = tmp_path / "state.db"
-    open_store(path).close()
+    with open_store(path) as s, s.lock():
+        pass
     code = (
         "import sys, time, fcntl, os\n"
         f"fd = os.open({str(path) + '.lock'!r}, os.O_RDWR | os.O_CREAT)\n"
@@ -325,4 +317,4 @@ def test_runs_are_recorded(db):
     info, second = db.runs()
     assert second.model_id == "m2"
     assert info.run_id == run and info.now == T0 and info.model_id == "m"
-    assert info.finished_at is not None and info.counts["ingested"] == 5 and info.counts["skipped"] == 0
+    assert info.finished_at is not None and info.counts == {"ingested": 5, "embedded": 4}

@@ -400,7 +400,7 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
         ))
         changed[sid] = event or "updated"
     for story in store.stories(status="open"):  # close the quiet ones
-        if story.last_activity < now - story_window:
+        if story.last_activity <= now - story_window:
             store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
             changed[story.story_id] = "closed"
     return changed

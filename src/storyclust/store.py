@@ -382,11 +382,15 @@ class SQLiteStore:
             self._exists = _check_file(self.real_path)  # again: another run may have created it meanwhile
             if not self._exists:
                 self._db.execute("PRAGMA journal_mode=WAL")
-                with self.transaction():
-                    _create_v2(self._db)
-                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    self._db.execute(f"PRAGMA user_version = {STATE_SCHEMA_VERSION}")
                 self._exists = True
+                try:
+                    with self.transaction():
+                        _create_v2(self._db)
+                        self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                        self._db.execute(f"PRAGMA user_version = {STATE_SCHEMA_VERSION}")
+                except BaseException:
+                    self._exists = False
+                    raise
                 logger.info("state %s: created (schema %d)", self.path, STATE_SCHEMA_VERSION)
                 return
             for number in range(self.schema_version, STATE_SCHEMA_VERSION):
@@ -401,7 +405,7 @@ class SQLiteStore:
 
     def _require_schema(self) -> None:
         if not self._exists:
-            raise StateError(f"no state in {self.path} yet (a run with --state creates it)")
+            raise StateError(f"no state in {self.path} yet (a run with --state creates it, under the run lock)")
 
     # -- concurrency -------------------------------------------------------
 
@@ -455,6 +459,7 @@ class SQLiteStore:
             finally:
                 self._depth -= 1
             return
+        self._require_schema()
         self._db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
