@@ -317,6 +317,7 @@ class _Night:
     neutral: dict[str, np.ndarray]  # article id -> language-neutral vector, every placed article
     duplicate_of: dict[str, Optional[str]]  # tonight's articles -> the first copy they follow
     joined_before: dict[str, Optional[str]]  # the open stories' members -> their stored joined_by
+    articles: dict[str, Article] = field(default_factory=dict)  # every article of the window and of tonight
     clustered: int = 0
 
 
@@ -332,6 +333,8 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
     copies |= {a.id: a.duplicate_of for a in folded if a.duplicate_of is not None}
     outside = {cid: root for cid, root in copies.items() if root not in clustered_ids}  # first copy in a closed story
     articles = {m.article.id: m.article for m in window} | {a.id: a for a in folded}
+    for cid, root in outside.items():
+        articles[cid] = replace(articles[cid], duplicate_of=root)
     plan = plan_night(
         [[firsts[k].id for k in g] for g in part.groups()],
         {m.article.id: m.story_id for m in window}, articles,
@@ -350,7 +353,7 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
         else:
             neutral[cid] = neutral[root]
     return _Night(plan, neutral, {a.id: a.duplicate_of for a in folded},
-                  {m.article.id: m.joined_by for m in window}, len(firsts))
+                  {m.article.id: m.joined_by for m in window}, articles, len(firsts))
 
 
 def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_window: timedelta) -> dict[str, str]:
@@ -381,6 +384,7 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             rows.append((aid, sid, z, float(sim), how))
     store.put_members(rows, run_id)
     store.set_duplicate_of(night.duplicate_of)
+    labels = _labels(night, by_story, existing)
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
         event = plan.event(sid)
@@ -396,7 +400,7 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             old.created_run if old else run_id, run_id,
             run_id if sid in plan.merged else (old.closed_run if old else None),
             plan.merged.get(sid), old.split_from if old else plan.new_stories.get(sid),
-            old.labels if old else (),
+            () if sid in plan.merged else labels.get(sid, old.labels if old else ()),
         ))
         changed[sid] = event or "updated"
     for story in store.stories(status="open"):  # close the quiet ones
@@ -404,6 +408,14 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
             changed[story.story_id] = "closed"
     return changed
+
+
+def _labels(night: _Night, by_story: Mapping[str, list[str]],
+            existing: Mapping[str, StoredStory]) -> dict[str, tuple[str, ...]]:
+    """Labels of tonight's open stories, each against the others (as a one-shot run labels its batch)."""
+    stories = [pipeline.build_story(sid, [(night.articles[a], night.neutral[a], None) for a in aids])
+               for sid, aids in by_story.items() if sid not in existing or existing[sid].status == "open"]
+    return {s.story_id: s.labels for s in pipeline.with_labels(stories)}
 
 
 # -- publishing ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ evidence and clustering     :func:`partition`: :class:`~storyclust.cluster.Story
                             shared-number evidence of :mod:`storyclust.evidence`
 story IDs                   :func:`name_stories`: ``s_`` + 12 hex digits of the SHA-1 of the
                             story's first article's content hash
-story records               :func:`build_story`
+story records and labels    :func:`build_story`, :func:`with_labels` (:mod:`storyclust.labels`)
 ==========================  ======================================================================
 
 The one-shot driver is :func:`cluster_articles`. The nightly driver
@@ -282,6 +282,14 @@ def build_story(story_id: str, members: Sequence[tuple[Article, np.ndarray, Opti
     return Story(story_id=story_id, members=tuple(ordered), singleton=len(ordered) == 1, **fields)
 
 
+def with_labels(stories: Sequence[Story]) -> list[Story]:
+    """``stories`` with their labels (:func:`storyclust.labels.story_labels`: c-TF-IDF against each other)."""
+    from .labels import story_labels
+
+    labels = story_labels(stories)
+    return [replace(s, labels=labels.get(s.story_id, ())) for s in stories]
+
+
 def stories_in_order(stories: Iterable[Story]) -> list[Story]:
     """Largest first, then oldest first, then by ID: the order one-shot runs print."""
     return sorted(stories, key=lambda s: (-s.size, s.first_published is None,
@@ -336,4 +344,4 @@ def cluster_articles(
             k = row_of[a.duplicate_of]
             members[label_of[k]].append((a, part.neutral[k], "duplicate"))
     ids = name_stories([[m[0] for m in ms] for ms in members])
-    return stories_in_order(build_story(sid, ms) for sid, ms in zip(ids, members))
+    return stories_in_order(with_labels([build_story(sid, ms) for sid, ms in zip(ids, members)]))
