@@ -6,17 +6,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test bench bench-speed clean
 
+# Set-up output goes to stderr, so that `make run | jq` sees only stories on stdout.
+# torch==2.13.0 in the same command keeps pip on the CPU wheel.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# torch==2.13.0 in the same command keeps pip on the CPU wheel
-	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[test,bench]"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2 || python3 -m venv $(VENV) >&2
+	@echo "installing storyclust and its dependencies into $(VENV) (once)" >&2
+	@$(BIN)/pip install --quiet --upgrade pip >&2
+	@$(BIN)/pip install --quiet "torch==2.13.0" -e ".[test,bench]" >&2
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/storyclust run data/samples/
+	@$(BIN)/storyclust run data/samples/
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests/
