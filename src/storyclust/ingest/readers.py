@@ -558,13 +558,21 @@ def _read_warc(
     index = 0
     problem: Optional[str] = None
     records = ArchiveIterator(stream)
+    record = None
     while True:
+        previous = record
         try:
             record = next(records, None)
         except Exception as exc:  # warcio raises ArchiveLoadFailed, EOFError, ValueError, OSError...
             problem = f"truncated or corrupt WARC: {exc}".splitlines()[0][:300]
             break
         if record is None:
+            missing = getattr(getattr(previous, "raw_stream", None), "limit", 0)
+            if isinstance(missing, int) and missing > 0:  # the archive ended inside the last record
+                problem = (
+                    f"truncated WARC: record {index} claims {missing} bytes more than the file holds "
+                    "(a lying Content-Length swallows the records after it)"
+                )
             break
         index += 1
         loc = f"{path}#{index}"
