@@ -201,12 +201,12 @@ def test_html_sniffing_is_linear() -> None:
 
 def test_byline_is_linear() -> None:
     """Before: 0.37 s at "By " + "Ay" * 20, x4 per extra "Ay" pair (a 120-character line: ages)."""
-    for unit in ("Ay", "A, ", "A and ", "A B C D E, ", "A-", "A de "):  # every 120-character worst case: < 5 ms
+    for unit in ("Ay", "A, ", "A and ", "A B C D E, ", "A-", "A de "):  # 120-character worst cases: ~0.05 ms
         line = ("By " + unit * 120)[:119] + "!"
-        assert _fast(_BYLINE.match, line, bound=0.005) is None
-    # Lines over 120 characters never reach it; even so, 1 MB costs well under a second (~0.3 s).
-    assert _fast(_BYLINE.match, "By " + "Ay" * 500_000 + "!", bound=1.0) is None
-    assert _fast(_BYLINE.match, "By " + "A, " * 330_000 + "!", bound=1.0) is None
+        assert _fast(_BYLINE.match, line, bound=0.05) is None
+    # Lines over 120 characters never reach it; even so, 1 MB costs ~0.3 s (linear, a large constant).
+    assert _fast(_BYLINE.match, "By " + "Ay" * 500_000 + "!", bound=2.0) is None
+    assert _fast(_BYLINE.match, "By " + "A, " * 330_000 + "!", bound=2.0) is None
     line = "By " + "Ay " * 39 + "!"
     assert _fast(clean_body, line + "\n" + GOOD) == (line + "\n" + GOOD, None)  # not a byline: kept
     assert clean_body("By Jane Doe and John Smith\n" + GOOD) == (GOOD, "Jane Doe and John Smith")
@@ -391,18 +391,18 @@ def test_a_dead_worker_is_a_transient_rejection(tmp_path: Path, monkeypatch: pyt
         while len([p for p in multiprocessing.active_children() if p.pid not in before]) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.5)  # both workers hang on their stuck file by now (the watchdog waits 2 * 5 + 2 s)
+        time.sleep(0.5)  # both workers hang on their stuck file by now (the watchdog waits 2 * 10 + 2 s)
         for proc in multiprocessing.active_children():
             if proc.pid not in before:
                 os.kill(proc.pid, signal.SIGKILL)
 
     killer = threading.Thread(target=kill_workers)
     killer.start()
-    (items, _), elapsed = _timed(_ingest, paths, jobs=2, timeout=5)
+    (items, _), elapsed = _timed(_ingest, paths, jobs=2, timeout=10)
     killer.join()
     assert [i.reason for i in items[:2]] == ["worker_died", "worker_died"] and items[0].transient
     assert isinstance(items[2], Article)
-    assert elapsed < 11  # well before the watchdog's 12 s
+    assert elapsed < 20  # before the watchdog's 22 s: the deaths were noticed, not waited out
 
 
 # --- 8. Ctrl-C reaps the workers ----------------------------------------------------------

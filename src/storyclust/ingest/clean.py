@@ -343,8 +343,20 @@ _DATELINE = re.compile(
     rf"^{_PLACE_WORD}(?:\s+(?:{_PLACE_WORD}|{_PLACE_PARTICLE})){{0,5}}"
     r"(?:\s*,\s*(?P<date>[^()]{3,40}?))?"
     r"\s*\([A-Za-z][\w&.'’ /-]{0,29}\)"
-    r"\s*(?:\.\s*)?[-–—]+\s*(?P<rest>.*)$"  # not \s*\.?\s*: quadratic on a run of spaces
+    r"\s*(?:\.\s*)?[-–—]+\s*"  # not \s*\.?\s*: quadratic on a run of spaces
 )
+#: A dateline is looked for in the first this-many characters of a paragraph only (a real one
+#: is under 150), so a huge paragraph costs nothing: the pattern is anchored but backtracks a
+#: few times over whatever whitespace follows the agency.
+_DATELINE_SPAN = 300
+
+
+def _dateline(paragraph: str) -> Optional[tuple[Optional[str], str]]:
+    """``(date text or None, rest of the paragraph)`` when ``paragraph`` opens with an agency dateline."""
+    match = _DATELINE.match(paragraph[:_DATELINE_SPAN])
+    if match is None:
+        return None
+    return match.group("date"), paragraph[match.end():]
 
 
 def _dateline_lead(paragraphs: list[str], lang: Optional[str]) -> tuple[list[str], Optional[datetime]]:
@@ -355,11 +367,12 @@ def _dateline_lead(paragraphs: list[str], lang: Optional[str]) -> tuple[list[str
     ("STRASBOURG, 10 février 2026 (AFN) - Le Parlement..."); nothing is dropped.
     """
     for i, paragraph in enumerate(paragraphs[:_DATE_LINE_WINDOW]):
-        match = _DATELINE.match(paragraph)
-        if match is None:
+        found = _dateline(paragraph)
+        if found is None:
             continue
-        published = parse_date_line(match.group("date"), lang) if match.group("date") else None
-        if not match.group("rest") and i + 1 < len(paragraphs):
+        date, rest = found
+        published = parse_date_line(date, lang) if date else None
+        if not rest and i + 1 < len(paragraphs):
             paragraphs = [*paragraphs[:i], f"{paragraph} {paragraphs[i + 1]}", *paragraphs[i + 2 :]]
         return paragraphs, published
     return paragraphs, None
@@ -382,7 +395,7 @@ def parse_plain_text(text: str, lang: Optional[str] = None) -> PlainText:
     title = clean_title(lines[title_at])
     published = None
     for i in nonempty[1 : 1 + _DATE_LINE_WINDOW]:
-        if _DATELINE.match(lines[i]):
+        if _dateline(lines[i]) is not None:
             break  # the story starts here
         published = parse_date_line(lines[i], lang)
         if published is not None:
