@@ -117,7 +117,7 @@ def test_bad_model_name_fails_fast(tmp_path: Path) -> None:
     start = time.monotonic()
     with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-model"):
         load_embedder("no-such-org/no-such-model", backend="torch", cache_dir=tmp_path)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 30  # no network wait (a hub timeout alone is longer); import time varies with the machine
 
 
 def test_unknown_backend_is_rejected(tmp_path: Path) -> None:

@@ -575,9 +575,15 @@ _register_optional_commands()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: click's errors and exit codes, except Ctrl-C, which exits 130."""
     try:
-        cli.main(prog_name="storyclust", standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(prog_name="storyclust", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         sys.stderr.write("storyclust: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

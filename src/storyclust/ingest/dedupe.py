@@ -101,9 +101,11 @@ def _rows_per_band(k: int, threshold: float) -> int:
 class Deduplicator:
     """Marks duplicates among articles seen in order (one instance per run).
 
-    :meth:`check` returns a ``duplicate`` Rejection for an exact copy (same
-    content hash) of an earlier article, the article with ``duplicate_of`` set
-    to the first copy's id when it is a near duplicate, or the article as it is.
+    :meth:`check` returns a ``duplicate`` Rejection for the same article read again
+    (same content hash and same id: a file listed twice, a record repeated), the
+    article with ``duplicate_of`` set to the first copy's id when it is an exact copy
+    under another id (a wire reprinted by a second site: a media monitor counts it)
+    or a near duplicate, or the article as it is.
 
     Near duplicates are judged on the first ``max_chars`` characters of the text
     only, so one article's cost (time and memory) is bounded whatever its length:
@@ -121,7 +123,7 @@ class Deduplicator:
         self._perms = _Permutations(permutations, seed)
         self._rows = _rows_per_band(permutations, threshold)
         self._bands = permutations // self._rows
-        self._by_hash: dict[str, str] = {}
+        self._by_hash: dict[str, tuple[str, str]] = {}  # content hash -> (first id, its first copy)
         self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self._bands)]
         self._signatures: list[np.ndarray] = []
         self._roots: list[str] = []
@@ -129,8 +131,11 @@ class Deduplicator:
     def check(self, article: Article, source: str) -> Union[Article, Rejection]:
         first = self._by_hash.get(article.hash)
         if first is not None:
-            return Rejection(source, "duplicate", f"same text as article {first}")
-        self._by_hash[article.hash] = article.id
+            first_id, root = first
+            if first_id == article.id:
+                return Rejection(source, "duplicate", f"same text and id as article {first_id} read before")
+            return article if article.duplicate_of else replace(article, duplicate_of=root)
+        self._by_hash[article.hash] = (article.id, article.duplicate_of or article.id)
         hashes = shingle_hashes(article.text[: self.max_chars])
         if len(hashes) < MIN_SHINGLES:
             return article

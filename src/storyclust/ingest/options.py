@@ -75,7 +75,7 @@ class IngestStats:
     ``records_seen`` counts every input that ended as an article or a rejection
     (a plain file is one record, a JSONL file one per line), so
     ``records_seen == articles + sum(rejects.values())`` once the run is over.
-    ``near_duplicates`` counts the articles that got a ``duplicate_of``.
+    ``near_duplicates`` counts the articles that got a ``duplicate_of`` (exact copies under another id and near copies).
     """
 
     files_seen: int = 0
@@ -98,5 +98,5 @@ class IngestStats:
             reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.items()))
             line += f" ({reasons})"
         if self.near_duplicates:
-            line += f"; {self.near_duplicates} near duplicates marked"
+            line += f"; {self.near_duplicates} copies marked with duplicate_of"
         return line
