@@ -24,6 +24,7 @@ from storyclust.store import (
     combine_events,
     open_store,
 )
+from storyclust.incremental import story_from_state
 from storyclust.types import Article
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
@@ -190,7 +191,7 @@ def test_stories_members_and_loading(db):
                         for i, (a, z) in enumerate(zip(arts, zs))], run)
     (stored,) = db.stories(status="open")
     assert stored.labels == ("volcano", "Flores") and stored.size == 3
-    story = db.load_story(stored, status="updated", added=["a2"])
+    story = story_from_state(db, stored, status="updated", added=["a2"])
     assert [m.article.id for m in story.members] == ["a0", "a1", "a2"]  # by date
     assert [m.similarity for m in story.members] == pytest.approx([0.5, 0.6, 0.7])
     assert story.members[0].joined_by == "duplicate" and story.labels == ("volcano", "Flores")

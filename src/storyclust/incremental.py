@@ -44,7 +44,7 @@ import numpy as np
 from . import pipeline
 from .settings import ClusterOptions, StateOptions, parse_window
 from .store import Change, FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
-from .types import Article, Rejection, Story
+from .types import Article, Rejection, Story, StoryMember
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .embed import Embedder
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 logger = logging.getLogger(__name__)
 
 __all__ = ["RunResult", "NightPlan", "plan_night", "update_stories", "update_from_paths", "publish", "nightly",
-           "files_to_read", "current_stories", "state_embedding", "parse_window"]
+           "files_to_read", "current_stories", "story_from_state", "state_embedding", "parse_window"]
 
 #: Reasons a file is read again on the next run (when ``Rejection.transient`` is not available).
 _TRANSIENT = ("timeout", "unreadable", "worker_died")
@@ -432,10 +432,10 @@ def publish(store: SQLiteStore, write: Callable[[list[Story]], None], *, show_al
     changes = store.unreported()
     by_id = {c.story_id: c for c in changes}
     stored = {s.story_id: s for s in store.stories(ids=list(by_id))}
-    stories = [store.load_story(stored[c.story_id], status=c.event, added=c.added) for c in changes
+    stories = [story_from_state(store, stored[c.story_id], status=c.event, added=c.added) for c in changes
                if c.story_id in stored]
     if show_all:
-        stories += [store.load_story(s, status="unchanged") for s in store.stories(status="open")
+        stories += [story_from_state(store, s, status="unchanged") for s in store.stories(status="open")
                     if s.story_id not in by_id]
     stories.sort(key=lambda s: (s.first_published is None,
                                 s.first_published.timestamp() if s.first_published else 0.0, s.story_id))
@@ -509,13 +509,39 @@ def files_to_read(store: SQLiteStore, paths: Sequence[str | os.PathLike[str]]) -
     return [s.path for s in fresh] + passed, fresh, len(unchanged)
 
 
+def story_from_state(store: SQLiteStore, stored: StoredStory, *, status: Optional[str] = None,
+                     added: Sequence[str] = ()) -> Story:
+    """A :class:`Story` from the state: its members as last clustered, in story order (``pipeline.first_key``)."""
+    members = sorted(
+        (StoryMember(m.article, m.similarity, m.joined_by) for m in store.story_members(stored.story_id)),
+        key=lambda m: (pipeline.first_key(m.article), -m.similarity),
+    )
+    return Story(
+        story_id=stored.story_id,
+        members=tuple(members),
+        singleton=stored.size == 1,
+        status=status,
+        added=tuple(added),
+        merged_into=stored.merged_into,
+        split_from=stored.split_from,
+        labels=stored.labels,
+        meta={
+            "state": stored.status,
+            "last_activity": stored.last_activity.isoformat(),
+            "created_run": stored.created_run,
+            "updated_run": stored.updated_run,
+            "closed_run": stored.closed_run,
+        },
+    )
+
+
 def current_stories(store: SQLiteStore, *, include_closed: bool = False) -> list[Story]:
     """The stories in the store, without taking anything in: open ones (and closed ones if asked).
 
     Each story's ``status`` is its state in the store, ``open`` or ``closed``.
     """
     states = ("open", "closed") if include_closed else ("open",)
-    return [store.load_story(s, status=s.status) for s in store.stories() if s.status in states]
+    return [story_from_state(store, s, status=s.status) for s in store.stories() if s.status in states]
 
 
 def state_embedding(store: SQLiteStore, backend: str, pooling: str) -> tuple[str, str, Optional[str]]:

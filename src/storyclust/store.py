@@ -48,7 +48,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .types import Article, Story, StoryMember
+from .types import Article
 
 logger = logging.getLogger(__name__)
 
@@ -734,32 +734,6 @@ class SQLiteStore:
     def memberships(self) -> dict[str, str]:
         """``{article id: story id}`` for every article in a story (handy for tests and audits)."""
         return dict(self._read("SELECT article_id, story_id FROM members"))
-
-    def load_story(self, stored: StoredStory, *, status: Optional[str] = None, added: Sequence[str] = ()) -> Story:
-        """A :class:`Story` from the store, with its members as last clustered."""
-        from .pipeline import first_key
-
-        members = sorted(
-            (StoryMember(m.article, m.similarity, m.joined_by) for m in self.story_members(stored.story_id)),
-            key=lambda m: (first_key(m.article), -m.similarity),
-        )
-        return Story(
-            story_id=stored.story_id,
-            members=tuple(members),
-            singleton=stored.size == 1,
-            status=status,
-            added=tuple(added),
-            merged_into=stored.merged_into,
-            split_from=stored.split_from,
-            labels=stored.labels,
-            meta={
-                "state": stored.status,
-                "last_activity": stored.last_activity.isoformat(),
-                "created_run": stored.created_run,
-                "updated_run": stored.updated_run,
-                "closed_run": stored.closed_run,
-            },
-        )
 
     # -- the outbox --------------------------------------------------------
 
