@@ -232,6 +232,26 @@ def _state_settings(params: dict) -> Optional[StateOptions]:
     return state if path else None
 
 
+engine_options = _apply([
+    _option("--engine", var="ENGINE", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+            help="Where embedding and clustering run: this process, or a Ray cluster (pip install 'storyclust[ray]')."),
+    click.option("--ray-address", envvar=[env("RAY_ADDRESS"), "RAY_ADDRESS"], show_envvar=True, default=None,
+                 help="With --engine ray: the cluster to join (host:6379, ray://host:10001, auto) [default: "
+                      "$RAY_ADDRESS, else a local cluster on this machine]."),
+])
+
+
+def _engine_settings(params: dict):
+    """None for --engine local (today's code path), else the engine object handed to the library."""
+    from .engine import make_engine
+
+    name, address = params.pop("engine"), params.pop("ray_address")
+    try:
+        return make_engine(name, address=address)
+    except ImportError as exc:
+        raise click.ClickException(f"--engine {name} needs ray: pip install 'storyclust[ray]' ({exc})") from exc
+
+
 # -- shared steps --------------------------------------------------------------------
 
 
@@ -301,7 +321,7 @@ def _story_writer(output: Optional[str], options: OutputOptions) -> Callable[[li
 
 
 def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: ClusterOptions, output: Optional[str],
-              out_opts: OutputOptions) -> int:
+              out_opts: OutputOptions, engine=None) -> int:
     from .pipeline import cluster_articles
 
     for _ in items:
@@ -309,7 +329,8 @@ def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: Cl
     if not intake.articles:
         log.error("no articles to cluster")
         return intake.exit_code()
-    stories = cluster_articles(intake.articles, _load_embedder(embed), options=options, progress=_show_progress())
+    stories = cluster_articles(intake.articles, _load_embedder(embed), options=options, progress=_show_progress(),
+                               engine=engine and engine.for_embedder(embed))
     _publish_or_fail(lambda: _story_writer(output, out_opts)(stories))
     multi = sum(1 for s in stories if not s.singleton)
     log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(intake.articles),
@@ -352,13 +373,13 @@ def _locked_store(state: StateOptions):
 
 
 def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions, options: ClusterOptions,
-             state: StateOptions, output: Optional[str], out_opts: OutputOptions) -> int:
+             state: StateOptions, output: Optional[str], out_opts: OutputOptions, engine=None) -> int:
     from .incremental import publish, state_embedding, update_stories
 
     backend, pooling, prompt = state_embedding(store, embed.backend, embed.pooling)
     embed = replace(embed, backend=backend, pooling=pooling, prompt=prompt)
     result = update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
-                            progress=_show_progress(), files=files)
+                            progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
     _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all), queued=True)
     return EXIT_REJECTED if intake.rejections else EXIT_OK
 
@@ -415,6 +436,7 @@ def ingest(paths, output, rejects, from_list, **params):
 @cluster_options
 @story_output_options
 @state_options
+@engine_options
 @verbosity_options
 def cluster(input, output, rejects, **params):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
@@ -424,13 +446,14 @@ def cluster(input, output, rejects, **params):
     """
     embed, options, out_opts, state = (_embed_settings(params), _cluster_settings(params), _output_settings(params),
                                        _state_settings(params))
+    engine = _engine_settings(params)
     ctx = click.get_current_context()
     if state is None:
         with _intake([input], REREAD, rejects) as (intake, items):
-            code = _one_shot(intake, items, embed, options, output, out_opts)
+            code = _one_shot(intake, items, embed, options, output, out_opts, engine)
         ctx.exit(code)
     with _locked_store(state) as store, _intake([input], REREAD, rejects) as (intake, items):
-        code = _nightly(store, intake, items, (), embed, options, state, output, out_opts)
+        code = _nightly(store, intake, items, (), embed, options, state, output, out_opts, engine)
     ctx.exit(code)
 
 
@@ -442,6 +465,7 @@ def cluster(input, output, rejects, **params):
 @cluster_options
 @story_output_options
 @state_options
+@engine_options
 @verbosity_options
 def run(paths, output, rejects, from_list, **params):
     """Ingest PATHS and cluster them into stories in one go (ingest + cluster).
@@ -452,18 +476,19 @@ def run(paths, output, rejects, from_list, **params):
     ingest_opts, embed, options, out_opts, state = (_ingest_settings(params), _embed_settings(params),
                                                     _cluster_settings(params), _output_settings(params),
                                                     _state_settings(params))
+    engine = _engine_settings(params)
     paths = _collect_paths(paths, from_list)
     ctx = click.get_current_context()
     if state is None:
         with _intake(paths, ingest_opts, rejects) as (intake, items):
-            code = _one_shot(intake, items, embed, options, output, out_opts)
+            code = _one_shot(intake, items, embed, options, output, out_opts, engine)
         ctx.exit(code)
     from .incremental import files_to_read
 
     with _locked_store(state) as store:
         to_read, files, _ = files_to_read(store, paths)
         with _intake(to_read, ingest_opts, rejects) as (intake, items):
-            code = _nightly(store, intake, items, files, embed, options, state, output, out_opts)
+            code = _nightly(store, intake, items, files, embed, options, state, output, out_opts, engine)
     ctx.exit(code)
 
 

@@ -74,9 +74,11 @@ class StoryClusterer:
     ``fit`` on all the rows would. ``get_params``/``set_params`` expose the options' fields.
     """
 
-    def __init__(self, options: ClusterOptions | None = None, *, language_means: LanguageMeans | None = None):
+    def __init__(self, options: ClusterOptions | None = None, *, language_means: LanguageMeans | None = None,
+                 engine=None):
         self.options = options or ClusterOptions()
         self.language_means = language_means
+        self.engine = engine  # None: this process; else the neighbour search and the groups run there
         self._reset_means()
 
     def _reset_means(self) -> None:
@@ -189,15 +191,19 @@ class StoryClusterer:
         rows, cols, cosines = candidate_edges(
             Z, days, min(opts.max_distance + bonus, 1.99), opts.neighbors, opts.time_window_days, opts.block_size,
             probes=opts.search_probes if n > opts.approximate_above else None, random_state=opts.random_state,
-            return_similarity=True,
+            return_similarity=True, engine=self.engine,
         )
         if bonus:
             keep = cosines + bonus * pair_evidence(self.evidence_, rows, cols) >= 1.0 - opts.max_distance
             rows, cols = rows[keep], cols[keep]
         groups = _components(n, rows, cols)
+        if self.engine is not None:
+            split = _split_groups_on(self.engine, self, Z, days, groups, rows, cols)
+        else:
+            split = (self._split_group(Z, days, members, rows, cols, opts.max_distance) for members in groups)
         next_label = 0
-        for members in groups:
-            for sub in self._split_group(Z, days, members, rows, cols, opts.max_distance):
+        for subs in split:
+            for sub in subs:
                 labels[sub] = next_label
                 next_label += 1
         return labels
@@ -257,6 +263,7 @@ def candidate_edges(
     probes: Optional[int] = None,
     random_state: int = 0,
     return_similarity: bool = False,
+    engine=None,
 ) -> tuple[np.ndarray, ...]:
     """Edges (i, j), i != j, between each row and its ``neighbors`` most similar rows at cosine >= 1 - max_distance.
 
@@ -268,14 +275,28 @@ def candidate_edges(
     Exact by default: blocked matrix products over all pairs, or, with dates, over the rows
     inside each block's time window (rows visited in date order). With ``probes`` set, the
     search is approximate: see :func:`_cell_candidates`. Every reported similarity is exact.
+
+    With an ``engine`` (:mod:`storyclust.engine`) the blocks (or cells) are searched as parallel
+    tasks, each keeping its rows' top ``neighbors``; the top k of the union is the top k of the
+    parts (ties broken by column), so the edges are exactly those of the local search.
     """
     n = len(Z)
     min_sim = 1.0 - max_distance
     window = time_window_days if (days is not None and time_window_days) else None
+    if engine is not None:
+        rows, cols, sims = _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state)
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+        return (rows, cols, sims) if return_similarity else (rows, cols)
     if probes:
         pieces = _cell_candidates(Z, min_sim, probes, random_state, block_size)
     else:
         pieces = _exact_candidates(Z, days, min_sim, window, block_size)
+    return _top_edges(pieces, days, window, neighbors, return_similarity)
+
+
+def _top_edges(pieces, days: Optional[np.ndarray], window: Optional[float], neighbors: int,
+               return_similarity: bool = True) -> tuple[np.ndarray, ...]:
+    """The edges of ``pieces`` (rows, cols, sims) off the diagonal and inside the window, top ``neighbors`` per row."""
     out_r, out_c, out_s, held = [], [], [], 0
     for rows, cols, sims in pieces:
         keep = rows != cols
@@ -298,13 +319,71 @@ def candidate_edges(
     return (rows, cols, sims) if return_similarity else (rows, cols)
 
 
+def _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state):
+    """:func:`candidate_edges` with the blocks (or cells) searched as ``engine`` tasks, merged on the driver."""
+    n = len(Z)
+    tasks_wanted = 4 * max(1, engine.parallelism)
+    if probes:
+        plan = _cell_plan(Z, probes, random_state, block_size)
+        cost = np.array([len(r) * len(v) for r, v in zip(*plan)], dtype=np.float64)
+        spans = _spans(cost, tasks_wanted)
+        parts = engine.map(_cell_task, spans, shared=(Z, days, plan, min_sim, window, neighbors, probes,
+                                                      random_state, block_size))
+    else:
+        blocks = -(-n // int(np.clip(_BLOCK_FLOATS // max(n, 1), 16, block_size))) if n else 0
+        spans = _spans(np.ones(blocks), tasks_wanted)
+        parts = engine.map(_block_task, spans, shared=(Z, days, min_sim, window, neighbors, block_size))
+    return _top_edges(parts, None, None, neighbors)  # parts are off-diagonal and inside the window already
+
+
+def _spans(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Contiguous ``(first, stop)`` ranges of the items, about ``parts`` of them, of similar total ``cost``."""
+    if not len(cost):
+        return []
+    edges = np.searchsorted(np.cumsum(cost), np.linspace(0, cost.sum(), parts + 1)[1:-1], side="right")
+    bounds = np.unique(np.r_[0, edges, len(cost)])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _block_task(Z, days, min_sim, window, neighbors, block_size, span):
+    """One engine task of the exact search: the top-k edges of the rows of blocks ``span``."""
+    return _top_edges(_exact_candidates(Z, days, min_sim, window, block_size, blocks=span), days, window, neighbors)
+
+
+def _cell_task(Z, days, plan, min_sim, window, neighbors, probes, random_state, block_size, span):
+    """One engine task of the approximate search: the top-k edges found in cells ``span``."""
+    pieces = _cell_candidates(Z, min_sim, probes, random_state, block_size, plan=plan, span=span)
+    return _top_edges(pieces, days, window, neighbors)
+
+
+def _split_groups_on(engine, clusterer: "StoryClusterer", Z, days, groups, rows, cols) -> list[list[np.ndarray]]:
+    """``[clusterer._split_group(...) for each group]``, the groups of 2+ rows as ``engine`` tasks (in order)."""
+    splitter = StoryClusterer.__new__(StoryClusterer)  # what _split_group reads, without the engine or the data
+    splitter.options, splitter.evidence_, splitter.engine = clusterer.options, clusterer.evidence_, None
+    out: list = [[members] for members in groups]  # a single row is its own story
+    multi = [i for i, members in enumerate(groups) if len(members) > 1]
+    if multi:
+        spans = _spans(np.array([len(groups[i]) ** 2 for i in multi], dtype=np.float64), 4 * max(1, engine.parallelism))
+        tasks = [[groups[i] for i in multi[a:b]] for a, b in spans]
+        done = engine.map(_split_task, tasks, shared=(splitter, Z, days, rows, cols))
+        for i, subs in zip(multi, (subs for part in done for subs in part)):
+            out[i] = subs
+    return out
+
+
+def _split_task(splitter: "StoryClusterer", Z, days, rows, cols, groups) -> list[list[np.ndarray]]:
+    return [splitter._split_group(Z, days, members, rows, cols, splitter.options.max_distance) for members in groups]
+
+
 _MAX_HELD_EDGES = 8_000_000  # candidate edges held before trimming each row to its top k
 _BLOCK_FLOATS = 2**25  # similarities computed at once (128 MiB of float32)
 
 
 def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float, window: Optional[float],
-                      block_size: int):
-    """(rows, cols, sims) of every pair at cosine >= min_sim, block by block (within the time window when set)."""
+                      block_size: int, blocks: Optional[tuple[int, int]] = None):
+    """(rows, cols, sims) of every pair at cosine >= min_sim, block by block (within the time window when set).
+
+    ``blocks = (first, stop)``: only those blocks (a task of the engine's parallel search)."""
     n = len(Z)
     if window is not None:
         dated = ~np.isnan(days)
@@ -312,7 +391,8 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
         undated = order[: int((~dated).sum())]  # NaN dates sort first
         sorted_days = days[order]
     block_size = int(np.clip(_BLOCK_FLOATS // max(n, 1), 16, block_size))
-    for start in range(0, n, block_size):
+    starts = range(0, n, block_size)
+    for start in (starts if blocks is None else starts[blocks[0] : blocks[1]]):
         if window is None:
             block, cand = np.arange(start, min(start + block_size, n)), None
         else:
@@ -330,7 +410,8 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
         yield block[r], cand_idx[c], S[r, c]
 
 
-def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: int, block_size: int):
+def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: int, block_size: int,
+                     plan: Optional[tuple[list, list]] = None, span: Optional[tuple[int, int]] = None):
     """Approximate neighbour search in coarse cells (an inverted-file index, as in FAISS's IVF).
 
     Spherical k-means splits the rows into ~sqrt(n) cells; each row lives in its nearest
@@ -338,7 +419,26 @@ def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: i
     Cost O(n * probes * n/cells * d) = O(n^1.5 * probes * d) instead of O(n^2 * d). A pair is
     missed only when neither row probes the other's cell, which for pairs above the story
     threshold is rare (bench/README.md gives the measured recall).
+
+    ``plan`` (from :func:`_cell_plan`) and ``span = (first, stop)`` of the cells: a task of the
+    engine's parallel search.
     """
+    residents, visitors = plan if plan is not None else _cell_plan(Z, probes, random_state, block_size)
+    cells = range(len(residents))
+    for cell in (cells if span is None else cells[span[0] : span[1]]):
+        db, queries = residents[cell], visitors[cell]
+        if not len(db) or not len(queries):
+            continue
+        step = max(1, _BLOCK_FLOATS // len(db))
+        for start in range(0, len(queries), step):
+            q = queries[start : start + step]
+            S = Z[q] @ Z[db].T
+            r, c = np.nonzero(S >= min_sim)
+            yield q[r], db[c], S[r, c]
+
+
+def _cell_plan(Z: np.ndarray, probes: int, random_state: int, block_size: int) -> tuple[list, list]:
+    """The coarse cells of :func:`_cell_candidates`: for each cell, the rows living there and the rows probing it."""
     n = len(Z)
     cells = max(1, min(int(round(np.sqrt(n))), n))
     centroids = _spherical_kmeans(Z, cells, random_state)
@@ -351,16 +451,7 @@ def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: i
         probed[start : start + block_size] = np.argpartition(-S, probes - 1, axis=1)[:, :probes]
     residents = _rows_by_cell(home, cells)
     visitors = _rows_by_cell(probed.ravel(), cells, np.repeat(np.arange(n), probes))
-    for cell in range(cells):
-        db, queries = residents[cell], visitors[cell]
-        if not len(db) or not len(queries):
-            continue
-        step = max(1, _BLOCK_FLOATS // len(db))
-        for start in range(0, len(queries), step):
-            q = queries[start : start + step]
-            S = Z[q] @ Z[db].T
-            r, c = np.nonzero(S >= min_sim)
-            yield q[r], db[c], S[r, c]
+    return residents, visitors
 
 
 def _rows_by_cell(cell_of: np.ndarray, cells: int, rows: Optional[np.ndarray] = None) -> list[np.ndarray]:

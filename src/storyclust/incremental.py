@@ -200,6 +200,7 @@ def update_stories(
     state: Optional[StateOptions] = None,
     progress: bool = False,
     files: Sequence[FileStamp] = (),
+    engine=None,
 ) -> RunResult:
     """Take ``items`` into ``store``, embed what is new and update the stories (steps 1-6 above).
 
@@ -207,7 +208,8 @@ def update_stories(
     one; a callable is only called when there is something to cluster, so a night with nothing
     new never loads the model. ``files`` are the stamps of the files ``items`` were read from.
     Raises :class:`~storyclust.store.StateError` when the state was built with another model.
-    The changes are queued in the outbox: :func:`publish` writes them.
+    The changes are queued in the outbox: :func:`publish` writes them. ``engine``
+    (:mod:`storyclust.engine`) embeds and clusters elsewhere; the state stays with this process.
     """
     options = options or ClusterOptions()
     state = state or StateOptions()
@@ -229,8 +231,8 @@ def update_stories(
             copies = sum(a.duplicate_of is not None for a in folded)
             new_firsts = [a for a in folded if a.duplicate_of is None]
             keys = dict((a.id, key) for a, key in pending)
-            embedded = _embed_missing(store, space, new_firsts, keys, model, progress)
-            night = _cluster_night(store, space, window, folded, keys, model, options)
+            embedded = _embed_missing(store, space, new_firsts, keys, model, progress, engine)
+            night = _cluster_night(store, space, window, folded, keys, model, options, engine)
         with store.transaction():
             changed = _apply(store, night, run_id, now, state.story_window)
             counts.update(embedded=embedded, clustered=night.clustered, copies=copies,
@@ -293,7 +295,7 @@ def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[
 
 
 def _embed_missing(store: SQLiteStore, space: str, firsts: Sequence[Article], keys: Mapping[str, str],
-                   embedder: "Embedder", progress: bool) -> int:
+                   embedder: "Embedder", progress: bool, engine=None) -> int:
     """Step 3: embed the first copies whose texts have no vector in ``space`` yet, in one call."""
     missing = set(store.missing_vectors(space, [keys[a.id] for a in firsts]))
     todo, seen = [], set()
@@ -302,7 +304,7 @@ def _embed_missing(store: SQLiteStore, space: str, firsts: Sequence[Article], ke
             todo.append(a)
             seen.add(keys[a.id])
     if todo:
-        vectors = pipeline.embed(todo, embedder, progress=progress)
+        vectors = pipeline.embed(todo, embedder, progress=progress, engine=engine)
         with store.transaction():
             store.put_vectors(space, {keys[a.id]: v for a, v in zip(todo, vectors)})
         logger.info("embedded %d new texts", len(todo))
@@ -322,12 +324,12 @@ class _Night:
 
 
 def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
-                   keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions) -> _Night:
+                   keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions, engine=None) -> _Night:
     """Steps 4 and 5: one partition of the open stories' and tonight's first copies, and its plan."""
     old_firsts = [m for m in window if m.article.duplicate_of is None]
     firsts = [m.article for m in old_firsts] + [a for a in folded if a.duplicate_of is None]
     X = store.get_vectors(space, [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]])
-    part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options))
+    part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options), engine=engine)
     clustered_ids = {a.id for a in firsts}
     copies = {m.article.id: m.article.duplicate_of for m in window if m.article.duplicate_of is not None}
     copies |= {a.id: a.duplicate_of for a in folded if a.duplicate_of is not None}

@@ -154,12 +154,16 @@ def text_key(article: Article) -> str:
     return hashlib.sha256(views.encode("utf-8")).hexdigest()
 
 
-def embed(articles: Sequence[Article], embedder, *, progress: bool = False) -> np.ndarray:
-    """Article vectors (float32, unit rows), in one call so that batches do not depend on the caller."""
+def embed(articles: Sequence[Article], embedder, *, progress: bool = False, engine=None) -> np.ndarray:
+    """Article vectors (float32, unit rows), in one call so that batches do not depend on the caller.
+
+    ``engine`` (:mod:`storyclust.engine`; None: this process) runs the same batches elsewhere."""
     from .embed import embed_articles
 
     if not articles:
         return np.zeros((0, embedder.dim), dtype=np.float32)
+    if engine is not None:
+        return engine.embed(articles, embedder, progress=progress)
     return embed_articles(articles, embedder, progress=progress)
 
 
@@ -231,10 +235,10 @@ class Partition:
 
 
 def partition(articles: Sequence[Article], vectors: np.ndarray, options: ClusterOptions | None = None,
-              language_means: LanguageMeans | None = None) -> Partition:
-    """Cluster first copies (no article here may follow another) into stories."""
+              language_means: LanguageMeans | None = None, *, engine=None) -> Partition:
+    """Cluster first copies (no article here may follow another) into stories (``engine``: see :mod:`.engine`)."""
     options = options or ClusterOptions()
-    clusterer = StoryClusterer(options, language_means=language_means).fit(
+    clusterer = StoryClusterer(options, language_means=language_means, engine=engine).fit(
         np.asarray(vectors, dtype=np.float32), langs=[a.lang for a in articles],
         published=[article_time(a) for a in articles], texts=[evidence_text(a) for a in articles],
     )
@@ -308,6 +312,7 @@ def cluster_articles(
     options: ClusterOptions | None = None,
     language_means: LanguageMeans | None = None,
     progress: bool = False,
+    engine=None,
 ) -> list[Story]:
     """Embed (unless ``embeddings``, one row per article, are given) and cluster ``articles`` into stories.
 
@@ -315,6 +320,9 @@ def cluster_articles(
     size 1 with ``singleton=True``. Copies (see :func:`fold_copies`) are not embedded or
     clustered on their own: they follow their first copy into its story, with ``duplicate_of``
     set and ``joined_by="duplicate"``.
+
+    ``engine`` (:mod:`storyclust.engine`, e.g. a RayEngine) runs the embedding and the clustering's
+    heavy steps elsewhere with the same result; None (the default) runs them in this process.
     """
     options = options or ClusterOptions()
     if language_means is None:
@@ -325,14 +333,14 @@ def cluster_articles(
     if embeddings is None:
         if embedder is None:
             raise ValueError("cluster_articles needs an embedder or precomputed embeddings")
-        X = embed(firsts, embedder, progress=progress)
+        X = embed(firsts, embedder, progress=progress, engine=engine)
     else:
         if len(embeddings) != len(articles):
             raise ValueError("embeddings must have one row per article")
         X = np.asarray(embeddings, dtype=np.float32)[primary]
     if not firsts:
         return []
-    part = partition(firsts, X, options, language_means)
+    part = partition(firsts, X, options, language_means, engine=engine)
     row_of = {a.id: k for k, a in enumerate(firsts)}
     groups = part.groups()
     members: list[list[tuple[Article, np.ndarray, Optional[str]]]] = [
