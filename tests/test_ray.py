@@ -1,0 +1,169 @@
+"""``--engine ray`` gives the stories of ``--engine local``: the same partition, the same IDs, the same vectors.
+
+One local Ray cluster (``ray.init(num_cpus=2)``) serves the whole module. The few-hundred-article
+cases run on the word-hash embedder (tests/wordhash.py): with no factory bound, the Ray engine
+ships the driver's embedder object to its actors, and the workers import ``wordhash`` from
+``tests/`` (``PYTHONPATH`` in the cluster's runtime environment). data/samples/ runs on the real
+default model, loaded by every actor from the same EmbedOptions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ray.data.DataContext internals
+
+from click.testing import CliRunner  # noqa: E402
+from wordhash import WordHashEmbedder, topic_articles  # noqa: E402
+
+from storyclust import cli as cli_mod  # noqa: E402
+from storyclust.cluster import candidate_edges  # noqa: E402
+from storyclust.engine import LocalEngine, make_engine  # noqa: E402
+from storyclust.engine.ray_engine import RayEngine  # noqa: E402
+from storyclust.pipeline import cluster_articles, embed  # noqa: E402
+from storyclust.schema import article_to_record  # noqa: E402
+from storyclust.settings import EmbedOptions  # noqa: E402
+from storyclust.types import Article  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+SAMPLES = TESTS.parent / "data" / "samples"
+NIGHTS = ["2026-03-02T02:00:00+00:00", "2026-03-03T02:00:00+00:00", "2026-03-04T02:00:00+00:00"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    """A local two-CPU Ray cluster for the module (or the one this process already joined)."""
+    started = not ray.is_initialized()
+    if started:
+        path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield
+    if started:
+        ray.shutdown()
+
+
+def synthetic(n_topics_articles: int = 50) -> list[Article]:
+    """300 articles on six topics over three days, plus exact and near copies under other ids."""
+    articles, _ = topic_articles(per_topic=n_topics_articles, seed=3)
+    copies = [Article(id=f"copy-{a.id}", text=a.text, title=a.title, lang=a.lang, published=a.published)
+              for a in articles[::17]]
+    near = [Article(id=f"near-{a.id}", text=a.text + " Updated.", title=a.title, lang=a.lang,
+                    published=a.published + timedelta(hours=1)) for a in articles[5::23]]
+    return articles + copies + near
+
+
+def story_key(stories) -> list:
+    return [(s.story_id, tuple((m.article.id, m.similarity, m.joined_by) for m in s.members), s.labels)
+            for s in stories]
+
+
+# -- the library ---------------------------------------------------------------------------------
+
+
+def test_candidate_edges_are_those_of_the_local_search_exact_dated_and_approximate():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(3000, 32)).astype(np.float32)
+    Z[1000:2000] = Z[:1000] + 0.3 * rng.normal(size=(1000, 32)).astype(np.float32)  # close pairs
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    days = rng.uniform(0, 30, size=len(Z))
+    days[::50] = np.nan
+    engine = RayEngine()
+    for dated, probes in ((None, None), (days, None), (None, 4), (days, 4)):
+        args = (Z, dated, 0.6, 10, 7.0, 256)
+        local = candidate_edges(*args, probes=probes, return_similarity=True)
+        remote = candidate_edges(*args, probes=probes, return_similarity=True, engine=engine)
+        assert len(local[0]) > 1000
+        for a, b in zip(local, remote):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_synthetic_articles_give_the_local_stories_and_ids():
+    articles = synthetic()
+    embedder = WordHashEmbedder()
+    engine = RayEngine(workers=2)
+    assert np.array_equal(embed(articles, embedder), embed(articles, embedder, engine=engine))
+    local = cluster_articles(articles, embedder)
+    assert story_key(cluster_articles(articles, embedder, engine=engine)) == story_key(local)
+    assert story_key(cluster_articles(articles, embedder, engine=LocalEngine())) == story_key(local)
+    assert sum(not s.singleton for s in local) >= 6 and any(m.joined_by == "duplicate" for s in local
+                                                              for m in s.members)
+
+
+def test_local_engine_is_no_engine_and_ray_needs_no_import_for_local():
+    assert make_engine("local") is None
+    assert isinstance(make_engine("ray"), RayEngine)
+    with pytest.raises(ValueError):
+        make_engine("spark")
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def word_hash(tmp_path, monkeypatch):
+    """Commands embed with the word-hash embedder; the Ray engine ships that object to its actors."""
+    monkeypatch.setenv("STORYCLUST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(EmbedOptions, "load", lambda self: WordHashEmbedder())
+    monkeypatch.setattr(RayEngine, "for_embedder", lambda self, factory: self)
+
+
+def invoke(*args: str, input: str | None = None, env: dict | None = None):
+    result = CliRunner().invoke(cli_mod.cli, ["-q", *args], input=input, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def _nights(articles: list[Article], tmp_path: Path) -> list[Path]:
+    """The articles as three nights of JSONL, in published order."""
+    ordered = sorted(articles, key=lambda a: a.published or datetime.min.replace(tzinfo=timezone.utc))
+    files = []
+    for k in range(3):
+        path = tmp_path / f"night-{k}.jsonl"
+        part = ordered[k * len(ordered) // 3 : (k + 1) * len(ordered) // 3]
+        path.write_text("".join(json.dumps(article_to_record(a)) + "\n" for a in part), encoding="utf-8")
+        files.append(path)
+    return files
+
+
+def test_cli_cluster_with_and_without_state_on_synthetic_articles(word_hash, tmp_path):
+    nights = _nights(synthetic(), tmp_path)
+    everything = "".join(p.read_text(encoding="utf-8") for p in nights)
+    one_shot = {engine: invoke("cluster", "--engine", engine, input=everything) for engine in ("local", "ray")}
+    assert one_shot["ray"] == one_shot["local"] and len(one_shot["local"].splitlines()) >= 6
+    outputs = {}
+    for engine in ("local", "ray"):
+        state = tmp_path / f"{engine}.db"
+        outputs[engine] = [invoke("cluster", str(night), "--state", str(state), "--now", now,
+                                  env={"STORYCLUST_ENGINE": engine})
+                           for night, now in zip(nights, NIGHTS)]
+        outputs[engine].append(invoke("stories", "--state", str(state), "--closed"))
+    assert outputs["ray"] == outputs["local"]
+    assert all(out.strip() for out in outputs["local"])
+
+
+@pytest.mark.model
+def test_cli_run_on_the_samples_with_the_real_model(tmp_path):
+    """data/samples/ with multilingual-e5-small: identical output with and without --state, identical vectors."""
+    runs = {}
+    for engine in ("local", "ray"):
+        one_shot = invoke("run", str(SAMPLES), "--engine", engine)
+        nightly = invoke("run", str(SAMPLES), "--engine", engine, "--state", str(tmp_path / f"{engine}.db"),
+                         "--now", NIGHTS[0])
+        runs[engine] = (one_shot, nightly)
+    assert runs["ray"] == runs["local"]
+    assert len(runs["local"][0].splitlines()) >= 10
+    # the vectors themselves, as each state stored them (the int8 backend quantises per batch: the
+    # Ray batches are the local ones, so the vectors are bit for bit the same)
+    stored = {}
+    for engine in ("local", "ray"):
+        with sqlite3.connect(tmp_path / f"{engine}.db") as db:
+            stored[engine] = dict(db.execute("SELECT space || text_key, vector FROM vectors"))
+    assert len(stored["local"]) >= 30 and stored["ray"] == stored["local"]
