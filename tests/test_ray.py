@@ -97,6 +97,26 @@ def test_synthetic_articles_give_the_local_stories_and_ids():
                                                               for m in s.members)
 
 
+def test_ingest_on_ray_gives_the_local_items_and_rejections(tmp_path):
+    from storyclust.ingest import IngestOptions, IngestStats, ingest_paths
+
+    (tmp_path / "binary.html").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "big.txt").write_text("A long wire. " * 20000, encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text('{"id": "ok", "text": "' + "A real article text. " * 10 + '"}\nnot json\n',
+                                        encoding="utf-8")
+    (tmp_path / "copy.txt").write_text((SAMPLES / "wires" / "wire-0001.txt").read_text(encoding="utf-8"),
+                                       encoding="utf-8")
+    options = IngestOptions(max_file_bytes=100_000)
+    stats = {"local": IngestStats(), "ray": IngestStats()}
+    local = list(ingest_paths([str(SAMPLES), str(tmp_path)], options, stats=stats["local"]))
+    remote = list(ingest_paths([str(SAMPLES), str(tmp_path)], options, stats=stats["ray"], engine=RayEngine()))
+    assert remote == local
+    assert stats["ray"].summary_line() == stats["local"].summary_line()
+    reasons = {item.reason for item in local if not isinstance(item, Article)}
+    assert len(reasons) >= 3 and sum(isinstance(a, Article) for a in local) >= 34
+
+
 def test_local_engine_is_no_engine_and_ray_needs_no_import_for_local():
     assert make_engine("local") is None
     assert isinstance(make_engine("ray"), RayEngine)

@@ -288,12 +288,14 @@ class _Intake:
 
 
 @contextlib.contextmanager
-def _intake(paths: list[str], options: IngestOptions, rejects: Optional[str]) -> Iterator[tuple[_Intake, Iterator]]:
+def _intake(paths: list[str], options: IngestOptions, rejects: Optional[str],
+            engine=None) -> Iterator[tuple[_Intake, Iterator]]:
     """The items of ``paths`` as a stream that fills an :class:`_Intake`; the stats line is logged at the end."""
     stats = IngestStats()
     with open_output(rejects) if rejects else contextlib.nullcontext() as rejects_fh:
         intake = _Intake(rejects_fh)
-        items = (intake.take(item) for item in ingest_paths(paths, options, stats=stats, progress=_show_progress()))
+        items = (intake.take(item) for item in ingest_paths(paths, options, stats=stats, progress=_show_progress(),
+                                                            engine=engine))
         yield intake, items
     log.info("%s", stats.summary_line())
 
@@ -480,14 +482,14 @@ def run(paths, output, rejects, from_list, **params):
     paths = _collect_paths(paths, from_list)
     ctx = click.get_current_context()
     if state is None:
-        with _intake(paths, ingest_opts, rejects) as (intake, items):
+        with _intake(paths, ingest_opts, rejects, engine) as (intake, items):
             code = _one_shot(intake, items, embed, options, output, out_opts, engine)
         ctx.exit(code)
     from .incremental import files_to_read
 
     with _locked_store(state) as store:
         to_read, files, _ = files_to_read(store, paths)
-        with _intake(to_read, ingest_opts, rejects) as (intake, items):
+        with _intake(to_read, ingest_opts, rejects, engine) as (intake, items):
             code = _nightly(store, intake, items, files, embed, options, state, output, out_opts, engine)
     ctx.exit(code)
 

@@ -15,6 +15,9 @@ seam                        what runs there
                             neighbour search's row blocks (:func:`storyclust.cluster.candidate_edges`)
                             and the average linkage of candidate groups
                             (:meth:`storyclust.cluster.StoryClusterer._cluster`)
+:meth:`Engine.imap`         the same as a generator, in task order: ingest's file lists
+                            (:func:`storyclust.ingest.ingest_paths`), each file read with the same
+                            per-file limits; dedupe stays on the driver
 ==========================  ==========================================================================
 
 Everything else stays on the driver: folding copies, language means, connected components
@@ -54,6 +57,11 @@ class Engine(Protocol):
         """``[fn(*shared, task) for task in tasks]``, possibly in parallel; ``shared`` is sent once."""
         ...
 
+    def imap(self, fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[Any] = (),
+             errors: bool = False):
+        """:meth:`map` as a generator, in task order; ``errors``: a failed task yields its exception instead."""
+        ...
+
     @property
     def parallelism(self) -> int:
         """How many tasks run at once (the callers cut their work into a few times this many)."""
@@ -73,6 +81,16 @@ class LocalEngine:
 
     def map(self, fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[Any] = ()) -> list:
         return [fn(*shared, task) for task in tasks]
+
+    def imap(self, fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[Any] = (),
+             errors: bool = False):
+        for task in tasks:
+            try:
+                yield fn(*shared, task)
+            except Exception as exc:
+                if not errors:
+                    raise
+                yield exc
 
     def for_embedder(self, factory) -> "LocalEngine":
         return self

@@ -28,6 +28,15 @@ Model distribution
     them into that node's cache (atomically, under the same lock); nothing is ever downloaded.
     User models (``--model FOLDER``) need the shared path.
 
+Ingest (:meth:`RayEngine.imap`)
+    :func:`storyclust.ingest.ingest_paths` with ``engine=``: the file list is cut into contiguous
+    parts, each read by one task with :func:`storyclust.ingest.parallel.read_task` (the same
+    per-file size and time limits, the same rejections); the driver takes the parts in order and
+    runs the near-duplicate check, as the local path does. A part whose worker dies is read again
+    one file per task, and the file whose task dies ends as a ``worker_died`` rejection. The
+    local watchdog for a reader stuck in C code has no Ray counterpart: the in-task SIGALRM
+    limit applies, a hang in C code holds its task.
+
 Clustering (:meth:`RayEngine.map`)
     ``fn(*shared, task)`` as Ray tasks; ``shared`` (the vectors, dates, edges) goes into the object
     store once and the tasks read it without copying. Results come back in task order, and the
@@ -165,6 +174,31 @@ class RayEngine:
             remote = self._remote[fn] = ray.remote(num_cpus=1)(fn)
         refs = [ray.put(value) for value in shared]
         return ray.get([remote.remote(*refs, task) for task in tasks])
+
+    def imap(self, fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[Any] = (),
+             errors: bool = False):
+        if not len(tasks):
+            return
+        ray = self._ray()
+        remote = self._remote.get((fn, errors))
+        if remote is None:  # a task that fails is not retried when the caller handles failures itself
+            remote = self._remote[(fn, errors)] = ray.remote(num_cpus=1, **({"max_retries": 0} if errors else {}))(fn)
+        refs = [ray.put(value) for value in shared]
+        pending = [remote.remote(*refs, task) for task in tasks]
+        finished = False
+        try:
+            for ref in pending:
+                try:
+                    yield ray.get(ref)
+                except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError,
+                        ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+                    if not errors:
+                        raise
+                    yield exc
+            finished = True
+        finally:  # a consumer that stops early (Ctrl-C, close()) leaves no task running
+            for ref in pending if not finished else ():
+                ray.cancel(ref, force=True)
 
 
 _STARTED: list[bool] = []

@@ -41,6 +41,7 @@ def ingest_paths(
     *,
     stats: Optional[IngestStats] = None,
     progress: bool = False,
+    engine=None,
 ) -> Iterator[Union[Article, Rejection]]:
     """Read files and folders (``-`` = JSON Lines on stdin) into Articles and Rejections.
 
@@ -52,7 +53,8 @@ def ingest_paths(
     unit of failure (see :mod:`storyclust.ingest.readers`). ``stats`` (if given) is
     updated as items are yielded; ``progress`` shows a tqdm bar on stderr.
     Stopping early (``close()``, an exception in the consumer, Ctrl-C) stops and
-    reaps every worker process before the generator ends.
+    reaps every worker process before the generator ends. ``engine`` (:mod:`storyclust.engine`)
+    reads the files there instead of in local worker processes, with the same items in the same order.
     """
     options = options or IngestOptions()
     stats = stats if stats is not None else IngestStats()
@@ -67,7 +69,7 @@ def ingest_paths(
         else None
     )
     bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, disable=not progress, leave=False)
-    results = _located_results(files, options)
+    results = _located_results(files, options) if engine is None else _engine_results(files, options, engine)
     try:
         for _, located in results:
             if located is FILE_DONE:
@@ -98,6 +100,31 @@ def _count(item: Union[Article, Rejection], stats: IngestStats) -> None:
 def _read_stdin(options: IngestOptions) -> Iterator[Located]:
     stream = getattr(sys.stdin, "buffer", sys.stdin)
     return read_jsonl_stream(stream, STDIN, options)
+
+
+def _engine_results(files: list[str], options: IngestOptions, engine) -> Iterator[tuple[int, Optional[Located]]]:
+    """:func:`_located_results` with the files read by ``engine`` tasks (stdin is read here), in input order."""
+    per_task = max(1, min(64, -(-len(files) // (4 * max(1, engine.parallelism)))))
+    spans = [(a, min(a + per_task, len(files))) for a in range(0, len(files), per_task)]
+    for (a, b), part in zip(spans, engine.imap(_read_span, spans, shared=(files, options), errors=True)):
+        if isinstance(part, Exception):  # the worker died: read the part again one file per task
+            logger.warning("ingest worker died on files %d-%d (%s); reading them one by one", a, b - 1,
+                           type(part).__name__)
+            part = []
+            for k, one in zip(range(a, b), engine.imap(_read_span, [(k, k + 1) for k in range(a, b)],
+                                                       shared=(files, options), errors=True)):
+                died = Rejection(files[k], "worker_died", "worker process died while reading the file")
+                part.extend([(k, [Located(files[k], died)])] if isinstance(one, Exception) else one)
+        for index, located in part:
+            if files[index] == STDIN:
+                located = list(_read_stdin(options))
+            yield from ((index, item) for item in located)
+            yield index, FILE_DONE
+
+
+def _read_span(files: list[str], options: IngestOptions, span: tuple[int, int]) -> list:
+    """``[(index, [Located, ...])]`` of ``files[span[0]:span[1]]`` (stdin left to the driver)."""
+    return [(k, [] if files[k] == STDIN else list(read_task(files[k], options))) for k in range(*span)]
 
 
 def _located_results(files: list[str], options: IngestOptions) -> Iterator[tuple[int, Optional[Located]]]:
