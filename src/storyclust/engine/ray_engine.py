@@ -69,13 +69,15 @@ class RayEngine:
     name = "ray"
 
     def __init__(self, address: Optional[str] = None, *, workers: Optional[int] = None, ship_model: bool = False,
-                 factory: Any = None, cpus_per_worker: int = 1, init_kwargs: Optional[dict] = None) -> None:
+                 factory: Any = None, cpus_per_worker: int = 1, init_kwargs: Optional[dict] = None,
+                 actor_env: Optional[dict] = None) -> None:
         self.address = address
         self.workers = workers
         self.ship_model = ship_model
         self.factory = factory
         self.cpus_per_worker = cpus_per_worker
         self.init_kwargs = dict(init_kwargs or {})
+        self.actor_env = dict(actor_env or {})  # environment variables of the embedding actors
         self._remote: dict[Callable, Any] = {}
 
     # -- connection -------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ class RayEngine:
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
             _EmbedActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=self.cpus_per_worker,
+            num_cpus=self.cpus_per_worker, runtime_env={"env_vars": self.actor_env} if self.actor_env else None,
             fn_constructor_kwargs=dict(factory=factory, model_id=embedder.model_id,
                                        threads=self.cpus_per_worker, model=model_ref),
         )
