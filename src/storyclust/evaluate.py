@@ -615,3 +615,220 @@ def _format_semeval(result: Mapping[str, Any]) -> str:
         sub = result[name]
         lines.append(f"{name.replace('_', '-'):<15}" + "".join(f"{_fmt(sub[c]):>10}" for c in cols))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+
+def semeval_folds(pairs: pd.DataFrame, k: int = 5, random_state: int = 0) -> np.ndarray:
+    """A fold number (0..k-1) per row of ``pairs``: no article is in two folds, folds balanced by pair count.
+
+    Pairs are grouped by connected component of the graph whose nodes are articles (``id1``,
+    ``id2``) and whose edges are the pairs, so an article and every pair it is in fall in one
+    fold (nothing learnt on one fold's articles is scored on another's). Components are
+    shuffled with ``random_state``, then dealt largest first to the fold with the fewest pairs
+    so far. Deterministic for a given pairs table and seed.
+    """
+    if k < 2:
+        raise ValueError("k must be at least 2")
+    id1 = pairs["id1"].astype(str).tolist()
+    id2 = pairs["id2"].astype(str).tolist()
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(id1, id2):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comp_of_pair = [find(a) for a in id1]
+    comps = sorted(set(comp_of_pair))
+    if len(comps) < k:
+        raise ValueError(f"{len(comps)} connected components cannot make {k} folds")
+    sizes = {c: 0 for c in comps}
+    for c in comp_of_pair:
+        sizes[c] += 1
+    rng = np.random.default_rng(random_state)
+    order = [comps[i] for i in rng.permutation(len(comps))]
+    order.sort(key=lambda c: -sizes[c])  # stable: ties stay in shuffled order
+    load = np.zeros(k, dtype=np.int64)
+    fold_of: dict[str, int] = {}
+    for c in order:
+        f = int(np.argmin(load))
+        fold_of[c] = f
+        load[f] += sizes[c]
+    return np.array([fold_of[c] for c in comp_of_pair], dtype=np.int64)
+
+
+#: What :func:`cross_validate_semeval` summarises, per fold and as mean / sd over folds.
+CV_METRICS = ("f1", "xl_f1", "pearson", "xl_pearson", "precision", "recall")
+
+
+def _cv_figures(scores: Mapping[str, Any]) -> dict:
+    a, x = scores["all"], scores["cross_lingual"]
+    return {"f1": a["f1"], "xl_f1": x["f1"], "pearson": a["pearson"], "xl_pearson": x["pearson"],
+            "precision": a["precision"], "recall": a["recall"]}
+
+
+def _objective_value(fig: Mapping[str, Any], objective: str) -> float:
+    if objective == "f1":
+        return float(fig["f1"])
+    if objective == "min_f1":
+        return float(min(fig["f1"], fig["xl_f1"]))
+    if objective == "mean_f1":
+        return float((fig["f1"] + fig["xl_f1"]) / 2)
+    raise ValueError(f"unknown objective {objective!r} (f1, min_f1, mean_f1)")
+
+
+def _grid_points(grid: Optional[Mapping[str, Sequence[Any]]]) -> list[dict]:
+    import itertools
+
+    if not grid:
+        return [{}]
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _default_cluster(articles: Sequence[Article], embeddings: np.ndarray, options: "ClusterOptions",
+                     language_means: Optional["LanguageMeans"], **extra) -> tuple[dict[str, str], Callable]:
+    """Cluster with :func:`storyclust.pipeline.cluster_articles`; pair similarity = clustering-space cosine."""
+    from .pipeline import cluster_articles
+
+    if extra:
+        raise ValueError(f"grid keys {sorted(extra)} are not ClusterOptions fields (give a cluster= function)")
+    stories = cluster_articles(articles, embeddings=embeddings, options=options, language_means=language_means)
+    space = clustering_space(articles, embeddings, options, language_means)
+    return stories_to_story_of(stories), CosineLookup([a.id for a in articles], space)
+
+
+def summarize_folds(folds: Sequence[Mapping[str, Any]], metrics: Sequence[str] = CV_METRICS) -> dict:
+    """``{metric: {"mean", "sd", "se"}}`` over per-fold figures (sd with ddof=1; se = sd / sqrt(k))."""
+    out = {}
+    for m in metrics:
+        values = np.array([f[m] for f in folds if f.get(m) is not None], dtype=float)
+        if len(values) == 0:
+            out[m] = {"mean": None, "sd": None, "se": None}
+            continue
+        sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[m] = {"mean": float(values.mean()), "sd": sd, "se": sd / math.sqrt(len(values))}
+    return out
+
+
+def cross_validate_semeval(
+    data: SemEvalData,
+    fit_space: Union[np.ndarray, Callable[[pd.DataFrame], tuple[np.ndarray, Optional["LanguageMeans"]]]],
+    *,
+    language_means: Optional["LanguageMeans"] = None,
+    cluster_options: Optional["ClusterOptions"] = None,
+    grid: Optional[Mapping[str, Sequence[Any]]] = None,
+    k: int = 5,
+    random_state: int = 0,
+    distractors: str = "all",
+    objective: str = "f1",
+    cluster: Optional[Callable[..., tuple[dict[str, str], Callable]]] = None,
+    folds: Optional[np.ndarray] = None,
+) -> dict:
+    """K-fold cross-validation of a clustering recipe on SemEval pairs: fit on k-1 folds, score the k-th.
+
+    Folds come from :func:`semeval_folds` (no article in two folds). For each fold:
+
+    1. **fit the space**: ``fit_space(train_pairs)`` returns ``(embeddings, language_means)`` (one
+       row per ``data.articles``) learnt from the training folds' pairs only, e.g. an adapter
+       (:func:`storyclust.tune.head_space_factory`); a plain array means a fixed space (with
+       ``language_means``);
+    2. **fit the thresholds**: with ``grid`` (``{option: values}``; ClusterOptions fields such as
+       ``max_distance`` and ``number_weight``, plus any extra keys ``cluster`` understands), every
+       grid point is tried on the training pairs and the best by ``objective`` ("f1" = pair F1 on
+       all pairs, "mean_f1", "min_f1" with the cross-lingual F1) is kept; without a grid,
+       ``cluster_options`` as given;
+    3. **score** the held-out fold's pairs: pair F1 all / cross-lingual and Pearson of the
+       clustering-space cosine with -Overall.
+
+    Distractors: with ``distractors="all"`` (the default, as :func:`evaluate_semeval`) every
+    article of the file is clustered together, the training folds' articles acting as distractors
+    for the held-out ones, so the density of the space, which the thresholds depend on, is the
+    same as in the single-split figures; no held-out article is in a training pair, so no label
+    leaks. With ``"fold"`` only the held-out fold's articles are clustered for scoring (and only
+    the training folds' articles for choosing thresholds): fewer distractors, optimistic precision.
+
+    Returns ``{"k", "distractors", "objective", "folds": [per-fold figures + "params" chosen],
+    "summary": {metric: {mean, sd, se}}, "table": [per grid point: params + per-fold test figures +
+    summary]}``; ``table`` lets a caller choose a fixed setting by CV mean and compare it fold by
+    fold with another (paired differences).
+    """
+    from dataclasses import replace
+
+    from .settings import ClusterOptions as _Options
+
+    if distractors not in ("all", "fold"):
+        raise ValueError("distractors must be 'all' or 'fold'")
+    cluster = cluster or _default_cluster
+    base_options = cluster_options or _Options()
+    option_fields = set(_Options.__dataclass_fields__)
+    pairs = data.pairs.reset_index(drop=True)
+    fold_of = semeval_folds(pairs, k, random_state) if folds is None else np.asarray(folds)
+    points = _grid_points(grid)
+    fixed = not callable(fit_space)
+    row = {a.id: i for i, a in enumerate(data.articles)}
+
+    def run(point: dict, embeddings, means, articles_idx=None) -> tuple[dict[str, str], Callable]:
+        opts = {k2: v for k2, v in point.items() if k2 in option_fields}
+        extra = {k2: v for k2, v in point.items() if k2 not in option_fields}
+        options = replace(base_options, **opts) if opts else base_options
+        if articles_idx is None:
+            return cluster(data.articles, embeddings, options, means, **extra)
+        arts = [data.articles[i] for i in articles_idx]
+        return cluster(arts, np.asarray(embeddings)[articles_idx], options, means, **extra)
+
+    def fold_articles(mask: np.ndarray) -> np.ndarray:
+        sub = pairs[mask]
+        return np.array(sorted({row[i] for i in sub["id1"]} | {row[i] for i in sub["id2"]}), dtype=np.int64)
+
+    shared: dict[int, tuple] = {}  # fixed space + all distractors: one clustering per grid point serves every fold
+    per_fold, table_scores = [], [[None] * k for _ in points]
+    for f in range(k):
+        test_mask, train_mask = fold_of == f, fold_of != f
+        if fixed:
+            embeddings, means = np.asarray(fit_space), language_means
+        else:
+            embeddings, means = fit_space(pairs[train_mask].reset_index(drop=True))
+        best = None
+        for p, point in enumerate(points):
+            if distractors == "all":
+                if fixed and p in shared:
+                    story_of, sim = shared[p]
+                else:
+                    story_of, sim = run(point, embeddings, means)
+                    if fixed:
+                        shared[p] = (story_of, sim)
+                train_res = score_semeval_pairs(pairs[train_mask], story_of, sim) if len(points) > 1 else None
+                test_res = score_semeval_pairs(pairs[test_mask], story_of, sim)
+            else:
+                train_res = None
+                if len(points) > 1:
+                    s_tr, sim_tr = run(point, embeddings, means, fold_articles(train_mask))
+                    train_res = score_semeval_pairs(pairs[train_mask], s_tr, sim_tr)
+                s_te, sim_te = run(point, embeddings, means, fold_articles(test_mask))
+                test_res = score_semeval_pairs(pairs[test_mask], s_te, sim_te)
+            test_fig = _cv_figures(test_res)
+            table_scores[p][f] = test_fig
+            value = _objective_value(_cv_figures(train_res), objective) if train_res is not None else 0.0
+            if best is None or value > best[0] + 1e-12:
+                best = (value, point, test_fig)
+        per_fold.append({**best[2], "fold": f, "test_pairs": int(test_mask.sum()), "params": best[1]})
+    table = [{"params": point, "folds": table_scores[p], "summary": summarize_folds(table_scores[p])}
+             for p, point in enumerate(points)]
+    return {"k": k, "random_state": random_state, "distractors": distractors, "objective": objective,
+            "folds": per_fold, "summary": summarize_folds(per_fold), "table": table}
+
+
+def paired_gain(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], metric: str = "f1") -> dict:
+    """Fold-by-fold gain of ``a`` over ``b`` (lists of per-fold figures): mean, sd and standard error."""
+    d = np.array([x[metric] - y[metric] for x, y in zip(a, b)], dtype=float)
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    return {"mean": float(d.mean()), "sd": sd, "se": sd / math.sqrt(len(d)), "folds": d.tolist()}

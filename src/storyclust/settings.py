@@ -42,6 +42,7 @@ class EmbedOptions:
         pooling: "auto", "sif" or "model" (``embed.POOLINGS``).
         prompt: text put before every input; None = the model's own default prompt.
         threads: CPU threads; None = the cores this process may use.
+        adapter: folder of a learnt adapter (``storyclust tune``) applied to every vector; None = none.
     """
 
     model: Optional[str] = None
@@ -52,6 +53,7 @@ class EmbedOptions:
     pooling: str = "auto"
     prompt: Optional[str] = None
     threads: Optional[int] = None
+    adapter: Optional[str] = None
 
     def load(self):
         """The :class:`~storyclust.embed.Embedder` these options describe."""

@@ -227,7 +227,8 @@ def _model_id(label: str, backend: str, max_tokens: int, prompt: str, sif: bool)
 
 
 _MODEL_ID = re.compile(r"^(?P<label>.+)\|(?P<backend>[\w-]+)\|max_tokens=(?P<max_tokens>\d+)"
-                       r"\|prompt=(?P<prompt>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")(?P<sif>\|pooling=sif\(.*\))?$")
+                       r"\|prompt=(?P<prompt>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")(?P<sif>\|pooling=sif\([^)]*\))?"
+                       r"(?:\|adapter=(?P<adapter>[0-9a-f]+))?$")
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ class EmbedSettings:
     backend: str
     prompt: str
     pooling: str  # "sif" or "model"
+    adapter: str | None = None  # 12 hex digits of the adapter's weights SHA-256 (storyclust.tune), or None
 
 
 def settings_of(model_id: str) -> EmbedSettings | None:
@@ -244,7 +246,8 @@ def settings_of(model_id: str) -> EmbedSettings | None:
     match = _MODEL_ID.match(model_id)
     if match is None or match["backend"] not in BACKENDS:
         return None
-    return EmbedSettings(match["backend"], ast.literal_eval(match["prompt"]), "sif" if match["sif"] else "model")
+    return EmbedSettings(match["backend"], ast.literal_eval(match["prompt"]), "sif" if match["sif"] else "model",
+                         match["adapter"])
 
 
 def _pooled_id(resolved: _ResolvedModel, backend: str, max_tokens: int, prompt: str, pooling: str,
@@ -346,6 +349,7 @@ def load_embedder(
     cache_dir: str | os.PathLike[str] | None = None,
     prompt: str | None = None,
     pooling: str = "auto",
+    adapter: str | os.PathLike[str] | None = None,
 ) -> Embedder:
     """Load an embedder.
 
@@ -364,10 +368,14 @@ def load_embedder(
         pooling: "auto" (SIF, :mod:`storyclust.embed.pooling`, for a mean-pooling model with a
             Unigram tokenizer such as the default one; the model's own pooling otherwise),
             "sif" (an error when the model does not allow it) or "model".
+        adapter: a folder written by ``storyclust tune`` (:mod:`storyclust.tune`): the vectors go
+            through its learnt map (``encode`` returns ``normalize(f(x))``) and ``model_id`` gains
+            ``|adapter=<sha12>``; None (or "none"): the model's own vectors.
 
     Raises:
         ModelNotFoundError: ``model`` is neither a folder nor cached locally (no network wait).
-        ValueError: unknown backend or pooling, or bad numbers.
+        ValueError: unknown backend or pooling, or bad numbers; an adapter folder that is incomplete,
+            or trained for another model (:class:`storyclust.tune.AdapterMismatchError`).
     """
     if max_tokens < 1 or batch_size < 1 or (threads is not None and threads < 1):
         raise ValueError("max_tokens, batch_size and threads must be positive")
@@ -394,6 +402,10 @@ def load_embedder(
             raise
         logger.warning("%s backend unavailable for %s (%s); using torch", chosen, resolved.label, err)
         embedder = make("torch")
+    if adapter is not None and str(adapter).lower() != "none":
+        from ..tune import wrap_embedder
+
+        embedder = wrap_embedder(embedder, adapter)
     logger.info("embedding with %s", embedder.model_id)
     return embedder
 

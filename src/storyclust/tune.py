@@ -1,0 +1,675 @@
+"""Learn "same story" from labelled pairs: a small linear head on the frozen embedding.
+
+The head is a residual low-rank map of the model's vectors (optionally with a per-dimension
+scale), ``f(x) = s * x + (x A) B^T``, started at the identity (``s = 1``, ``B = 0``) and
+trained with a pairwise loss on the language-neutral vectors the clusterer compares
+(:func:`storyclust.evaluate.clustering_space`):
+
+* ``loss="contrastive"``: a logistic loss on ``(cos - (1 - margin)) / temperature`` for gold
+  "same story" pairs (rating <= 1.5) against gold "different" pairs (>= 3.0) and sampled
+  random pairs (``negatives`` per labelled pair, almost always different stories), so the
+  clustering threshold ``1 - max_distance`` keeps its meaning;
+* ``loss="rating"``: least squares of the cosine against the straight line that today's cosine
+  draws through the ratings (so the scale is kept), every labelled pair counted.
+
+Weight decay pulls ``A``, ``B`` to 0 and ``s`` to 1: today's space. ``rank`` and
+``weight_decay`` are chosen by cross-validation (:func:`cross_validate_head`; folds from
+:func:`storyclust.evaluate.semeval_folds`), never on the pairs they are scored on.
+
+An :class:`Adapter` is the fitted map plus a manifest (base model id, training data SHA-256,
+settings, CV scores, provenance) saved as a folder (``adapter.json`` + ``weights.npz``).
+:class:`AdaptedEmbedder` wraps any :class:`~storyclust.embed.Embedder`: its ``encode`` returns
+``normalize(f(base.encode(texts)))`` and its ``model_id`` is the base id plus
+``|adapter=<sha12>`` (12 hex digits of the SHA-256 of the weights), so caches and state
+files never mix vectors of two adapters. The head is linear and has no bias, so applying it
+to raw vectors and then subtracting the (adapted) language means, as the pipeline does,
+is the same as applying it to neutral vectors up to the row normalisations; the CV scores
+are measured through the wrapper (adapted views, adapted reference means), not in the
+training space.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pathlib
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ADAPTER_FILE = "adapter.json"
+WEIGHTS_FILE = "weights.npz"
+ADAPTER_FORMAT = 1
+
+SAME_MAX = 1.5
+#: How the low-rank part is parametrised: "free" (learn A and B), "pca" (A = the top-rank principal
+#: directions of the training vectors, fixed; learn a rank x rank matrix M, B = A M^T), "pca-diag" (M diagonal).
+BASES = ("free", "pca", "pca-diag")
+DIFF_MIN = 3.0
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def base_label(model_id: str) -> str:
+    """The model part of a ``model_id`` (before the first ``|``): what an adapter is tied to."""
+    return model_id.split("|", 1)[0]
+
+
+def strip_adapter(model_id: str) -> str:
+    """``model_id`` without an ``|adapter=...`` part."""
+    return model_id.split("|adapter=", 1)[0]
+
+
+def _compatible(base_id: str, trained_for: str) -> bool:
+    """Same model, max_tokens, prompt and pooling; the backend may differ (vectors at cosine ~0.997)."""
+    def parts(mid: str) -> tuple:
+        fields = strip_adapter(mid).split("|")
+        return (fields[0],) + tuple(fields[2:])
+
+    return parts(base_id) == parts(trained_for)
+
+
+class AdapterMismatchError(ValueError):
+    """The adapter was trained on another base model (or dimension) than the embedder's."""
+
+
+# --------------------------------------------------------------------------- the head
+
+
+class PairHead:
+    """A residual low-rank (+ optional diagonal) linear map trained on labelled pairs.
+
+    scikit-learn style: ``fit(X, pairs, ratings)`` then ``transform(X)`` (unit rows).
+
+    Args:
+        rank: columns of ``A`` and ``B`` (0: diagonal only, or identity when ``diagonal`` is off).
+        weight_decay: L2 penalty on ``A``, ``B`` and ``s - 1`` (per pair of the loss mean).
+        diagonal: also learn a per-dimension scale ``s``.
+        loss: "contrastive" or "rating" (see the module docstring).
+        margin: with "contrastive": pairs are pushed across cosine ``1 - margin`` (the clusterer's
+            ``max_distance``).
+        temperature: with "contrastive": the logistic's scale in cosine units.
+        negatives: random pairs per labelled pair, counted as "different" (0: none).
+        epochs: full-batch Adam steps; lr: Adam's step size.
+        random_state: seeds the initialisation of ``A`` and the random pairs.
+    """
+
+    def __init__(self, rank: int = 16, weight_decay: float = 1e-2, *, diagonal: bool = False,
+                 loss: str = "contrastive", margin: float = 0.5, temperature: float = 0.05,
+                 negatives: int = 2, epochs: int = 300, lr: float = 1e-2, basis: str = "free",
+                 random_state: int = 0) -> None:
+        if basis not in BASES:
+            raise ValueError(f"basis must be one of {BASES}, not {basis!r}")
+        self.basis = basis
+        if loss not in ("contrastive", "rating"):
+            raise ValueError(f"loss must be 'contrastive' or 'rating', not {loss!r}")
+        if rank < 0 or weight_decay < 0 or epochs < 0 or negatives < 0:
+            raise ValueError("rank, weight_decay, epochs and negatives must not be negative")
+        self.rank, self.weight_decay, self.diagonal = int(rank), float(weight_decay), bool(diagonal)
+        self.loss, self.margin, self.temperature = loss, float(margin), float(temperature)
+        self.negatives, self.epochs, self.lr, self.random_state = int(negatives), int(epochs), float(lr), int(random_state)
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in ("rank", "weight_decay", "diagonal", "loss", "margin", "temperature",
+                                              "negatives", "epochs", "lr", "basis", "random_state")}
+
+    def set_params(self, **params) -> "PairHead":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def fit(self, X: np.ndarray, pairs: np.ndarray, ratings: np.ndarray, *, progress: bool = False) -> "PairHead":
+        """Fit on vectors ``X`` (n, d), row-index ``pairs`` (m, 2) and their ratings (1 same .. 4 different)."""
+        import torch
+
+        X = np.asarray(X, dtype=np.float32)
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        ratings = np.asarray(ratings, dtype=np.float64)
+        n, d = X.shape
+        rng = np.random.default_rng(self.random_state)
+        gen = torch.Generator().manual_seed(self.random_state)
+        self.dim_ = d
+        r = max(min(self.rank, d), 0)
+        s = torch.ones(d, dtype=torch.float32)
+        params = []
+        if self.diagonal:
+            s.requires_grad_(True)
+            params.append(s)
+        if self.basis == "free":
+            A = (torch.randn(d, r, generator=gen) / np.sqrt(d)).float()
+            B = torch.zeros(d, r, dtype=torch.float32)
+            M = None
+            if r > 0:
+                A.requires_grad_(True)
+                B.requires_grad_(True)
+                params += [A, B]
+        else:  # fixed basis U: the top-r principal directions of X (no labels used); learn M (r x r or diagonal)
+            U = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)[2][:r].T.astype(np.float32) if r else \
+                np.zeros((d, 0), np.float32)
+            A = torch.from_numpy(np.ascontiguousarray(U))
+            M = torch.zeros(r if self.basis == "pca-diag" else (r, r), dtype=torch.float32, requires_grad=r > 0)
+            if r > 0:
+                params.append(M)
+            B = None
+        i, j, target, weight = self._training_pairs(X, pairs, ratings, rng)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # multi-threaded scatter-adds in the backward pass are not bit-reproducible
+        try:
+            self._optimise(torch, X, s, A, B, M, params, i, j, target, weight, progress)
+        finally:
+            torch.set_num_threads(threads)
+        self.scale_ = s.detach().numpy().astype(np.float32)
+        self.A_ = A.detach().numpy().astype(np.float32)
+        self.B_ = self._B(torch, A, B, M).detach().numpy().astype(np.float32)
+        return self
+
+    def _B(self, torch, A, B, M):
+        if M is None:
+            return B
+        if M.dim() == 1:
+            return A * M
+        return A @ M.T
+
+    def _optimise(self, torch, X, s, A, B, M, params, i, j, target, weight, progress) -> None:
+        if params and self.epochs and len(i):
+            Xt = torch.from_numpy(X)
+            it, jt = torch.from_numpy(i), torch.from_numpy(j)
+            tt = torch.from_numpy(target.astype(np.float32))
+            wt = torch.from_numpy((weight / weight.sum()).astype(np.float32))
+            opt = torch.optim.Adam(params, lr=self.lr)
+            steps = range(self.epochs)
+            bar = None
+            if progress and sys.stderr.isatty():
+                from tqdm import tqdm
+
+                bar = tqdm(total=self.epochs, desc="tune", unit="step", leave=False)
+            for _ in steps:
+                opt.zero_grad()
+                Y = Xt * s + (Xt @ A) @ self._B(torch, A, B, M).T
+                Y = Y / Y.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                cos = (Y[it] * Y[jt]).sum(1)
+                if self.loss == "contrastive":
+                    z = (cos - (1.0 - self.margin)) / self.temperature
+                    per = torch.nn.functional.softplus(-z) * tt + torch.nn.functional.softplus(z) * (1 - tt)
+                else:
+                    per = (cos - tt) ** 2
+                if M is not None:
+                    penalty = M.pow(2).sum()
+                else:
+                    penalty = (A.pow(2).sum() + B.pow(2).sum() if self.rank > 0 else 0.0)
+                if self.diagonal:
+                    penalty = penalty + (s - 1).pow(2).sum()
+                total = (per * wt).sum() + self.weight_decay * penalty
+                total.backward()
+                opt.step()
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+
+    def _training_pairs(self, X, pairs, ratings, rng):
+        """(i, j, target, weight) arrays of the loss: labelled pairs plus random negatives."""
+        n = len(X)
+        if self.loss == "contrastive":
+            same, diff = ratings <= SAME_MAX, ratings >= DIFF_MIN
+            keep = same | diff
+            i, j = pairs[keep, 0], pairs[keep, 1]
+            target = same[keep].astype(np.float64)
+        else:
+            # the straight line today's cosine draws through the ratings: keep its scale
+            cos = np.einsum("ij,ij->i", _unit(X[pairs[:, 0]]), _unit(X[pairs[:, 1]])) if len(pairs) else np.zeros(0)
+            slope, intercept = np.polyfit(ratings, cos, 1) if len(pairs) > 1 and np.ptp(ratings) > 0 else (0.0, 0.0)
+            self.line_ = (float(slope), float(intercept))
+            i, j = pairs[:, 0], pairs[:, 1]
+            target = intercept + slope * ratings
+        weight = np.ones(len(i))
+        m = self.negatives * len(pairs)
+        if m and n > 1:
+            ri = rng.integers(0, n, size=m)
+            rj = rng.integers(0, n - 1, size=m)
+            rj = rj + (rj >= ri)
+            labelled = {(int(a), int(b)) for a, b in pairs} | {(int(b), int(a)) for a, b in pairs}
+            ok = np.array([(a, b) not in labelled for a, b in zip(ri, rj)], dtype=bool)
+            ri, rj = ri[ok], rj[ok]
+            neg = 0.0 if self.loss == "contrastive" else self.line_[1] + self.line_[0] * 4.0
+            i, j = np.concatenate([i, ri]), np.concatenate([j, rj])
+            target = np.concatenate([target, np.full(len(ri), neg)])
+            weight = np.concatenate([weight, np.full(len(ri), 0.5)])
+        return i.astype(np.int64), j.astype(np.int64), target, weight
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """``normalize(s * X + (X A) B^T)``, float32 unit rows."""
+        return apply_map(X, self.scale_, self.A_, self.B_)
+
+    def fit_transform(self, X, pairs, ratings) -> np.ndarray:
+        return self.fit(X, pairs, ratings).transform(X)
+
+
+def apply_map(X: np.ndarray, scale: np.ndarray, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.size == 0:
+        return X.reshape(len(X), len(scale)).astype(np.float32)
+    Y = X * scale
+    if A.shape[1]:
+        Y = Y + (X @ A) @ B.T
+    return _unit(Y)
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+@dataclass
+class Adapter:
+    """A fitted head with its manifest; ``sha256`` is that of the saved weights file."""
+
+    scale: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(len(self.scale))
+
+    @property
+    def base_model_id(self) -> str:
+        return str(self.manifest.get("base_model_id", ""))
+
+    def weights_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, scale=self.scale.astype(np.float32), A=self.A.astype(np.float32), B=self.B.astype(np.float32))
+        return buf.getvalue()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.weights_bytes()).hexdigest()
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return apply_map(X, self.scale, self.A, self.B)
+
+    @classmethod
+    def from_head(cls, head: PairHead, manifest: Mapping[str, Any]) -> "Adapter":
+        return cls(head.scale_, head.A_, head.B_, dict(manifest))
+
+    def save(self, folder: str | os.PathLike[str]) -> pathlib.Path:
+        """Write ``adapter.json`` + ``weights.npz`` into ``folder`` (created; files replaced atomically)."""
+        folder = pathlib.Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = self.weights_bytes()
+        manifest = {**self.manifest, "format": ADAPTER_FORMAT, "weights_sha256": hashlib.sha256(weights).hexdigest(),
+                    "dim": self.dim, "rank": int(self.A.shape[1])}
+        for name, data in ((WEIGHTS_FILE, weights),
+                           (ADAPTER_FILE, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"))):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, folder / name)
+        self.manifest = manifest
+        return folder
+
+
+def load_adapter(folder: str | os.PathLike[str]) -> Adapter:
+    """Read an adapter folder; ValueError when it is incomplete or its weights do not match the manifest."""
+    folder = pathlib.Path(folder).expanduser()
+    mpath, wpath = folder / ADAPTER_FILE, folder / WEIGHTS_FILE
+    if not mpath.is_file() or not wpath.is_file():
+        raise ValueError(f"{folder}: not an adapter folder (needs {ADAPTER_FILE} and {WEIGHTS_FILE})")
+    manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    raw = wpath.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if manifest.get("weights_sha256") not in (None, digest):
+        raise ValueError(f"{folder}: {WEIGHTS_FILE} does not match the SHA-256 in {ADAPTER_FILE}")
+    with np.load(io.BytesIO(raw)) as z:
+        adapter = Adapter(z["scale"].astype(np.float32), z["A"].astype(np.float32), z["B"].astype(np.float32),
+                          manifest)
+    if adapter.A.shape != adapter.B.shape or adapter.A.shape[0] != adapter.dim:
+        raise ValueError(f"{folder}: inconsistent weight shapes")
+    return adapter
+
+
+class AdaptedEmbedder:
+    """An :class:`~storyclust.embed.Embedder` whose vectors go through an adapter.
+
+    ``encode`` returns ``normalize(f(base.encode(texts)))``; ``model_id`` is the base's plus
+    ``|adapter=<12 hex digits of the weights' SHA-256>``. Raises :class:`AdapterMismatchError` when
+    the adapter was trained for another model, max_tokens, prompt or pooling (the backend may
+    differ), or for another dimension.
+    """
+
+    def __init__(self, base, adapter: Adapter) -> None:
+        trained_for = adapter.base_model_id
+        if not trained_for or not _compatible(base.model_id, trained_for):
+            raise AdapterMismatchError(
+                f"adapter {adapter.manifest.get('name', '')!r} was trained for {trained_for or 'an unknown model'!r}, "
+                f"not for {base.model_id!r}: train one for this model with `storyclust tune`")
+        if adapter.dim != base.dim:
+            raise AdapterMismatchError(f"adapter dimension {adapter.dim} != embedder dimension {base.dim}")
+        self.base = base
+        self.adapter = adapter
+        self.dim = base.dim
+        self.sha = adapter.sha256
+        self.model_id = f"{base.model_id}|adapter={self.sha[:12]}"
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.adapter.transform(self.base.encode(texts, progress=progress))
+
+    def __getattr__(self, name: str):  # batch_size, threads...: the base's
+        if name in ("base", "adapter"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
+def wrap_embedder(embedder, adapter: "str | os.PathLike[str] | Adapter | None"):
+    """``embedder`` with ``adapter`` (a folder or an :class:`Adapter`) applied; unchanged for None."""
+    if adapter is None:
+        return embedder
+    if not isinstance(adapter, Adapter):
+        adapter = load_adapter(adapter)
+    return AdaptedEmbedder(embedder, adapter)
+
+
+# --------------------------------------------------------------------------- views and spaces
+
+
+@dataclass(frozen=True)
+class RawViews:
+    """The raw (unadapted) vectors the pipeline's embedding step combines, kept apart so an adapter
+    can be applied exactly as :class:`AdaptedEmbedder` would: one row per article of the whole text,
+    one of the title + lead (``longer``: rows where the lead is a separate pass), and the shipped
+    calibration corpus (for the reference language means)."""
+
+    full: np.ndarray
+    lead: np.ndarray
+    longer: np.ndarray
+    calib: np.ndarray
+    calib_langs: np.ndarray
+
+    @classmethod
+    def embed(cls, articles, embedder, *, progress: bool = False) -> "RawViews":
+        from importlib import resources
+
+        from .embed import LEAD_CHARS, embedding_text
+
+        full = [embedding_text(a) for a in articles]
+        lead = [embedding_text(a, max_chars=LEAD_CHARS) for a in articles]
+        records = [json.loads(line) for line in
+                   resources.files("storyclust").joinpath("calibration.jsonl").read_text("utf-8").splitlines()
+                   if line.strip()]
+        C = embedder.encode([r["text"] for r in records])
+        F = embedder.encode(full, progress=progress)
+        longer = np.array([len(a) < len(b) for a, b in zip(lead, full)], dtype=bool)
+        L = F.copy()
+        idx = np.flatnonzero(longer)
+        if len(idx):
+            L[idx] = embedder.encode([lead[i] for i in idx], progress=progress)
+        return cls(F, L, longer, C, np.array([r["lang"] for r in records]))
+
+    def vectors(self, transform=None) -> tuple[np.ndarray, np.ndarray]:
+        """(article vectors as :func:`storyclust.embed.embed_articles` makes them, calibration vectors),
+        each view through ``transform`` first (None: the raw model)."""
+        t = transform or _unit
+        F, L = t(self.full), t(self.lead)
+        out = F.copy()
+        if self.longer.any():
+            out[self.longer] = _unit(F[self.longer] + L[self.longer])
+        return out.astype(np.float32), t(self.calib).astype(np.float32)
+
+
+def means_from_calibration(calib: np.ndarray, langs: Sequence[str], weight: float = 8.0):
+    """The reference language means :func:`storyclust.pipeline.reference_language_means` makes from
+    calibration vectors (here given, e.g. through an adapter)."""
+    from .cluster import _GLOBAL
+
+    langs = np.asarray(langs)
+    means = {}
+    for lang in np.unique(langs):
+        mean = np.asarray(calib, dtype=np.float64)[langs == lang].mean(axis=0)
+        means[str(lang)] = (mean * weight, weight)
+    per_lang = np.stack([m[0] / weight for m in means.values()])
+    means[_GLOBAL] = (per_lang.mean(axis=0) * weight * len(per_lang), weight * len(per_lang))
+    return means
+
+
+def neutral_space(articles, vectors: np.ndarray, means, cluster_options=None) -> np.ndarray:
+    from .evaluate import clustering_space
+
+    return clustering_space(articles, vectors, cluster_options, means)
+
+
+# --------------------------------------------------------------------------- labelled data
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """Articles plus labelled pairs (``pairs``: DataFrame with id1, id2, overall, cross_lingual, pair_id)."""
+
+    articles: list
+    pairs: Any  # pandas.DataFrame
+    sources: tuple  # (path, sha256) of each input file
+
+    @property
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for _path, digest in sorted(self.sources, key=lambda s: s[1]):
+            h.update(digest.encode("ascii"))
+        return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pairs_from_stories(articles, stories: Sequence[Optional[str]], *, negatives_per_article: int = 3,
+                       blocks: int = 5, random_state: int = 0):
+    """Labelled pairs from gold stories: every same-story pair (rating 1.0) and, per article,
+    ``negatives_per_article`` random articles of other stories (rating 4.0).
+
+    Stories are dealt into ``blocks`` blocks (seeded, balanced by article count) and negatives are
+    drawn inside a block only, so the pair graph has one connected component per block and
+    :func:`storyclust.evaluate.semeval_folds` with ``k <= blocks`` can keep every article in one fold.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(random_state)
+    ids = [a.id for a in articles]
+    langs = [a.lang for a in articles]
+    by_story: dict[str, list[int]] = {}
+    for k, s in enumerate(stories):
+        by_story.setdefault(s if s is not None else f"\0{k}", []).append(k)
+    names = [list(by_story)[i] for i in rng.permutation(len(by_story))]
+    names.sort(key=lambda s: -len(by_story[s]))
+    load = np.zeros(max(1, blocks), dtype=np.int64)
+    block_of_story: dict[str, int] = {}
+    for s in names:
+        b = int(np.argmin(load))
+        block_of_story[s] = b
+        load[b] += len(by_story[s])
+    story_of = [s if s is not None else f"\0{k}" for k, s in enumerate(stories)]
+    rows = []
+    for members in by_story.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                rows.append((members[x], members[y], 1.0))
+    in_block: dict[int, list[int]] = {}
+    for k, s in enumerate(story_of):
+        in_block.setdefault(block_of_story[s], []).append(k)
+    for k, s in enumerate(story_of):
+        pool = [m for m in in_block[block_of_story[s]] if story_of[m] != s]
+        if pool:
+            for m in rng.permutation(pool)[:negatives_per_article]:
+                rows.append((k, int(m), 4.0))
+    seen, uniq = set(), []
+    for a, b, r in rows:
+        key = (min(a, b), max(a, b))
+        if key not in seen:
+            seen.add(key)
+            uniq.append((key[0], key[1], r))
+    return pd.DataFrame({
+        "pair_id": [f"{ids[a]}_{ids[b]}" for a, b, _ in uniq],
+        "id1": [ids[a] for a, _, _ in uniq], "id2": [ids[b] for _, b, _ in uniq],
+        "lang1": [langs[a] for a, _, _ in uniq], "lang2": [langs[b] for _, b, _ in uniq],
+        "overall": np.array([r for _, _, r in uniq], dtype=float),
+        "cross_lingual": np.array([langs[a] != langs[b] for a, b, _ in uniq], dtype=bool),
+    })
+
+
+def load_labelled(semeval: Sequence[str] = (), gold: Sequence[str] = (), *, blocks: int = 5,
+                  random_state: int = 0) -> LabelledData:
+    """Articles and pairs from SemEval-layout CSVs and/or articles JSONL files with a gold ``story``
+    (pairs derived by :func:`pairs_from_stories` in ``blocks`` blocks: give ``blocks`` >= the CV folds)."""
+    import pandas as pd
+
+    from .evaluate import load_gold_jsonl, load_semeval
+
+    articles: dict[str, Any] = {}
+    frames, sources = [], []
+    for path in semeval:
+        data = load_semeval(str(path))
+        for a in data.articles:
+            articles[a.id] = a
+        frames.append(data.pairs)
+        sources.append((str(path), file_sha256(path)))
+    for path in gold:
+        g = load_gold_jsonl(str(path))
+        for a in g.articles:
+            articles[a.id] = a
+        frames.append(pairs_from_stories(g.articles, g.stories, blocks=blocks, random_state=random_state))
+        sources.append((str(path), file_sha256(path)))
+    if not frames:
+        raise ValueError("no labelled data: give a SemEval CSV and/or a gold JSONL")
+    pairs = pd.concat(frames, ignore_index=True).drop_duplicates("pair_id", keep="last").reset_index(drop=True)
+    return LabelledData(sorted(articles.values(), key=lambda a: a.id), pairs, tuple(sources))
+
+
+# --------------------------------------------------------------------------- CV around the head
+
+
+def head_space_factory(articles, views: RawViews, head_params: Mapping[str, Any], *, cluster_options=None,
+                       reference_weight: float = 8.0):
+    """A ``fit_space`` for :func:`storyclust.evaluate.cross_validate_semeval`: fits a :class:`PairHead` on
+    the training pairs (in today's neutral space) and returns the article vectors and reference means
+    *through the adapter wrapper* (adapted views, adapted calibration means)."""
+    base_vectors, base_calib = views.vectors()
+    base_means = means_from_calibration(base_calib, views.calib_langs, reference_weight)
+    Z = neutral_space(articles, base_vectors, base_means, cluster_options)
+    row = {a.id: k for k, a in enumerate(articles)}
+
+    def fit_space(train_pairs):
+        if head_params is None:
+            return base_vectors, base_means
+        idx = np.array([[row[a], row[b]] for a, b in zip(train_pairs["id1"], train_pairs["id2"])], dtype=np.int64)
+        head = PairHead(**head_params).fit(Z, idx, train_pairs["overall"].to_numpy(dtype=float))
+        vectors, calib = views.vectors(head.transform)
+        fit_space.last_head = head
+        return vectors, means_from_calibration(calib, views.calib_langs, reference_weight)
+
+    return fit_space
+
+
+def fit_adapter(data: LabelledData, views: RawViews, base_model_id: str, head_params: Mapping[str, Any], *,
+                cv: Optional[Mapping[str, Any]] = None, settings: Optional[Mapping[str, Any]] = None,
+                provenance: str = "", name: str = "", progress: bool = False, reference_weight: float = 8.0) -> Adapter:
+    """Fit the head on every labelled pair of ``data`` and wrap it with its manifest."""
+    import storyclust
+
+    base_vectors, base_calib = views.vectors()
+    means = means_from_calibration(base_calib, views.calib_langs, reference_weight)
+    Z = neutral_space(data.articles, base_vectors, means)
+    row = {a.id: k for k, a in enumerate(data.articles)}
+    idx = np.array([[row[a], row[b]] for a, b in zip(data.pairs["id1"], data.pairs["id2"])], dtype=np.int64)
+    head = PairHead(**head_params).fit(Z, idx, data.pairs["overall"].to_numpy(dtype=float), progress=progress)
+    manifest = {
+        "name": name,
+        "base_model_id": strip_adapter(base_model_id),
+        "training_data": [{"file": os.path.basename(p), "sha256": d} for p, d in data.sources],
+        "training_data_sha256": data.sha256,
+        "training_pairs": int(len(data.pairs)),
+        "training_articles": int(len(data.articles)),
+        "head": {"kind": "residual low-rank" + (" + diagonal" if head.diagonal else ""), **head.get_params()},
+        "settings": dict(settings or {}),
+        "cv": dict(cv or {}),
+        "provenance": provenance,
+        "storyclust_version": getattr(storyclust, "__version__", "?"),
+        "applies_to": "raw model vectors (each embedded view); the pipeline subtracts language means after",
+    }
+    return Adapter.from_head(head, manifest)
+
+
+# --------------------------------------------------------------------------- the whole tuning run
+
+
+def _as_semeval(data: LabelledData):
+    from .evaluate import SemEvalData
+
+    return SemEvalData(articles=list(data.articles), pairs=data.pairs.reset_index(drop=True))
+
+
+def tune_adapter(data: LabelledData, views: RawViews, base_model_id: str, *,
+                 grid: Optional[Mapping[str, Sequence[Any]]] = None, head_params: Optional[Mapping[str, Any]] = None,
+                 k: int = 5, random_state: int = 0, cluster_options=None, objective: str = "f1",
+                 progress: bool = False, provenance: str = "", name: str = "") -> tuple[Adapter, dict]:
+    """Choose the head's settings by k-fold CV (pair F1 of the clustering of held-out folds), fit on all.
+
+    ``grid`` maps :class:`PairHead` parameters to candidate values (default: rank 4/16/64, weight
+    decay 1e-3/1e-2/1e-1); ``head_params`` are the fixed others. Every candidate and today's space
+    (no adapter) are cross-validated on the same folds (:func:`storyclust.evaluate.cross_validate_semeval`,
+    all articles clustered together, ``cluster_options`` fixed). Returns the adapter fitted on every
+    pair with the best candidate, and a report (``baseline``, ``candidates``, ``chosen``, ``gain``:
+    the chosen candidate's fold-by-fold F1 gain over no adapter, with its standard error).
+    """
+    from .evaluate import _objective_value, cross_validate_semeval, paired_gain
+
+    grid = dict(grid or {"rank": [4, 16, 64], "weight_decay": [1e-3, 1e-2, 1e-1]})
+    fixed = {"random_state": random_state, **dict(head_params or {})}
+    sem = _as_semeval(data)
+    points = [dict(zip(grid, values)) for values in __import__("itertools").product(*grid.values())]
+    base_vectors, base_calib = views.vectors()
+    base_means = means_from_calibration(base_calib, views.calib_langs)
+    cv_kw = dict(k=k, random_state=random_state, cluster_options=cluster_options)
+    baseline = cross_validate_semeval(sem, base_vectors, language_means=base_means, **cv_kw)
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(points), desc="tune: CV", unit="setting", leave=False)
+    candidates = []
+    for point in points:
+        params = {**fixed, **point}
+        result = cross_validate_semeval(sem, head_space_factory(data.articles, views, params,
+                                                                cluster_options=cluster_options), **cv_kw)
+        candidates.append({"params": params, "summary": result["summary"], "folds": result["folds"]})
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    def score(c):
+        return float(np.mean([_objective_value(f, objective) for f in c["folds"]]))
+
+    best = max(candidates, key=score)
+    gain = {m: paired_gain(best["folds"], baseline["folds"], m) for m in ("f1", "xl_f1", "pearson")}
+    cv = {"k": k, "random_state": random_state, "objective": objective, "distractors": "all",
+          "baseline": baseline["summary"], "adapter": best["summary"], "gain": gain,
+          "candidates": [{"params": c["params"], "summary": c["summary"]} for c in candidates]}
+    settings = {"head": best["params"], "grid": {k2: list(v) for k2, v in grid.items()},
+                "cluster_options": None if cluster_options is None else
+                {f: getattr(cluster_options, f) for f in ("max_distance", "number_weight", "method")}}
+    adapter = fit_adapter(data, views, base_model_id, best["params"], cv=cv, settings=settings,
+                          provenance=provenance, name=name, progress=progress)
+    return adapter, {"baseline": baseline, "candidates": candidates, "chosen": best, "gain": gain}
