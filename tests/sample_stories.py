@@ -57,35 +57,20 @@ def sample_stories() -> tuple[Story, ...]:
     return tuple(stories)
 
 
-class HashingEmbedder:
-    """A model-free stand-in for the embedder: unit vectors of hashed character trigrams (64 dims).
+def build_state(path: Path, nights: int = 3) -> None:
+    """A state file holding every sample article, fed over ``nights`` nightly runs a day apart and
+    clustered by the word-hash embedder of tests/wordhash.py (no model)."""
+    from datetime import datetime, timedelta, timezone
 
-    Similar texts get similar vectors, which is all a state file needs to be built in a test.
-    """
+    from wordhash import WordHashEmbedder
 
-    model_id = "test-hashing-trigrams-64"
-    dim = 64
-
-    def __call__(self):
-        return self
-
-    def encode(self, texts, progress=False):
-        import zlib
-
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            low = text.lower()
-            for j in range(len(low) - 2):
-                out[i, zlib.crc32(low[j:j + 3].encode("utf-8")) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1.0)
-
-
-def build_state(path: Path) -> None:
-    """A state file holding every sample article, clustered by the hashing embedder (no model)."""
-    from storyclust.incremental import update_stories
+    from storyclust.incremental import nightly
+    from storyclust.settings import StateOptions
     from storyclust.store import open_store
 
+    articles = list(sample_articles().values())
+    night0 = datetime(2026, 3, 1, 23, 0, tzinfo=timezone.utc)
     with open_store(path) as store:
-        with store.lock():
-            update_stories(store, list(sample_articles().values()), HashingEmbedder())
+        for night in range(nights):
+            nightly(store, articles[night::nights], WordHashEmbedder(), lambda stories: None,
+                    state=StateOptions(now=night0 + timedelta(days=night), story_window=timedelta(days=30)))

@@ -128,6 +128,44 @@ def test_seed_copies_form_one_clean_story(tmp_path):
         assert len(paragraphs) == len(set(paragraphs)), "repeated paragraphs survived"
 
 
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds not present")
+@pytest.mark.parametrize("order", ["one night", "French first", "Indonesian first"])
+def test_seed_copies_form_one_story_with_a_state_whatever_the_order(tmp_path, order):
+    """The cron case: the two copies in one night, or on two nights in either order."""
+    state = str(tmp_path / "news.db")
+    seeds = sorted(SEEDS.iterdir())
+    langs = {p: ("fr" if "régulateurs" in p.read_text(encoding="utf-8") else "id") for p in seeds}
+    if order == "one night":
+        folders = [SEEDS]
+    else:
+        first = "fr" if order == "French first" else "id"
+        folders = []
+        for night, lang in enumerate([first, {"fr": "id", "id": "fr"}[first]]):
+            folder = tmp_path / f"night{night}"
+            folder.mkdir()
+            for p in seeds:
+                if langs[p] == lang:
+                    (folder / p.name).write_bytes(p.read_bytes())
+            folders.append(folder)
+    reported = []
+    for night, folder in enumerate(folders):
+        proc = storyclust("run", str(folder), "--state", state, "--now", f"2026-11-0{night + 1}T02:00:00Z")
+        assert proc.returncode == 0, proc.stderr
+        reported.append(jsonl(proc.stdout))
+    final = reported[-1]
+    assert len(final) == 1 and final[0]["size"] == 2 and sorted(final[0]["languages"]) == ["fr", "id"]
+    assert final[0]["status"] == ("new" if order == "one night" else "updated")
+    if order != "one night":
+        assert reported[0][0]["story_id"] == final[0]["story_id"]  # the story kept its id
+    ids = [a["id"] for a in final[0]["articles"]]
+    explained = storyclust("explain", *ids, "--state", state, "--json")
+    assert explained.returncode == 0, explained.stderr
+    why = json.loads(explained.stdout)
+    assert why["same_story"] is True and why["cosine_from"] == "state" and why["cosine"] > 0.5
+    assert {"11", "18"} <= set(why["numbers"]["shared"])  # 11 companies, 18 March
+    assert {"Alibaba Group", "Tencent", "ByteDance"} <= set(why["shared_names"])
+
+
 def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path):
     corpus = tmp_path / "in"
     corpus.mkdir()

@@ -124,7 +124,6 @@ def test_explain_exit_codes(stories_file, tmp_path):
     assert proc.exit_code == 0, proc.output
 
 
-@pytest.mark.skipif(not hasattr(SQLiteStore, "member_info"), reason="SQLiteStore.member_info not there yet")
 def test_explain_from_state_reads_vectors_without_a_model(tmp_path):
     db = tmp_path / "news.db"
     build_state(db)

@@ -199,7 +199,6 @@ def test_report_command_reads_stdin_and_fails_cleanly(stories_file, tmp_path):
     assert run(str(stories_file), "--open-only").exit_code == 2
 
 
-@pytest.mark.skipif(not hasattr(SQLiteStore, "member_info"), reason="SQLiteStore.member_info not there yet")
 def test_report_from_a_state_file(tmp_path):
     db = tmp_path / "news.db"
     build_state(db)
