@@ -121,7 +121,7 @@ class RayEngine:
         import ray.data
 
         if not progress:
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines and the progress-bar notice
         batch_size = (getattr(embedder, "_batch_size", None) or getattr(self.factory, "batch_size", None) or 32)
         jobs, longer = embedding_jobs(articles, int(batch_size))
         factory = self.factory if self.factory is not None else embedder
