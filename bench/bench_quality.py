@@ -18,11 +18,31 @@ clustering time, the process's RSS at its highest while each method ran
 (sampled every 10 ms, after the embedder has been released) and how much it grew
 over the RSS before the method started, and the overall peak (ru_maxrss).
 
+Then, unless ``--no-cv``, the same figures under **5-fold cross-validation**
+(:func:`storyclust.evaluate.cross_validate_semeval`; folds by connected component of the pair
+graph, balanced by pairs; every article of the file clustered together, the other folds'
+articles as distractors; mean ± sd over folds), each block with its runtime and the RSS at
+its highest:
+
+1. today's defaults;
+2. thresholds: a table of ``max_distance`` x ``number_weight``, CV mean per setting and its
+   fold-by-fold gain over the defaults (± standard error), and the nested estimate (chosen on
+   four folds, scored on the fifth);
+3. a learnt adapter (:mod:`storyclust.tune`; ``--cv-head`` JSON, fitted on four folds, applied
+   through the adapter wrapper: adapted views and adapted reference means) with the thresholds
+   table again (``max_distance`` chosen on the training folds in the nested estimate);
+4. a second pass merging cross-lingual fragments (:func:`storyclust.tune.merge_fragments`) at
+   several thresholds.
+
+The adapter blocks need the raw views (whole text, title + lead, calibration corpus) kept apart:
+``--views-cache PATH.npz`` saves/reuses them (keyed by model id and CSV hash).
+
 Usage::
 
     python bench/bench_quality.py [--csv ../shared/eval/semeval_dev.csv]
-        [--embeddings-cache PATH.npy] [--pooling auto|sif|model] [--prompt TEXT] [--split dev|check|all]
-        [--methods storyclust,hdbscan-mcs2,...]
+        [--embeddings-cache PATH.npy | --views-cache PATH.npz] [--pooling auto|sif|model] [--prompt TEXT]
+        [--split dev|check|all] [--methods storyclust,hdbscan-mcs2,...] [--no-cv] [--cv-head JSON]
+        [--adapter FOLDER]
 """
 from __future__ import annotations
 
@@ -216,6 +236,111 @@ def print_table(rows: list[dict]) -> None:
               f"{r['clusters']:>10}{r['clustered']:>9}{r['cluster_s']:>7.1f}{r['rss_mb']:>8.0f}{r['rss_growth_mb']:>9.0f}")
 
 
+# -- cross-validation ----------------------------------------------------------------
+
+#: The adapter head measured by default (the best of the screening in bench/README.md, "Learning
+#: same story from labelled pairs").
+DEFAULT_CV_HEAD = {"loss": "rating", "rank": 32, "basis": "pca", "weight_decay": 1e-3}
+CV_MAX_DISTANCE = (0.44, 0.46, 0.48, 0.50, 0.52, 0.54)
+CV_NUMBER_WEIGHT = (0.0, 0.05, 0.10, 0.15, 0.20)
+CV_MERGE = (None, 0.40, 0.45, 0.48)
+
+
+def load_or_embed_views(articles: list[Article], csv_path: Path, cache: Optional[Path], pooling: str = "auto",
+                        prompt: Optional[str] = None):
+    """The raw views of :class:`storyclust.tune.RawViews` with the default embedder, reused from ``cache``."""
+    from storyclust.embed import embed_articles, embedding_text, load_embedder
+    from storyclust.tune import RawViews
+
+    recipe = hashlib.sha1((inspect.getsource(embed_articles) + inspect.getsource(embedding_text)).encode()).hexdigest()
+    if cache and cache.exists():
+        z = np.load(cache)
+        key = json.loads(str(z["key"]))
+        if key.get("csv_sha256") == file_sha256(csv_path) and key.get("recipe_sha1") == recipe[:12] \
+                and list(z["ids"]) == [a.id for a in articles]:
+            views = RawViews(z["full"], z["lead"], z["longer"], z["calib"], z["calib_lang"])
+            return views, {**key, "source": f"cache {cache}"}
+    t0 = time.perf_counter()
+    embedder = load_embedder(pooling=pooling, prompt=prompt)
+    views = RawViews.embed(articles, embedder)
+    key = {"model_id": embedder.model_id, "recipe_sha1": recipe[:12], "csv_sha256": file_sha256(csv_path)}
+    if cache:
+        np.savez(cache, full=views.full, lead=views.lead, longer=views.longer, calib=views.calib,
+                 calib_lang=views.calib_langs, ids=np.array([a.id for a in articles]), key=json.dumps(key))
+    return views, {**key, "source": "embedded", "embed_s": time.perf_counter() - t0}
+
+
+def _pm(summary: dict, key: str) -> str:
+    s = summary[key]
+    return f"{s['mean']:.3f} ± {s['sd']:.3f}"
+
+
+def _cv_block(title: str, fn) -> dict:
+    with RssSampler() as rss:
+        t0 = time.perf_counter()
+        result = fn()
+        secs = time.perf_counter() - t0
+    result["secs"], result["rss_mb"] = secs, rss.peak_mb
+    print(f"{title:<44}{_pm(result['summary'], 'f1'):>16}{_pm(result['summary'], 'xl_f1'):>16}"
+          f"{_pm(result['summary'], 'pearson'):>16}{secs:>8.0f}{rss.peak_mb:>8.0f}")
+    return result
+
+
+def _grid_table(title: str, result: dict, reference: dict) -> None:
+    from storyclust.evaluate import paired_gain
+
+    print(f"\n{title}")
+    print(f"{'setting':<40}{'F1':>16}{'xl F1':>16}{'Pearson':>16}{'F1 gain (SE)':>18}{'xl gain (SE)':>18}")
+    for row in result["table"]:
+        g, gx = paired_gain(row["folds"], reference["folds"]), paired_gain(row["folds"], reference["folds"], "xl_f1")
+        label = ", ".join(f"{k} {v}" for k, v in row["params"].items())
+        print(f"{label:<40}{_pm(row['summary'], 'f1'):>16}{_pm(row['summary'], 'xl_f1'):>16}"
+              f"{_pm(row['summary'], 'pearson'):>16}{g['mean']:>+11.3f} ({g['se']:.3f}){gx['mean']:>+11.3f} ({gx['se']:.3f})")
+    best = max(result["table"], key=lambda r: r["summary"]["f1"]["mean"])
+    g = paired_gain(best["folds"], reference["folds"])
+    print(f"best by CV mean F1: {best['params']}: gain {g['mean']:+.4f} vs SE {g['se']:.4f} -> "
+          f"{'moves the default' if g['mean'] > g['se'] else 'keep the default (gain <= SE)'}")
+    print("nested (chosen on 4 folds, scored on the 5th): " + "  ".join(
+        f"{k} {_pm(result['summary'], k)}" for k in ("f1", "xl_f1", "pearson"))
+        + "; chosen: " + "; ".join(", ".join(f"{k} {v}" for k, v in f["params"].items()) for f in result["folds"]))
+
+
+def run_cv(data, vectors: np.ndarray, means, views, head: Optional[dict], adapter_path: Optional[Path]) -> None:
+    from storyclust.evaluate import cross_validate_semeval, paired_gain
+    from storyclust import tune
+
+    print("\nCross-validation: 5 folds by connected component of the pair graph (no article in two folds), "
+          "balanced by pairs (seed 0); all articles clustered together (other folds = distractors); mean ± sd over "
+          "folds")
+    print(f"{'':<44}{'F1':>16}{'xl F1':>16}{'Pearson':>16}{'secs':>8}{'rss MB':>8}")
+    base = _cv_block("today's defaults", lambda: cross_validate_semeval(data, vectors, language_means=means))
+    thr = _cv_block("thresholds (grid, nested)", lambda: cross_validate_semeval(
+        data, vectors, language_means=means,
+        grid={"max_distance": CV_MAX_DISTANCE, "number_weight": CV_NUMBER_WEIGHT}))
+    merge = _cv_block("second pass: merge fragments (nested)", lambda: cross_validate_semeval(
+        data, vectors, language_means=means, cluster=tune.merge_cluster, grid={"merge_threshold": CV_MERGE}))
+    rows = {}
+    if views is not None and head is not None:
+        factory = lambda: tune.head_space_factory(data.articles, views, head)  # noqa: E731
+        rows["adapter"] = _cv_block(f"adapter {json.dumps(head)[:30]}.. (fixed defaults)",
+                                    lambda: cross_validate_semeval(data, factory()))
+        rows["adapter+thr"] = _cv_block("adapter + max_distance (nested)", lambda: cross_validate_semeval(
+            data, factory(), grid={"max_distance": CV_MAX_DISTANCE}))
+    if adapter_path is not None and views is not None:
+        adapter = tune.load_adapter(adapter_path)
+        av, ac = views.vectors(adapter.transform)
+        rows["shipped"] = _cv_block(f"adapter {adapter_path.name} (trained on this file!)", lambda: cross_validate_semeval(
+            data, av, language_means=tune.means_from_calibration(ac, views.calib_langs)))
+    for name, r in rows.items():
+        gains = "  ".join(f"{m} {paired_gain(r['folds'], base['folds'], m)['mean']:+.4f} "
+                          f"(SE {paired_gain(r['folds'], base['folds'], m)['se']:.4f})" for m in ("f1", "xl_f1", "pearson"))
+        print(f"{name}: gain over today's defaults, fold by fold: {gains}")
+    _grid_table("Thresholds by CV (no adapter): max_distance x number_weight", thr, base)
+    if "adapter+thr" in rows:
+        _grid_table("Thresholds by CV with the adapter (refitted on each fold's training pairs)", rows["adapter+thr"], base)
+    _grid_table("Second pass (merge stories with no language in common at mean pairwise cosine >= t)", merge, base)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="SemEval pairs CSV (default: %(default)s)")
@@ -231,6 +356,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="score the pairs of this half (clustering always uses every article)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of: " + ", ".join(METHODS))
+    parser.add_argument("--views-cache", type=Path,
+                        help="reuse/save the raw views (.npz) needed by the adapter blocks of the CV")
+    parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation blocks")
+    parser.add_argument("--cv-head", default=json.dumps(DEFAULT_CV_HEAD),
+                        help="JSON parameters of the PairHead cross-validated as the adapter ('' to skip); "
+                             "default %(default)s")
+    parser.add_argument("--adapter", type=Path, help="also score this adapter folder (through the wrapper)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # umap + random_state
@@ -246,9 +378,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     pairs = select_split(data.pairs, args.split)
     print(f"{args.csv.name}: {len(data.articles)} articles, scoring {len(pairs)} pairs (split {args.split}); "
           f"same story = Overall <= 1.5, different = Overall >= 3.0")
+    t_start = time.perf_counter()
+    views = None
     if args.embeddings:
         vectors, means = np.load(args.embeddings), None
         info = {"source": f"precomputed {args.embeddings} (no embedder: storyclust uses the batch's language means)"}
+    elif args.views_cache:
+        from storyclust.tune import means_from_calibration
+
+        views, info = load_or_embed_views(data.articles, args.csv, args.views_cache, args.pooling, args.prompt)
+        vectors, calib = views.vectors()
+        means = means_from_calibration(calib, views.calib_langs)
     else:
         vectors, info, means = load_or_embed(data.articles, args.csv, args.embeddings_cache, args.pooling,
                                              args.prompt)
@@ -277,7 +417,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     for r in rows:
         (lo, hi), (xlo, xhi) = r["ci"]["all"], r["ci"]["cross_lingual"]
         print(f"{r['method']:<18} F1 95% bootstrap interval: all [{lo:.3f}, {hi:.3f}], xl [{xlo:.3f}, {xhi:.3f}]")
-    print(f"process peak RSS (ru_maxrss): {peak_rss_mb():.0f} MiB")
+    if not args.no_cv:
+        run_cv(data, vectors, means, views, json.loads(args.cv_head) if args.cv_head else None, args.adapter)
+    print(f"total {time.perf_counter() - t_start:.0f} s; process peak RSS (ru_maxrss): {peak_rss_mb():.0f} MiB")
     return 0
 
 

@@ -273,3 +273,12 @@ def test_semeval_folds_on_the_dev_file():
     seen: dict[str, int] = {}
     for a, b, f in zip(pairs["id1"], pairs["id2"], folds):
         assert seen.setdefault(a, f) == f and seen.setdefault(b, f) == f
+
+
+def test_merge_fragments_joins_only_stories_with_no_language_in_common():
+    Z = np.array([[1, 0], [1, 0.1], [0.9, 0.2], [0, 1]], dtype=float)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    merged = tune.merge_fragments([0, 1, 2, 3], Z, ["en", "de", "en", "fr"], 0.9)
+    assert merged[0] == merged[1] and merged[2] != merged[0] and merged[3] not in merged[:3]
+    gapped = tune.merge_fragments([0, 1, 2, 3], Z, ["en", "de", "en", "fr"], 0.9, days=[0, 30, 1, 2], max_gap_days=7)
+    assert len(set(gapped)) == 4

@@ -623,25 +623,32 @@ def _as_semeval(data: LabelledData):
 def tune_adapter(data: LabelledData, views: RawViews, base_model_id: str, *,
                  grid: Optional[Mapping[str, Sequence[Any]]] = None, head_params: Optional[Mapping[str, Any]] = None,
                  k: int = 5, random_state: int = 0, cluster_options=None, objective: str = "f1",
+                 threshold_grid: Optional[Mapping[str, Sequence[Any]]] = None,
                  progress: bool = False, provenance: str = "", name: str = "") -> tuple[Adapter, dict]:
     """Choose the head's settings by k-fold CV (pair F1 of the clustering of held-out folds), fit on all.
 
     ``grid`` maps :class:`PairHead` parameters to candidate values (default: rank 4/16/64, weight
-    decay 1e-3/1e-2/1e-1); ``head_params`` are the fixed others. Every candidate and today's space
+    decay 1e-3/1e-2/1e-1), or is a list of candidate parameter dicts; ``head_params`` are the fixed others. Every candidate and today's space
     (no adapter) are cross-validated on the same folds (:func:`storyclust.evaluate.cross_validate_semeval`,
-    all articles clustered together, ``cluster_options`` fixed). Returns the adapter fitted on every
+    all articles clustered together, ``cluster_options`` fixed, or with ``threshold_grid`` (e.g.
+    ``{"max_distance": [...]}``) the thresholds chosen again on each fold's training pairs, since a
+    learnt map may move the cosine's scale). Returns the adapter fitted on every
     pair with the best candidate, and a report (``baseline``, ``candidates``, ``chosen``, ``gain``:
     the chosen candidate's fold-by-fold F1 gain over no adapter, with its standard error).
     """
     from .evaluate import _objective_value, cross_validate_semeval, paired_gain
 
-    grid = dict(grid or {"rank": [4, 16, 64], "weight_decay": [1e-3, 1e-2, 1e-1]})
+    grid = grid or {"rank": [4, 16, 64], "weight_decay": [1e-3, 1e-2, 1e-1]}
     fixed = {"random_state": random_state, **dict(head_params or {})}
     sem = _as_semeval(data)
-    points = [dict(zip(grid, values)) for values in __import__("itertools").product(*grid.values())]
+    if isinstance(grid, Mapping):
+        points = [dict(zip(grid, values)) for values in __import__("itertools").product(*grid.values())]
+    else:  # a list of candidate settings
+        points, grid = [dict(p) for p in grid], {"candidates": [dict(p) for p in grid]}
     base_vectors, base_calib = views.vectors()
     base_means = means_from_calibration(base_calib, views.calib_langs)
-    cv_kw = dict(k=k, random_state=random_state, cluster_options=cluster_options)
+    cv_kw = dict(k=k, random_state=random_state, cluster_options=cluster_options, grid=threshold_grid,
+                 objective=objective)
     baseline = cross_validate_semeval(sem, base_vectors, language_means=base_means, **cv_kw)
     bar = None
     if progress and sys.stderr.isatty():
@@ -668,8 +675,97 @@ def tune_adapter(data: LabelledData, views: RawViews, base_model_id: str, *,
           "baseline": baseline["summary"], "adapter": best["summary"], "gain": gain,
           "candidates": [{"params": c["params"], "summary": c["summary"]} for c in candidates]}
     settings = {"head": best["params"], "grid": {k2: list(v) for k2, v in grid.items()},
+                "threshold_grid": None if threshold_grid is None else {k2: list(v) for k2, v in threshold_grid.items()},
+                "thresholds_chosen_per_fold": [f["params"] for f in best["folds"]],
                 "cluster_options": None if cluster_options is None else
                 {f: getattr(cluster_options, f) for f in ("max_distance", "number_weight", "method")}}
     adapter = fit_adapter(data, views, base_model_id, best["params"], cv=cv, settings=settings,
                           provenance=provenance, name=name, progress=progress)
     return adapter, {"baseline": baseline, "candidates": candidates, "chosen": best, "gain": gain}
+
+
+# --------------------------------------------------------------------------- a second pass (experimental)
+
+
+def merge_fragments(labels: Sequence[int], Z: np.ndarray, langs: Sequence[Optional[str]], threshold: float, *,
+                    days: Optional[Sequence[Optional[float]]] = None, max_gap_days: Optional[float] = 7.0,
+                    cross_lingual_only: bool = True) -> np.ndarray:
+    """Merge stories whose mean pairwise cosine (in ``Z``, unit rows) reaches ``threshold``: a second pass
+    for cross-lingual fragments.
+
+    Greedy, best pair first, like average linkage over whole stories: two stories merge when the
+    mean cosine over all their cross pairs is >= ``threshold``, (``cross_lingual_only``) they have no
+    language in common, and (with ``days``, one float per row or None) their closest dated members
+    are at most ``max_gap_days`` apart. Returns new labels (the smallest label of each merged group).
+    Measured under CV in bench/bench_quality.py; not part of the pipeline.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    uniq, inv = np.unique(labels, return_inverse=True)
+    k = len(uniq)
+    Z = np.asarray(Z, dtype=np.float64)
+    sums = np.zeros((k, Z.shape[1]))
+    np.add.at(sums, inv, Z)
+    sizes = np.bincount(inv, minlength=k).astype(np.float64)
+    lang_codes = {l: c for c, l in enumerate(sorted({str(x) for x in langs}))}
+    L = np.zeros((k, len(lang_codes)), dtype=bool)
+    L[inv, [lang_codes[str(x)] for x in langs]] = True
+    lo = np.full(k, np.inf)
+    hi = np.full(k, -np.inf)
+    if days is not None:
+        for r, d in enumerate(days):
+            if d is not None and not np.isnan(d):
+                lo[inv[r]] = min(lo[inv[r]], d)
+                hi[inv[r]] = max(hi[inv[r]], d)
+    alive = np.ones(k, dtype=bool)
+    group = np.arange(k)
+    S = sums @ sums.T / np.outer(sizes, sizes)
+    np.fill_diagonal(S, -np.inf)
+
+    def allowed(a: int, others: np.ndarray) -> np.ndarray:
+        ok = alive[others].copy()
+        if cross_lingual_only:
+            ok &= ~(L[others] & L[a]).any(axis=1)
+        if days is not None and max_gap_days is not None and np.isfinite(lo[a]):
+            dated = np.isfinite(lo[others])
+            gap = np.maximum(lo[others] - hi[a], lo[a] - hi[others])
+            ok &= ~dated | (gap <= max_gap_days)
+        return ok
+
+    cand = S.copy()
+    for a in range(k):
+        cand[a, ~allowed(a, np.arange(k))] = -np.inf
+    while True:
+        flat = int(np.argmax(cand))
+        a, b = divmod(flat, k)
+        if not np.isfinite(cand[a, b]) or cand[a, b] < threshold:
+            break
+        a, b = min(a, b), max(a, b)
+        sums[a] += sums[b]
+        sizes[a] += sizes[b]
+        L[a] |= L[b]
+        lo[a], hi[a] = min(lo[a], lo[b]), max(hi[a], hi[b])
+        alive[b] = False
+        group[group == b] = a
+        cand[b, :] = cand[:, b] = -np.inf
+        row = sums @ sums[a] / (sizes * sizes[a])
+        row[~allowed(a, np.arange(k))] = -np.inf
+        row[a] = -np.inf
+        cand[a, :] = cand[:, a] = row
+    return uniq[group[inv]]
+
+
+def merge_cluster(articles, embeddings, options, language_means, *, merge_threshold: Optional[float] = None,
+                  cross_lingual_only: bool = True):
+    """A ``cluster=`` function for :func:`storyclust.evaluate.cross_validate_semeval`: the pipeline's
+    clustering, then :func:`merge_fragments` at ``merge_threshold`` (None: no second pass)."""
+    from .evaluate import CosineLookup, _default_cluster, clustering_space
+
+    story_of, sim = _default_cluster(articles, embeddings, options, language_means)
+    if merge_threshold is None:
+        return story_of, sim
+    Z = clustering_space(articles, embeddings, options, language_means)
+    codes = {s: c for c, s in enumerate(sorted(set(story_of.values())))}
+    labels = np.array([codes[story_of[a.id]] for a in articles])
+    merged = merge_fragments(labels, Z, [a.lang for a in articles], merge_threshold,
+                             cross_lingual_only=cross_lingual_only)
+    return {a.id: str(m) for a, m in zip(articles, merged)}, CosineLookup([a.id for a in articles], Z)
