@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2 || python3 -m venv $(VENV) >&2
 	@echo "installing storyclust and its dependencies into $(VENV) (once)" >&2
 	@$(BIN)/pip install --quiet --upgrade pip >&2
-	@$(BIN)/pip install --quiet "torch==2.13.0" -e ".[test,bench]" >&2
+	@$(BIN)/pip install --quiet "torch==2.13.0" -e ".[test,bench,ray]" >&2
 	@touch $(STAMP)
 
 install: $(STAMP)
