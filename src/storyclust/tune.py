@@ -315,6 +315,7 @@ class Adapter:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; an adapter is data to share
             os.replace(tmp, folder / name)
         self.manifest = manifest
         return folder
