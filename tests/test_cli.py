@@ -176,3 +176,12 @@ def test_report_and_explain_are_commands_of_the_cli(tmp_path):
     first = records(stories.read_text(encoding="utf-8"))[0]["articles"]
     explained = invoke("explain", first[0]["id"], first[1]["id"], "--input", str(stories), "--json")
     assert explained.exit_code == 0 and json.loads(explained.stdout)["same_story"] is True
+
+
+def test_adapter_option_reaches_the_embed_settings(tmp_path, fake_model):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    assert invoke("run", str(SAMPLES / "wires"), "--adapter", str(adapter), "-q").exit_code == 0
+    assert fake_model[-1].adapter == str(adapter)
+    assert invoke("run", str(SAMPLES / "wires"), "--adapter", str(tmp_path / "missing")).exit_code == 2
+    assert "tune" in invoke("--help").stdout

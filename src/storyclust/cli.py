@@ -166,6 +166,9 @@ embed_options = _apply([
             show_default=True, help="Texts per embedding batch."),
     _option("--cache-dir", var="CACHE_DIR", type=click.Path(file_okay=False), default=_EMBED["cache_dir"],
             help="Where converted models live [default: ~/.cache/storyclust]."),
+    _option("--adapter", var="ADAPTER", type=click.Path(exists=True, file_okay=False), default=_EMBED["adapter"],
+            help="Adapter folder from `storyclust tune`: vectors go through its learnt map (model id gains "
+                 "|adapter=<sha12>)."),
     _option("--pooling", var="POOLING", type=click.Choice(POOLINGS), default=_EMBED["pooling"], show_default=True,
             help="How token vectors become an article vector: sif weights rare words up (auto: sif when the model "
                  "allows it), model keeps the model's own pooling."),
@@ -174,7 +177,7 @@ embed_options = _apply([
 
 def _embed_settings(params: dict) -> EmbedOptions:
     return EmbedOptions(**{k: params.pop(k) for k in ("model", "backend", "max_tokens", "batch_size", "cache_dir",
-                                                       "pooling")})
+                                                       "pooling", "adapter")})
 
 
 cluster_options = _apply([
@@ -568,12 +571,11 @@ def eval_(gold, pred, semeval, split, as_json, **params):
 
 
 def _register_optional_commands() -> None:
-    """Commands that live beside their library code (report, explain)."""
-    try:
-        from .report.commands import explain_command, report_command
-    except ImportError:  # pragma: no cover - the report package is part of storyclust
-        return
-    for command, name in ((report_command, "report"), (explain_command, "explain")):
+    """Commands that live beside their library code (report, explain, tune)."""
+    from .report.commands import explain_command, report_command
+    from .tune_command import tune_command
+
+    for command, name in ((report_command, "report"), (explain_command, "explain"), (tune_command, "tune")):
         if not any(p.name == "quiet" for p in command.params):
             verbosity_options(command)
         cli.add_command(command, name)
