@@ -156,12 +156,14 @@ def _optimize(raw: Path, out: Path, config: Any) -> None:
     raw.unlink()
 
 
-def _check_export(path: Path, inputs: dict[str, np.ndarray], expected: np.ndarray) -> None:
-    """Raise if the ONNX graph does not reproduce the torch embeddings."""
+def _check_export(out: Path) -> None:
+    """Step 4: raise if the ONNX graph does not reproduce the torch embeddings of the check texts."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, inputs)[0]
+    check = np.load(out / _CHECK_FILE)
+    expected = check["expected"]
+    session = ort.InferenceSession(str(out / MODEL_FILE), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input_ids": check["input_ids"], "attention_mask": check["attention_mask"]})[0]
     cos = np.sum(got * expected, axis=1) / (
         np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
     )
@@ -170,8 +172,47 @@ def _check_export(path: Path, inputs: dict[str, np.ndarray], expected: np.ndarra
 
 
 def export_onnx(folder: Path, out: Path) -> None:
-    """Export the sentence-transformers model in ``folder`` into a new directory ``out``."""
+    """Export the sentence-transformers model in ``folder`` into a new directory ``out``.
+
+    The word-embedding table (250k x 384 floats: 0.38 of the model's 0.47 GB) goes through the
+    export, the fusion and the quantization as a stand-in of :data:`_STAND_IN_ROWS` rows and is put
+    back into the finished files: ONNX's and ONNX Runtime's Python tools copy a model several
+    times, which took the peak RSS of a first run to 5.2 GB. Each step also runs in a process of
+    its own, so the peak is the largest step's (1.8 GB, the torch model and its export), not the sum of what each leaves behind.
+    Writes ``model.onnx`` and ``model_int8.onnx`` (the int8 copy is a few seconds more here).
+    """
+    out.mkdir(parents=True)
+    _in_child(_export_stand_in, folder, out)
+    _in_child(_fuse_and_quantize, out)
+    for name in (MODEL_FILE, INT8_FILE):
+        _in_child(_put_back_word_embeddings, out, name)
+    _in_child(_check_export, out)
+    for leftover in (_SMALL_FILE, _TABLE_FILE, _CHECK_FILE, _CONFIG_FILE):
+        (out / leftover).unlink()
+
+
+#: Rows of the stand-in word-embedding table (a prime, so no other initializer has its shape).
+_STAND_IN_ROWS = 1031
+_RAW_FILE, _SMALL_FILE, _TABLE_FILE, _CHECK_FILE, _CONFIG_FILE = (
+    "raw.onnx", "small.onnx", "word_embeddings.npy", "check.npz", "config.json")
+
+
+def _in_child(step, *args) -> None:
+    """Run ``step(*args)`` in a fresh process (spawned without the caller's ``__main__``); re-raise its error."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..ingest.parallel import _without_main_module
+
+    with _without_main_module(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(step, *args).result()
+
+
+def _export_stand_in(folder: Path, out: Path) -> None:
+    """Step 1: the tokenizer, the real table (``.npy``), the check vectors, and the graph exported with
+    the stand-in table."""
     import torch
+    from tokenizers import Tokenizer
 
     model = _load_sentence_transformer(folder)
     transformer = model[0]
@@ -180,22 +221,14 @@ def export_onnx(folder: Path, out: Path) -> None:
     pad_token = model.tokenizer.pad_token or "[PAD]"
     if tokenizer is None:
         raise ValueError(f"{folder}: the ONNX backends need a fast (tokenizers) tokenizer")
-    out.mkdir(parents=True)
     tokenizer.save(str(out / TOKENIZER_FILE))
-
-    from tokenizers import Tokenizer
-
     check_tok = Tokenizer.from_file(str(out / TOKENIZER_FILE))
     check_tok.enable_truncation(max_length=model.max_seq_length)
     check_tok.enable_padding(pad_id=pad_id, pad_token=pad_token)
     inputs = _tokenize(check_tok, _CHECK_TEXTS)
     with torch.inference_mode():
         expected = _wrapper(model)(*(torch.from_numpy(v) for v in inputs.values()))[0].numpy()
-
-    raw = out / "raw.onnx"
-    _export_graph(model, inputs, raw)
-    _optimize(raw, out / MODEL_FILE, transformer.auto_model.config)
-    _check_export(out / MODEL_FILE, inputs, expected)
+    np.savez(out / _CHECK_FILE, expected=expected, **inputs)
     meta = {
         "dim": int(expected.shape[1]),
         "max_seq_length": int(model.max_seq_length),
@@ -205,6 +238,43 @@ def export_onnx(folder: Path, out: Path) -> None:
         "mean_pooling": mean_pooling_only(model),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+    embeddings = transformer.auto_model.get_input_embeddings()
+    if len(embeddings.weight) <= _STAND_IN_ROWS:
+        raise ValueError("vocabulary too small for the stand-in table")
+    np.save(out / _TABLE_FILE, embeddings.weight.detach().numpy())
+    embeddings.weight = torch.nn.Parameter(embeddings.weight.detach()[:_STAND_IN_ROWS].clone(), requires_grad=False)
+    _export_graph(model, {k: np.minimum(v, _STAND_IN_ROWS - 1) if k == "input_ids" else v
+                          for k, v in inputs.items()}, out / _RAW_FILE)
+    config = transformer.auto_model.config
+    (out / _CONFIG_FILE).write_text(json.dumps({"model_type": config.model_type, "hidden_size": config.hidden_size,
+                                                "num_attention_heads": config.num_attention_heads}))
+
+
+def _fuse_and_quantize(out: Path) -> None:
+    """Step 2: fuse the stand-in graph (ONNX Runtime's transformer optimizer), and quantize it to int8."""
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(**json.loads((out / _CONFIG_FILE).read_text()))
+    _optimize(out / _RAW_FILE, out / _SMALL_FILE, config)
+    quantize_int8(out / _SMALL_FILE, out / INT8_FILE)
+
+
+def _put_back_word_embeddings(out: Path, name: str) -> None:
+    """Step 3: write ``out/name`` (from the stand-in fp32 graph, or the int8 one) with the real table back
+    in place of the stand-in (the one initializer of its shape)."""
+    import onnx
+    from onnx import numpy_helper
+
+    src = out / (_SMALL_FILE if name == MODEL_FILE else name)
+    model = onnx.load(str(src))
+    table = np.load(out / _TABLE_FILE, mmap_mode="r")
+    hits = [t for t in model.graph.initializer if list(t.dims) == [_STAND_IN_ROWS, table.shape[1]]]
+    if len(hits) != 1:
+        raise RuntimeError(f"{src}: {len(hits)} initializers look like the stand-in word-embedding table")
+    hits[0].CopyFrom(numpy_helper.from_array(np.asarray(table, dtype=np.float32), name=hits[0].name))
+    del table
+    onnx.save(model, str(out / name))
 
 
 def quantize_int8(src: Path, out: Path) -> None:
