@@ -208,3 +208,15 @@ def test_approximate_search_on_a_large_corpus_keeps_the_stories():
 
     assert adjusted_rand_score(gold, exact) > 0.95
     assert adjusted_rand_score(exact, approx) > 0.98
+
+
+def test_copies_of_copies_point_at_the_first_copy():
+    body = " ".join(f"word{i}" for i in range(60))
+    first = Article(id="a", text=body)
+    near = Article(id="b", text=body.replace("word30", "changed"), duplicate_of="gone")  # names an unknown id
+    chained = Article(id="c", text="an unrelated text entirely " * 5, duplicate_of="b")  # follows b by its chain
+    folded = fold_copies([chained, first, near])
+    assert {a.id: a.duplicate_of for a in folded} == {"c": "a", "a": None, "b": "a"}
+    loop = fold_copies([Article(id="x", text="one text here " * 5, duplicate_of="y"),
+                        Article(id="y", text="another text there " * 5, duplicate_of="x")], threshold=None)
+    assert [a.duplicate_of for a in loop] == [None, None]

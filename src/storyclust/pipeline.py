@@ -104,6 +104,26 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
         roots[a.id] = root or a.id
         by_hash.setdefault(a.hash, roots[a.id])
         out.append(a if a.duplicate_of == root else replace(a, duplicate_of=root))
+    return _to_first_copies(out, roots)
+
+
+def _to_first_copies(folded: list[Article], earlier_roots: dict[str, str]) -> list[Article]:
+    """Point every ``duplicate_of`` at a first copy: a copy may have been matched to an article that was
+    itself found to be a copy later in the batch. In a loop, the loop's first article in batch order
+    is the first copy."""
+    by_id = {a.id: a for a in folded}
+    position = {a.id: k for k, a in enumerate(folded)}
+    out = []
+    for a in folded:
+        path, current = [a.id], a.duplicate_of
+        while current in by_id and by_id[current].duplicate_of is not None and current not in path:
+            path.append(current)
+            current = by_id[current].duplicate_of
+        if current in path:  # a loop: its first article in batch order stands alone
+            current = min(path, key=position.__getitem__)
+        root = earlier_roots.get(current, current) if current not in by_id else current
+        root = None if root == a.id else root
+        out.append(a if a.duplicate_of == root else replace(a, duplicate_of=root))
     return out
 
 
