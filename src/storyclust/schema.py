@@ -119,6 +119,11 @@ def record_to_article(record: dict) -> Article:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("record has no 'text'")
+    return _article_of(record, text)
+
+
+def _article_of(record: dict, text: str) -> Article:
+    """The Article an article record (or a story record's article entry) describes, with ``text``."""
     return Article(
         id=_opt_str(record.get("id")) or "",
         text=text,
@@ -224,17 +229,7 @@ def record_to_story(record: dict) -> Story:
     members = []
     for entry in entries:
         text = entry.get("text")
-        article = Article(
-            id=str(entry.get("id") if entry.get("id") is not None else ""),
-            text=text if isinstance(text, str) else "",
-            title=_opt_str(entry.get("title")),
-            url=_opt_str(entry.get("url")),
-            path=_opt_str(entry.get("path")),
-            lang=_opt_str(entry.get("lang")),
-            published=parse_datetime(entry.get("published")),
-            source=_opt_str(entry.get("source")),
-            duplicate_of=_opt_str(entry.get("duplicate_of")),
-        )
+        article = _article_of(entry, text if isinstance(text, str) else "")
         similarity = entry.get("similarity")
         members.append(StoryMember(article, float(similarity) if isinstance(similarity, (int, float)) else 0.0,
                                    joined_by=_opt_str(entry.get("joined_by"))))
