@@ -55,9 +55,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["RunResult", "NightPlan", "plan_night", "update_stories", "update_from_paths", "publish", "nightly",
            "files_to_read", "current_stories", "story_from_state", "state_embedding", "parse_window"]
 
-#: Reasons a file is read again on the next run (when ``Rejection.transient`` is not available).
-_TRANSIENT = ("timeout", "unreadable", "worker_died")
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -259,7 +256,7 @@ def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Se
     for item in items:
         if isinstance(item, Rejection):
             rejected += 1
-            if getattr(item, "transient", item.reason in _TRANSIENT):
+            if item.transient:  # types.TRANSIENT_REASONS: read the file again next run
                 retry.append(item.source)
             continue
         seen += 1
