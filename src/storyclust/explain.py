@@ -231,10 +231,7 @@ def cosine_from_model(a: Article, b: Article, embedder) -> float:
     from .cluster import ClusterOptions, StoryClusterer
     from .embed import embed_articles
 
-    try:  # where the pipeline helpers live after the cluster/pipeline split
-        from .pipeline import starting_language_means
-    except ImportError:  # pragma: no cover - before it
-        from .cluster import starting_language_means  # type: ignore[no-redef]
+    from .pipeline import starting_language_means
 
     options = ClusterOptions()
     X = np.asarray(embed_articles([a, b], embedder), dtype=np.float32)
