@@ -230,7 +230,6 @@ def cosine_from_model(a: Article, b: Article, embedder) -> float:
     """
     from .cluster import ClusterOptions, StoryClusterer
     from .embed import embed_articles
-
     from .pipeline import starting_language_means
 
     options = ClusterOptions()
