@@ -185,3 +185,20 @@ def test_adapter_option_reaches_the_embed_settings(tmp_path, fake_model):
     assert fake_model[-1].adapter == str(adapter)
     assert invoke("run", str(SAMPLES / "wires"), "--adapter", str(tmp_path / "missing")).exit_code == 2
     assert "tune" in invoke("--help").stdout
+
+
+def test_explain_adds_each_members_evidence():
+    stories = records(invoke("run", str(SAMPLES), "--explain").stdout)
+    plain = records(invoke("run", str(SAMPLES)).stdout)
+    assert [s["story_id"] for s in stories] == [s["story_id"] for s in plain]
+    assert all("evidence" not in a for s in plain for a in s["articles"])
+    trade = max(stories, key=lambda s: s["size"])
+    assert trade["size"] >= 2
+    anchors = [a for a in trade["articles"] if a["evidence"]["anchor"] is None]
+    assert len(anchors) == 1
+    for a in trade["articles"]:
+        e = a["evidence"]
+        assert e["joined_by"] == a["joined_by"] and -1.0 <= e["similarity"] <= 1.0
+        if e["anchor"] is not None:
+            assert e["anchor"] == anchors[0]["id"] and isinstance(e["shared_names"], list)
+            assert isinstance(e["shared_numbers"], list) and "time_gap_hours" in e

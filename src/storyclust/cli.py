@@ -205,11 +205,15 @@ story_output_options = _apply([
             help="Hide stories with fewer articles (the count hidden is logged)."),
     _option("--include-text/--no-include-text", var="INCLUDE_TEXT", default=_OUTPUT["include_text"],
             show_default=True, help="Include each article's text in the story records."),
+    _option("--explain/--no-explain", var="EXPLAIN", default=_OUTPUT["explain"], show_default=True,
+            help="Add each article's evidence: cosine to the story centroid, numbers and names shared with the "
+                 "story's most central article, time gap, the step that joined it."),
 ])
 
 
 def _output_settings(params: dict) -> OutputOptions:
-    return OutputOptions(min_size=params.pop("min_size"), include_text=params.pop("include_text"))
+    return OutputOptions(min_size=params.pop("min_size"), include_text=params.pop("include_text"),
+                         explain=params.pop("explain"))
 
 
 state_options = _apply([
@@ -320,7 +324,8 @@ def _story_writer(output: Optional[str], options: OutputOptions) -> Callable[[li
             log.info("hid %d stories with fewer than %d articles (%d articles)", hidden, options.min_size,
                      sum(s.size for s in stories if s not in shown))
         with open_output(output) as fh:
-            write_jsonl((story_to_record(s, include_text=options.include_text) for s in shown), fh)
+            write_jsonl((story_to_record(s, include_text=options.include_text, explain=options.explain)
+                         for s in shown), fh)
 
     return write
 

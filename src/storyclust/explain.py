@@ -238,3 +238,28 @@ def cosine_from_model(a: Article, b: Article, embedder) -> float:
     Z = clusterer.neutralize(X, [a.lang, b.lang])
     na, nb = float(np.linalg.norm(Z[0])), float(np.linalg.norm(Z[1]))
     return float(Z[0] @ Z[1]) / (na * nb) if na > 0 and nb > 0 and math.isfinite(na * nb) else 0.0
+
+
+def member_evidence(story: Story) -> dict[str, dict[str, Any]]:
+    """``{article id: evidence}`` for every member of ``story`` (``cluster``/``run --explain``).
+
+    Each member is compared with the story's most central member (the headline's, the *anchor*):
+    ``similarity`` is its cosine to the story centroid in the language-neutral space (what the
+    clusterer decided on, without the number bonus), ``shared_numbers`` and ``shared_names`` what it
+    shares with the anchor, ``time_gap_hours`` how long after the anchor it was published (null
+    unless both are dated), ``joined_by`` the step that put it in the story. The anchor's own entry
+    has ``anchor: null``.
+    """
+    if not story.members:
+        return {}
+    anchor = max(story.members, key=lambda m: (m.similarity, m.article.title is not None)).article
+    out: dict[str, dict[str, Any]] = {}
+    for m in story.members:
+        entry: dict[str, Any] = {"similarity": round(float(m.similarity), 4), "joined_by": m.joined_by,
+                                 "anchor": None if m.article.id == anchor.id else anchor.id}
+        if m.article.id != anchor.id:
+            d = explain_pair(anchor, m.article)
+            entry.update(shared_numbers=d["numbers"]["shared"], shared_names=d["shared_names"],
+                         time_gap_hours=d["time_gap_hours"], duplicate=d["duplicate"])
+        out[m.article.id] = entry
+    return out

@@ -169,7 +169,14 @@ def rejection_to_record(rejection: Rejection) -> dict:
     }
 
 
-def story_to_record(story: Story, *, include_text: bool = False) -> dict:
+def story_to_record(story: Story, *, include_text: bool = False, explain: bool = False) -> dict:
+    """The wire record of a story; ``explain`` adds each article's ``evidence``
+    (:func:`storyclust.explain.member_evidence`)."""
+    evidence = {}
+    if explain:
+        from .explain import member_evidence
+
+        evidence = member_evidence(story)
     record = {
         "schema_version": SCHEMA_VERSION,
         "type": "story",
@@ -193,6 +200,7 @@ def story_to_record(story: Story, *, include_text: bool = False) -> dict:
                 "similarity": round(float(m.similarity), 4),
                 "duplicate_of": m.article.duplicate_of,
                 "joined_by": m.joined_by,
+                **({"evidence": evidence[m.article.id]} if explain else {}),
                 **({"text": m.article.text} if include_text else {}),
             }
             for m in story.members

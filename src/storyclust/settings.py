@@ -102,6 +102,7 @@ class OutputOptions:
 
     min_size: int = 1  # stories with fewer articles are not printed (the count is logged)
     include_text: bool = False  # put each article's text into the story records
+    explain: bool = False  # put each article's evidence (why it is in its story) into the story records
 
 
 _WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([wdhms]?)\s*$", re.IGNORECASE)
