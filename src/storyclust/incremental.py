@@ -364,26 +364,24 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
     existing = {s.story_id: s for s in store.stories(ids=set(by_story) | set(plan.merged))}
     for sid, split_from in plan.new_stories.items():  # rows first: members reference them
         store.save_story(StoredStory(sid, "open", 0, None, None, now, run_id, run_id, split_from=split_from))
-    rows = []
+    rows, built = [], []
     for sid, aids in by_story.items():
         story = existing.get(sid)
         if story is not None and story.status != "open":  # copies joining a closed story
-            Z = np.stack([m.vector for m in store.story_members(sid)] + [night.neutral[a] for a in aids])
-            centroid = Z.mean(axis=0)
-            for aid in aids:
-                z = night.neutral[aid]
-                rows.append((aid, sid, z, float(z @ centroid / max(float(np.linalg.norm(centroid)), 1e-12)),
-                             "duplicate"))
+            members = [(m.article, m.vector, m.joined_by) for m in store.story_members(sid)]
+            whole = pipeline.build_story(sid, members + [(night.articles[a], night.neutral[a], "duplicate")
+                                                         for a in aids])
+            sims = {m.article.id: m.similarity for m in whole.members}
+            rows += [(a, sid, night.neutral[a], sims[a], "duplicate") for a in aids]
             continue
-        Z = np.stack([night.neutral[a] for a in aids])
-        centroid = Z.mean(axis=0)
-        sims = Z @ (centroid / max(float(np.linalg.norm(centroid)), 1e-12))
-        for aid, z, sim in zip(aids, Z, sims):
-            how = plan.joined_by.get(aid) or night.joined_before.get(aid) or "cluster"
-            rows.append((aid, sid, z, float(sim), how))
+        built.append(pipeline.build_story(sid, [
+            (night.articles[a], night.neutral[a], plan.joined_by.get(a) or night.joined_before.get(a) or "cluster")
+            for a in aids]))
+        rows += [(m.article.id, sid, night.neutral[m.article.id], m.similarity, m.joined_by)
+                 for m in built[-1].members]
     store.put_members(rows, run_id)
     store.set_duplicate_of(night.duplicate_of)
-    labels = _labels(night, by_story, existing)
+    labels = {s.story_id: s.labels for s in pipeline.with_labels(built)}  # each against the others, as one-shot
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
         event = plan.event(sid)
@@ -407,14 +405,6 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
             changed[story.story_id] = "closed"
     return changed
-
-
-def _labels(night: _Night, by_story: Mapping[str, list[str]],
-            existing: Mapping[str, StoredStory]) -> dict[str, tuple[str, ...]]:
-    """Labels of tonight's open stories, each against the others (as a one-shot run labels its batch)."""
-    stories = [pipeline.build_story(sid, [(night.articles[a], night.neutral[a], None) for a in aids])
-               for sid, aids in by_story.items() if sid not in existing or existing[sid].status == "open"]
-    return {s.story_id: s.labels for s in pipeline.with_labels(stories)}
 
 
 # -- publishing ----------------------------------------------------------------------
