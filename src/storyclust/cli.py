@@ -388,8 +388,8 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
 
     backend, pooling, prompt = state_embedding(store, embed.backend, embed.pooling)
     embed = replace(embed, backend=backend, pooling=pooling, prompt=prompt)
-    result = update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
-                            progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
+    update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
+                   progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
     _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all), queued=True)
     return EXIT_REJECTED if intake.rejections else EXIT_OK
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from . import pipeline
 from .settings import ClusterOptions, StateOptions, parse_window
-from .store import Change, FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
+from .store import FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
 from .types import Article, Rejection, Story, StoryMember
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
