@@ -22,6 +22,7 @@ from .embed import BACKENDS, POOLINGS
 from .ingest import IngestStats, ingest_paths
 from .clickutil import VERBOSITY, datetime_param, env, verbosity, window_param
 from .schema import article_to_record, rejection_to_record, story_to_record
+from .timing import reset as reset_timing, stage, summary_line
 from .settings import (
     ClusterOptions,
     EmbedOptions,
@@ -334,14 +335,19 @@ def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: Cl
               out_opts: OutputOptions, engine=None) -> int:
     from .pipeline import cluster_articles
 
-    for _ in items:
-        pass
+    with stage("ingest"):
+        for _ in items:
+            pass
     if not intake.articles:
         log.error("no articles to cluster")
         return intake.exit_code()
-    stories = cluster_articles(intake.articles, _load_embedder(embed), options=options, progress=_show_progress(),
+    with stage("load model"):
+        embedder = _load_embedder(embed)
+    stories = cluster_articles(intake.articles, embedder, options=options, progress=_show_progress(),
                                engine=engine and engine.for_embedder(embed))
-    _publish_or_fail(lambda: _story_writer(output, out_opts)(stories))
+    with stage("write"):
+        _publish_or_fail(lambda: _story_writer(output, out_opts)(stories))
+    log.debug("%s", summary_line())
     multi = sum(1 for s in stories if not s.singleton)
     log.info("cluster: %d articles -> %d stories (%d with 2+ articles, %d singletons)", len(intake.articles),
              len(stories), multi, len(stories) - multi)
@@ -390,7 +396,10 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
     embed = replace(embed, backend=backend, pooling=pooling, prompt=prompt)
     update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
                    progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
-    _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all), queued=True)
+    with stage("write"):
+        _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all),
+                         queued=True)
+    log.debug("%s", summary_line())
     return EXIT_REJECTED if intake.rejections else EXIT_OK
 
 
@@ -411,6 +420,7 @@ def cli() -> None:
     ctx = click.get_current_context()
     if VERBOSITY not in ctx.meta:
         _setup_logging(0)
+    reset_timing()  # each command's -v `stages:` line counts its own stages only
 
 
 @cli.command()

@@ -44,6 +44,7 @@ import numpy as np
 from . import pipeline
 from .settings import ClusterOptions, StateOptions, parse_window
 from .store import FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
+from .timing import stage
 from .types import Article, Rejection, Story, StoryMember
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -215,22 +216,27 @@ def update_stories(
         now = now.replace(tzinfo=timezone.utc)
     load = _loader(embedder)
     with store.lock(wait=state.wait):
-        run_id, counts = _take_in(store, items, files, now)
-        pending = store.pending_articles()
+        with stage("take in"):
+            run_id, counts = _take_in(store, items, files, now)
+            pending = store.pending_articles()
         night = _Night(NightPlan(), {}, {}, {})
         embedded = copies = 0
         model_id = store.get_setting("model_id")
         if pending:
-            model = load()
+            with stage("load model"):
+                model = load()
             model_id, space = _check_model(store, model)
-            window = store.open_members()
-            folded = _fold(store, window, [a for a, _ in pending], options)
+            with stage("fold copies"):
+                window = store.open_members()
+                folded = _fold(store, window, [a for a, _ in pending], options)
             copies = sum(a.duplicate_of is not None for a in folded)
             new_firsts = [a for a in folded if a.duplicate_of is None]
             keys = dict((a.id, key) for a, key in pending)
-            embedded = _embed_missing(store, space, new_firsts, keys, model, progress, engine)
-            night = _cluster_night(store, space, window, folded, keys, model, options, engine)
-        with store.transaction():
+            with stage("embed"):
+                embedded = _embed_missing(store, space, new_firsts, keys, model, progress, engine)
+            with stage("cluster"):
+                night = _cluster_night(store, space, window, folded, keys, model, options, engine)
+        with stage("apply"), store.transaction():
             changed = _apply(store, night, run_id, now, state.story_window)
             counts.update(embedded=embedded, clustered=night.clustered, copies=copies,
                           **{k: sum(e == k for e in changed.values()) for k in ("new", "updated", "closed")})

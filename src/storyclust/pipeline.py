@@ -39,6 +39,7 @@ import numpy as np
 from .cluster import LanguageMeans, StoryClusterer, _GLOBAL, _unit
 from .evidence import evidence_text
 from .settings import ClusterOptions
+from .timing import stage
 from .types import Article, Story, StoryMember
 
 log = logging.getLogger(__name__)
@@ -346,21 +347,31 @@ def cluster_articles(
     """
     options = options or ClusterOptions()
     if language_means is None:
-        language_means = starting_language_means(embedder, options)
-    folded = fold_copies(articles, threshold=options.near_duplicate_threshold)
+        with stage("language means"):
+            language_means = starting_language_means(embedder, options)
+    with stage("fold copies"):
+        folded = fold_copies(articles, threshold=options.near_duplicate_threshold)
     primary = [i for i, a in enumerate(folded) if a.duplicate_of is None]
     firsts = [folded[i] for i in primary]
     if embeddings is None:
         if embedder is None:
             raise ValueError("cluster_articles needs an embedder or precomputed embeddings")
-        X = embed(firsts, embedder, progress=progress, engine=engine)
+        with stage("embed"):
+            X = embed(firsts, embedder, progress=progress, engine=engine)
     else:
         if len(embeddings) != len(articles):
             raise ValueError("embeddings must have one row per article")
         X = np.asarray(embeddings, dtype=np.float32)[primary]
     if not firsts:
         return []
-    part = partition(firsts, X, options, language_means, engine=engine)
+    with stage("cluster"):
+        part = partition(firsts, X, options, language_means, engine=engine)
+    with stage("stories"):
+        return _stories_of(folded, firsts, part)
+
+
+def _stories_of(folded: Sequence[Article], firsts: Sequence[Article], part: Partition) -> list[Story]:
+    """The one-shot stories of ``part`` (a partition of ``firsts``), each copy in its first copy's story."""
     row_of = {a.id: k for k, a in enumerate(firsts)}
     groups = part.groups()
     members: list[list[tuple[Article, np.ndarray, Optional[str]]]] = [

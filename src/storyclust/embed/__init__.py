@@ -56,10 +56,12 @@ from typing import Protocol
 
 import numpy as np
 
+from ..timing import stage
 from ..types import Article
 from ._quiet import quiet_model_loading
 from .cache import build_once, models_dir, user_model_key
-from .pooling import SIF_A, mean_pooling_only, sif_weights, tokenizer_json_of, unigram_log_probs
+from .pooling import (SIF_A, cached_unigram_log_probs, mean_pooling_only, sif_weights, tokenizer_json_of,
+                      unigram_log_probs)
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +327,7 @@ def _load_onnx(resolved: _ResolvedModel, backend: str, *, pooling: str, prompt: 
     tokenizer_file = model_file.parent / TOKENIZER_FILE
     model_id, weights = _pooled_id(
         resolved, backend, max_tokens, prompt, pooling,
-        lambda: unigram_log_probs(tokenizer_file.read_text(encoding="utf-8")) if meta.get("mean_pooling") else None,
+        lambda: cached_unigram_log_probs(tokenizer_file) if meta.get("mean_pooling") else None,
     )
     return OnnxEmbedder(
         model_file,
@@ -446,13 +448,16 @@ def embed_articles(articles: Sequence[Article], embedder: Embedder, *, progress:
     for about 1.6x the embedding time. Articles no longer than the lead get one pass.
     """
     full_texts = [embedding_text(a) for a in articles]
-    vectors = embedder.encode(full_texts, progress=progress)
+    with stage("embed/whole text"):
+        vectors = embedder.encode(full_texts, progress=progress)
     if lead_chars <= 0 or not len(articles):
         return vectors
     leads = [embedding_text(a, max_chars=lead_chars) for a in articles]
     longer = [i for i, (lead, full) in enumerate(zip(leads, full_texts)) if len(lead) < len(full)]
     if longer:
-        summed = vectors[longer] + embedder.encode([leads[i] for i in longer], progress=progress)
+        with stage("embed/lead"):
+            lead_vectors = embedder.encode([leads[i] for i in longer], progress=progress)
+        summed = vectors[longer] + lead_vectors
         vectors[longer] = summed / np.linalg.norm(summed, axis=1, keepdims=True)
     return vectors
 
