@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench bench-speed clean
+.PHONY: install run test bench bench-speed bench-embed clean
 
 # Set-up output goes to stderr, so that `make run | jq` sees only stories on stdout.
 # torch==2.13.0 in the same command keeps pip on the CPU wheel.
@@ -27,6 +27,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_quality.py
 
 bench-speed: $(STAMP)
+	$(BIN)/python bench/bench_speed.py
+
+bench-embed: $(STAMP)
 	$(BIN)/python bench/bench_embed.py
 
 clean:

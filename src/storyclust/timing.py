@@ -7,7 +7,7 @@ one figure. Names with a ``/`` are parts of the stage before it (``embed/lead`` 
 
     stages: ingest 0.61 s, load model 2.10 s, embed 47.9 s (whole text 29.8 s, lead 18.1 s), ...
 
-The figures are what :mod:`bench.bench_speed` reports as the cost per stage.
+The figures are what ``bench/bench_speed.py`` reports as the cost per stage.
 """
 from __future__ import annotations
 

@@ -75,7 +75,11 @@ _ST_PROMPT_CONFIG = "config_sentence_transformers.json"
 
 
 class Embedder(Protocol):
-    """Anything that turns texts into unit vectors."""
+    """Anything that turns texts into unit vectors.
+
+    The built-in embedders also have ``lengths(texts) -> list[int]`` (tokens per text), the order
+    their batches are cut in; engines that cut the work elsewhere use it to form the same batches.
+    """
 
     #: model + backend + max_tokens + prompt + pooling; stable across runs (a cache key for stored embeddings)
     model_id: str

@@ -1,7 +1,11 @@
 """The two ways storyclust runs an embedding model: torch or ONNX Runtime.
 
-Both share :func:`encode_length_sorted`: texts are sorted by length, cut into batches
-(so each batch pads to a similar length), encoded, and put back in input order.
+Both share :func:`encode_length_sorted`: texts are sorted by their length in tokens, cut into
+batches (so each batch pads to a similar length), encoded, and put back in input order. Sorting
+by tokens rather than characters matters for multilingual text: 600 characters are ~100 tokens
+of English and ~200 of Thai or Greek, and on the SemEval articles character-sorted batches of
+the title + lead view were 26% padding against 1% when sorted by tokens (the whole text,
+truncated to 256 tokens: 7.6% against 0.6%).
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from .pooling import weighted_mean
 
 logger = logging.getLogger(__name__)
 
+#: Texts tokenized per call: bounds the tokenizer's per-call memory (its Encoding objects).
+_TOKENIZE_CHUNK = 1024
+
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     """float32 copy of ``vectors`` with unit-length rows (zero rows stay zero)."""
@@ -26,29 +33,36 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
 
 
+def length_order(lengths: Sequence[int]) -> list[int]:
+    """Indices longest first (ties in input order): the order batches are cut from."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
 def encode_length_sorted(
-    texts: Sequence[str],
-    encode_batch: Callable[[list[str]], np.ndarray],
+    items: Sequence[Any],
+    encode_batch: Callable[[list[Any]], np.ndarray],
     *,
     dim: int,
     batch_size: int,
     progress: bool = False,
+    lengths: Optional[Sequence[int]] = None,
 ) -> np.ndarray:
-    """Encode ``texts`` in batches of similar length; rows come back in input order.
+    """Encode ``items`` (texts, or token-id arrays) in batches of similar length; rows come back in input order.
 
-    Longest texts go first so that the peak memory of a run shows up at its start.
-    ``progress`` shows a tqdm bar (on stderr) counting texts.
+    ``lengths``: each item's length in tokens (None: ``len(item)``). Longest items go first so
+    that the peak memory of a run shows up at its start. ``progress`` shows a tqdm bar (on
+    stderr) counting texts.
     """
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    if not texts:
+    out = np.empty((len(items), dim), dtype=np.float32)
+    if not len(items):
         return out
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = length_order([len(x) for x in items] if lengths is None else lengths)
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
+    with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            out[idx] = encode_batch([texts[i] for i in idx])
+            out[idx] = encode_batch([items[i] for i in idx])
             bar.update(len(idx))
     return normalize_rows(out)
 
@@ -86,14 +100,25 @@ class TorchEmbedder:
                                       out["attention_mask"].numpy()[None, :n], self._token_weights)[0])
         return np.stack(rows)
 
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model sees of each text (prompt included, after truncation): the batching order."""
+        tokenizer, limit = self._model.tokenizer, self._model.max_seq_length
+        out: list[int] = []
+        for start in range(0, len(texts), _TOKENIZE_CHUNK):
+            chunk = [self._prompt + t for t in texts[start : start + _TOKENIZE_CHUNK]]
+            out.extend(len(ids) for ids in tokenizer(chunk, truncation=True, max_length=limit)["input_ids"])
+        return out
+
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """float32 (n, dim) embeddings with unit rows."""
         import torch
 
+        lengths = self.lengths(texts)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self._bf16 else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
             return encode_length_sorted(
-                texts, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress
+                texts, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress,
+                lengths=lengths,
             )
 
 
@@ -126,27 +151,44 @@ class OnnxEmbedder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         tokenizer = Tokenizer.from_file(str(model_file.parent / TOKENIZER_FILE))
         tokenizer.enable_truncation(max_length=min(max_tokens, int(meta["max_seq_length"])))
-        tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
+        tokenizer.no_padding()  # batches are padded in numpy, after sorting by length
         self._tokenizer = tokenizer
+        self._pad_id = int(meta["pad_id"])
         self._token_weights = token_weights
         self._prompt = prompt
         self._batch_size = batch_size
         self.model_id = model_id
         self.dim = int(meta["dim"])
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch([self._prompt + text for text in batch])
-        feed = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-        }
+    def _token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's token ids (prompt included, truncated), tokenized once, in chunks."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), _TOKENIZE_CHUNK):
+            chunk = [self._prompt + t for t in texts[start : start + _TOKENIZE_CHUNK]]
+            out.extend(np.array(e.ids, dtype=np.int32) for e in self._tokenizer.encode_batch(chunk))
+        return out
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model sees of each text (prompt included, after truncation): the batching order."""
+        return [len(ids) for ids in self._token_ids(texts)]
+
+    def _encode_batch(self, batch: list[np.ndarray]) -> np.ndarray:
+        width = max(len(ids) for ids in batch)
+        input_ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         sentences, tokens = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
         if self._token_weights is None:
             return sentences
-        return weighted_mean(tokens, feed["input_ids"], feed["attention_mask"], self._token_weights)
+        return weighted_mean(tokens, input_ids, attention_mask, self._token_weights)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """float32 (n, dim) embeddings with unit rows."""
+        ids = self._token_ids(texts)
         return encode_length_sorted(
-            texts, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress
+            ids, self._encode_batch, dim=self.dim, batch_size=self._batch_size, progress=progress,
+            lengths=[len(x) for x in ids],
         )

@@ -129,33 +129,40 @@ def make_engine(name: str = "local", *, address: Optional[str] = None, workers: 
 # -- the embedding plan, shared by every engine that cuts the work ----------------------------------
 
 
-def length_sorted_chunks(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+def length_sorted_chunks(texts: Sequence[str], batch_size: int,
+                         lengths: Optional[Callable[[Sequence[str]], Sequence[int]]] = None) -> list[list[int]]:
     """The batches :func:`storyclust.embed.backends.encode_length_sorted` forms: indices, longest first.
 
-    An embedder given one of these chunks (``encode([texts[i] for i in chunk])``) sorts it the same
-    way and encodes it as one batch, so each text is padded and (int8) quantised with the same
-    neighbours as in a local run.
+    ``lengths`` is the embedder's own (tokens per text; None: characters, for embedders without
+    one). An embedder given one of these chunks (``encode([texts[i] for i in chunk])``) sorts it
+    the same way and encodes it as one batch, so each text is padded and (int8) quantised with
+    the same neighbours as in a local run.
     """
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    from ..embed.backends import length_order
+
+    order = length_order(lengths(texts) if lengths is not None else [len(t) for t in texts])
     return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
 
-def embedding_jobs(articles: Sequence[Article], batch_size: int):
+def embedding_jobs(articles: Sequence[Article], batch_size: int,
+                   lengths: Optional[Callable[[Sequence[str]], Sequence[int]]] = None):
     """``(jobs, longer)``: each job is ``(view, rows, texts)``; ``longer`` are the rows with a lead view.
 
     ``view`` 0 is the whole text (every article), 1 the title + lead (the articles whose lead is
-    shorter than their text), both as :func:`storyclust.embed.embed_articles` makes them.
+    shorter than their text), both as :func:`storyclust.embed.embed_articles` makes them, batched
+    by ``lengths`` (see :func:`length_sorted_chunks`).
     """
     from ..embed import LEAD_CHARS, embedding_text
 
     full = [embedding_text(a) for a in articles]
-    jobs = [(0, chunk, [full[i] for i in chunk]) for chunk in length_sorted_chunks(full, batch_size)]
+    jobs = [(0, chunk, [full[i] for i in chunk]) for chunk in length_sorted_chunks(full, batch_size, lengths)]
     longer: list[int] = []
     if LEAD_CHARS > 0:
         leads = [embedding_text(a, max_chars=LEAD_CHARS) for a in articles]
         longer = [i for i, (lead, text) in enumerate(zip(leads, full)) if len(lead) < len(text)]
         lead_texts = [leads[i] for i in longer]
-        jobs += [(1, chunk, [lead_texts[i] for i in chunk]) for chunk in length_sorted_chunks(lead_texts, batch_size)]
+        jobs += [(1, chunk, [lead_texts[i] for i in chunk])
+                 for chunk in length_sorted_chunks(lead_texts, batch_size, lengths)]
     return jobs, longer
 
 

@@ -123,7 +123,7 @@ class RayEngine:
         if not progress:
             logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines and the progress-bar notice
         batch_size = (getattr(embedder, "_batch_size", None) or getattr(self.factory, "batch_size", None) or 32)
-        jobs, longer = embedding_jobs(articles, int(batch_size))
+        jobs, longer = embedding_jobs(articles, int(batch_size), getattr(embedder, "lengths", None))
         factory = self.factory if self.factory is not None else embedder
         model_ref = self._shipped_model(embedder) if self.ship_model else None
         workers = self.workers or max(1, self.parallelism // self.cpus_per_worker)
