@@ -32,6 +32,7 @@ __all__ = [
     "meta_tags",
     "decode_bytes",
     "normalize_text",
+    "normalize_markup",
 ]
 
 _CHUNK = 64 * 1024
@@ -367,3 +368,18 @@ def normalize_text(text: str) -> str:
     text = _HSPACE.sub(" ", text)
     text = _BLANKS.sub("\n\n", text)
     return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+def normalize_markup(html: str) -> str:
+    """What :func:`normalize_text` does that matters before parsing HTML: NFC, Unix
+    newlines, no control characters.
+
+    Spaces and blank lines are left alone: markup whitespace is collapsed by the parser
+    and trafilatura anyway, and the extracted text goes through :func:`normalize_text`.
+    Collapsing them in a 100-300 KB page took ~2.5 ms, more than parsing it.
+    """
+    if "\r" in html or "\f" in html:
+        html = html.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+    html = unicodedata.normalize("NFC", html)
+    return _CONTROL.sub("", html)
+

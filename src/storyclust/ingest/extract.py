@@ -6,11 +6,14 @@ download helpers are not used, so nothing is fetched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import unescape
 from datetime import datetime, timezone
 from typing import Optional
 from urllib.parse import urlsplit
 
 import trafilatura
+import trafilatura.metadata as _tm
+from trafilatura.utils import load_html
 
 from ..schema import parse_datetime
 from .clean import clean_body, clean_title
@@ -92,35 +95,141 @@ def _drop_leading_title(text: str, title: Optional[str]) -> str:
     return text
 
 
-def extract_html(html: str, url: Optional[str] = None) -> Optional[HtmlArticle]:
+def _parse(html: str):
+    """The page as an lxml tree, parsed once (trafilatura's own loader), or None."""
+    return load_html(html)
+
+
+#: Elements dropped from the tree before trafilatura sees it: all are in trafilatura's
+#: ``MANUALLY_CLEANED`` list, so its own extractor never keeps their text; they only slowed it
+#: down (each step copies or searches the whole tree: readability, html2txt, baseline and
+#: jusText work on the raw tree). ``form``, ``figure``, ``table`` and ``head`` are not in this
+#: list: trafilatura treats them specially. Dropping these made extraction ~35% faster on the
+#: pages of ``bench/bench_ingest.py``, with the same text on every page (``--extraction-cost``
+#: in that script compares texts with and without it: ``IngestOptions`` has no switch for it).
+_DROPPED_TAGS = ("script", "style", "svg", "nav", "aside", "footer", "menu", "iframe", "object", "embed",
+                 "noscript", "button", "input", "select", "textarea")
+
+
+def _drop_code(tree) -> None:
+    """Remove :data:`_DROPPED_TAGS` elements, their tails kept, except JSON-LD scripts
+    (trafilatura's baseline reads ``articleBody`` there)."""
+    if not _DROPPED_TAGS:  # tree.iter() without tags would visit every element
+        return
+    doomed = [el for el in tree.iter(*_DROPPED_TAGS)
+              if el.tag != "script" or (el.get("type") or "").strip().lower() != "application/ld+json"]
+    for el in doomed:
+        if el.getparent() is not None:
+            el.drop_tree()
+
+
+@dataclass
+class _Meta:
+    title: Optional[str]
+    author: Optional[str]
+    url: Optional[str]
+    sitename: Optional[str]
+    hostname: Optional[str]
+
+
+def _metadata(tree, default_url: Optional[str]) -> _Meta:
+    """The metadata fields storyclust uses, found exactly as trafilatura's ``extract_metadata``
+    finds them (same helpers, same order, same final trimming), without what it would
+    compute and storyclust throw away: categories, tags, licence, image, description;
+    the date is looked up only when the page's ``<meta>`` tags do not state it
+    (see :func:`_date_of`). ``with_metadata=True`` spent half of trafilatura's time there."""
+    doc = _tm.examine_meta(tree)
+    if doc.author and " " not in doc.author:
+        doc.author = None
+    try:
+        doc = _tm.extract_meta_json(tree, doc)
+    except Exception:  # bugs in trafilatura's json_metadata, as extract_metadata tolerates them
+        pass
+    if not doc.title:
+        doc.title = _tm.extract_title(tree)
+    # No author in the meta tags or JSON-LD: looked for in the markup by _markup_author, later.
+    if not doc.url:
+        doc.url = _tm.extract_url(tree, default_url)
+    if doc.url:
+        doc.hostname = _tm.extract_domain(doc.url, fast=True)
+    if not doc.sitename:
+        doc.sitename = _tm.extract_sitename(tree)
+    if doc.sitename:
+        doc.sitename = doc.sitename.lstrip("@")
+        if doc.sitename and "." not in doc.sitename and not doc.sitename[0].isupper():
+            doc.sitename = doc.sitename.title()
+    elif doc.url:
+        match = _tm.META_URL.match(doc.url)
+        if match:
+            doc.sitename = match[1]
+    doc.clean_and_trim()
+    return _Meta(doc.title, doc.author, doc.url, doc.sitename, doc.hostname)
+
+
+def _markup_author(tree) -> Optional[str]:
+    """trafilatura's ``extract_author`` (its XPaths, its pruning, its name normalisation and the
+    final trimming of ``extract_metadata``), run on ``tree`` itself, which it prunes, instead of a
+    deep copy of the whole page: call it last, once the tree is no longer needed. Run after
+    :func:`_drop_code`, so an author named only inside a dropped element (a ``<nav>``, an
+    ``<aside>``, a ``<footer>``) is not found; the body's byline line still is (``clean_body``)."""
+    try:
+        subtree = _tm.prune_unwanted_nodes(tree, _tm.AUTHOR_DISCARD_XPATHS)
+        author = _tm.extract_metainfo(subtree, _tm.AUTHOR_XPATHS, len_limit=120)
+        if author:
+            author = _tm.normalize_authors(None, author)
+    except AttributeError:  # another trafilatura version: its own, slower, function
+        author = _tm.extract_author(tree)
+    if not author:
+        return None
+    if len(author) > 10000:
+        author = author[:9999] + "…"
+    return _tm.line_processing(unescape(author)) or None
+
+
+def _date_of(tree, url: Optional[str]) -> Optional[str]:
+    """htmldate's day, with trafilatura's date parameters (only structured places)."""
+    return _tm.find_date(tree, url=url, **_DATE_PARAMS)
+
+
+def extract_html(html: str, url: Optional[str] = None, *, fast: bool = False) -> Optional[HtmlArticle]:
     """Main text and metadata of an HTML page, or None when it holds no article text.
 
     ``url`` (from a WARC header or a record) helps trafilatura and wins over
     the page's own canonical URL. Metadata the page does not state stays None.
+    The page is parsed once; metadata and text are both read from that tree.
+    ``fast`` is trafilatura's ``fast=True`` (no readability/jusText comparison or
+    rescue): see ``IngestOptions.fast_extract`` for what it costs.
     """
+    tree = _parse(html)
+    if tree is None:
+        return None
+    meta = _metadata(tree, url)
+    published = _meta_published(html)
+    day = _date_of(tree, meta.url) if published is None else None
+    _drop_code(tree)
     doc = trafilatura.bare_extraction(
-        html,
+        tree,
         url=url,
-        with_metadata=True,
+        fast=fast,
+        with_metadata=False,
         include_comments=False,
         include_tables=False,
         include_images=False,
         include_links=False,
-        date_extraction_params=_DATE_PARAMS,
     )
     if doc is None or not doc.text:
         return None
-    title = clean_title(doc.title)
-    body, byline = clean_body(_drop_leading_title(doc.text, doc.title))
-    page_url = url or doc.url
-    published = _meta_published(html)
+    title = clean_title(meta.title)
+    body, byline = clean_body(_drop_leading_title(doc.text, meta.title))
+    page_url = url or meta.url
     if published is None:
-        published = _day_published(doc.date)
+        published = _day_published(day)
+    author = meta.author or _markup_author(tree)
     return HtmlArticle(
         text=body,
         title=title,
         url=page_url,
         published=published,
-        source=doc.sitename or domain_of(page_url) or doc.hostname,
-        author=doc.author or byline,
+        source=meta.sitename or domain_of(page_url) or meta.hostname,
+        author=author or byline,
     )

@@ -37,6 +37,10 @@ class IngestOptions:
             text's length (a 20 MiB text of distinct words needed gigabytes uncapped).
             Exact duplicates always compare the whole text (content hash).
         seed: seed of the MinHash permutations (results are deterministic for a seed).
+        fast_extract: trafilatura's ``fast=True``: no comparison with readability and jusText
+            and no jusText rescue. Off by default: on the pages of ``bench/bench_ingest.py
+            --extraction-cost`` it changes part of the texts and on some pages
+            returns the related-article list instead of the story (figures there).
 
     Memory: a run holds one document at a time per process (at most ``max_file_bytes`` of
     input, or ``max_html_bytes`` of HTML, as bytes and decoded text plus a few normalised
@@ -55,6 +59,7 @@ class IngestOptions:
     minhash_permutations: int = 128
     minhash_max_chars: int = 200_000
     seed: int = 1
+    fast_extract: bool = False
 
     def __post_init__(self) -> None:
         if self.jobs is not None and self.jobs < 1:

@@ -39,6 +39,7 @@ from .decode import (
     looks_binary,
     looks_html,
     looks_warc,
+    normalize_markup,
     normalize_text,
 )
 from .extract import HtmlArticle, domain_of, extract_html
@@ -130,10 +131,10 @@ def _extract_page(data: bytes, options: IngestOptions, *, url: Optional[str], ch
         raise InputError("too_large", f"HTML document is larger than {options.max_html_bytes} bytes")
     if looks_binary(data):
         raise InputError("binary", "HTML document holds binary data")
-    html = normalize_text(decode_bytes(data, charset or declared_html_charset(data)))
-    if not html:
+    html = normalize_markup(decode_bytes(data, charset or declared_html_charset(data)))
+    if not html or html.isspace():  # not html.strip(): that copies the page
         raise InputError("empty", "HTML document is empty")
-    page = extract_html(html, url=url)
+    page = extract_html(html, url=url, fast=options.fast_extract)
     if page is None:
         raise InputError("no_text", "no article text found in the HTML")
     return page
@@ -366,7 +367,8 @@ def _read_open_file(
             path, "too_large", f"HTML page of {st.st_size} bytes, over the {options.max_html_bytes}-byte limit"
         )
         return
-    stream: BinaryIO = io.BufferedReader(fh, buffer_size=_READ_CHUNK)  # type: ignore[arg-type]
+    buffer = max(io.DEFAULT_BUFFER_SIZE, min(_READ_CHUNK, st.st_size + 1))  # no 1 MiB buffer for a 50 KB page
+    stream: BinaryIO = io.BufferedReader(fh, buffer_size=buffer)  # type: ignore[arg-type]
     gz: Optional[GzipReader] = None
     if gzipped or is_gzip(stream.peek(2)[:2]):
         gz = GzipReader(stream, options.max_decompressed_bytes)
@@ -380,7 +382,11 @@ def _read_open_file(
         yield from _read_jsonl(stream, path, options, retrieved, gz)
     else:
         limit = _document_limit(kind, options)
-        data = stream.read(limit + 1)
+        # Not gzipped: the file's own size (+1 to see a file that grew) is the most there is to
+        # read; asking for limit + 1 made every read allocate a 16-64 MiB buffer and shrink it.
+        data = stream.read((limit if gz is not None else min(limit, st.st_size)) + 1)
+        if gz is None and len(data) > st.st_size:  # it grew since stat: read on, as far as the limit
+            data += stream.read(limit + 1 - len(data))
         if gz is not None and gz.error is not None:
             yield Rejection(path, gz.error.reason, gz.error.detail)
         elif len(data) > limit:
