@@ -1,9 +1,14 @@
 """Reading files in worker processes, results handed back in input order.
 
 Each worker is a process started from a ``forkserver`` (safe when the parent
-has threads, cheap to replace) that reads whole files and streams one message
-per record back through a pipe. The parent keeps a small window of files in
-flight, re-orders results to input order and yields them as they arrive.
+has threads, cheap to replace), once per run, that reads whole files and sends
+their records back through a pipe in batches: one message for a file of one
+record (an HTML page), one per :data:`BATCH_RECORDS` records or
+:data:`BATCH_CHARS` characters of text for a JSONL or WARC file (so a big archive
+is never held whole). Each worker has up to :data:`AHEAD` files assigned, so it
+starts the next one without waiting for the parent to answer. The parent keeps a
+small window of files in flight, re-orders results to input order and yields them
+as they arrive.
 
 A worker that stays silent for longer than ``2 * timeout + 2`` seconds (its own
 SIGALRM limit did not fire: stuck in C code) is killed and replaced; its file
@@ -49,6 +54,12 @@ __all__ = ["read_task", "ordered_results", "FILE_DONE"]
 
 #: Marker yielded after the last item of each file.
 FILE_DONE = None
+#: Files assigned to a worker at once (the one it reads, and the next ones).
+AHEAD = 2
+#: A worker sends what it has read of a file once it holds this many records...
+BATCH_RECORDS = 64
+#: ... or this many characters of article text, and at the end of the file.
+BATCH_CHARS = 1 << 20
 _PRELOAD = ["storyclust.ingest._preload"]
 #: See the module docstring: makes a worker hang in C on matching paths (tests only).
 STALL_ENV = "STORYCLUST_TEST_STALL"
@@ -99,8 +110,14 @@ def _stall_in_c(options: IngestOptions) -> None:
             time.sleep(3600)  # one C call; SIGALRM is blocked, so nothing interrupts it
 
 
+def _weight(located: Located) -> int:
+    text = getattr(located.item, "text", None)
+    return len(text) if isinstance(text, str) else 0
+
+
 def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions, stall: Optional[str] = None) -> None:
-    """Worker loop: receive ``(index, path)``, send ``("item", index, Located)``... then ``("done", index)``."""
+    """Worker loop: receive ``(index, path)``; send ``("items", index, [Located, ...])`` for
+    each full batch, then ``("done", index, [the rest])``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     # Libraries' per-document log lines would reach stderr through logging's last-resort
     # handler; the parent reports every problem as a Rejection instead.
@@ -115,9 +132,15 @@ def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions, 
         index, path = message
         if stall and stall in path:
             _stall_in_c(options)
+        batch: list[Located] = []
+        chars = 0
         for located in read_task(path, options):
-            conn.send(("item", index, located))
-        conn.send(("done", index, None))
+            batch.append(located)
+            chars += _weight(located)
+            if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
+                conn.send(("items", index, batch))
+                batch, chars = [], 0
+        conn.send(("done", index, batch))
 
 
 class _Worker:
@@ -133,13 +156,19 @@ class _Worker:
         with _without_main_module():
             self.process.start()
         child.close()
-        self.task: Optional[int] = None
+        self.tasks: collections.deque[int] = collections.deque()  # assigned files; the first is being read
         self.silent = 0.0  # seconds the parent waited without a message from it
+
+    @property
+    def task(self) -> Optional[int]:
+        """The file being read, or None when idle."""
+        return self.tasks[0] if self.tasks else None
 
     def assign(self, index: int, path: str) -> bool:
         """Send a file to the worker; False if its pipe is broken (the worker died)."""
-        self.task = index
-        self.silent = 0.0
+        if not self.tasks:
+            self.silent = 0.0
+        self.tasks.append(index)
         try:
             self.conn.send((index, path))
         except OSError:
@@ -179,14 +208,20 @@ class _Pool:
             raise
         self.buffers: dict[int, collections.deque[Located]] = collections.defaultdict(collections.deque)
         self.done: set[int] = set()
+        self.queue: collections.deque[int] = collections.deque()  # files not yet assigned, in input order
         self.limit = 2 * options.timeout + 2 if options.timeout > 0 else None
 
-    def dispatch(self, queue: collections.deque[int], horizon: int) -> None:
-        for worker in self.workers:
-            if worker.task is None and queue and queue[0] < horizon:
-                index = queue.popleft()
-                if not worker.assign(index, self.paths[index]):
-                    self._replace(worker, "worker_died", "worker process died before reading the file")
+    def dispatch(self, horizon: int) -> None:
+        """Give idle workers a file first, then fill every worker up to :data:`AHEAD` files."""
+        for depth in range(1, AHEAD + 1):
+            for k in range(len(self.workers)):
+                worker = self.workers[k]
+                if len(worker.tasks) < depth and self.queue and self.queue[0] < horizon:
+                    index = self.queue.popleft()
+                    if not worker.assign(index, self.paths[index]):
+                        started = worker.task != index
+                        self._replace(worker, "worker_died", "worker process died" if started
+                                      else "worker process died before reading the file")
 
     def wait(self) -> None:
         """Wait for messages from busy workers; kill those silent for too long."""
@@ -211,20 +246,20 @@ class _Pool:
     def _drain(self, worker: _Worker) -> None:
         while worker.task is not None and worker.conn.poll():
             try:
-                kind, index, located = worker.conn.recv()
+                kind, index, batch = worker.conn.recv()
             except (EOFError, OSError):
                 worker.process.join(timeout=1)
                 code = worker.process.exitcode
                 self._replace(worker, "worker_died", f"worker process died (exit code {code})")
                 return
-            if kind == "item":
-                self.buffers[index].append(located)
-            else:
+            self.buffers[index].extend(batch)
+            if kind == "done":
                 self.done.add(index)
-                worker.task = None
+                worker.tasks.popleft()
 
     def _replace(self, worker: _Worker, reason: str, detail: str) -> None:
-        """End ``worker``'s file with one rejection and put a fresh worker in its place."""
+        """End ``worker``'s file with one rejection, hand the files it had not started back to
+        the queue, and put a fresh worker in its place."""
         index = worker.task
         assert index is not None
         path = self.paths[index]
@@ -232,6 +267,8 @@ class _Pool:
         worker.conn.close()
         self.buffers[index].append(Located(path, Rejection(path, reason, detail)))
         self.done.add(index)
+        pending = list(worker.tasks)[1:]
+        self.queue.extendleft(reversed(pending))  # all lower than anything still queued: order kept
         self.workers[self.workers.index(worker)] = self._new_worker()
 
     def _new_worker(self) -> _Worker:
@@ -268,7 +305,7 @@ def ordered_results(
     """
     pool = _Pool(paths, options, jobs)
     local = {i: it for i, p in enumerate(paths) if (it := read_local(p)) is not None}
-    queue = collections.deque(i for i in range(len(paths)) if i not in local)
+    pool.queue.extend(i for i in range(len(paths)) if i not in local)
     window = 4 * jobs
     try:
         for index in range(len(paths)):
@@ -283,7 +320,7 @@ def ordered_results(
                         yield index, buffer.popleft()
                     if index in pool.done:
                         break
-                    pool.dispatch(queue, index + window)
+                    pool.dispatch(index + window)
                     pool.wait()
                 pool.buffers.pop(index, None)
             yield index, FILE_DONE
