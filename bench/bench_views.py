@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 import time
 from importlib import resources
@@ -31,6 +30,7 @@ from typing import Optional
 
 import numpy as np
 
+from bench_ingest import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
 from storyclust.embed import embedding_text, load_embedder
 from storyclust.evaluate import cross_validate_semeval, load_semeval, paired_gain
 from storyclust.tune import means_from_calibration
@@ -38,16 +38,6 @@ from storyclust.tune import means_from_calibration
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "semeval_dev.csv"
 REFERENCE = "full+lead:600"
 MAX_DISTANCE_GRID = (0.44, 0.46, 0.48, 0.50, 0.52, 0.54, 0.56)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def view_texts(view: str, articles) -> tuple[list[str], int]:
