@@ -372,7 +372,7 @@ def normalize_text(text: str) -> str:
 
 def normalize_markup(html: str) -> str:
     """What :func:`normalize_text` does that matters before parsing HTML: NFC, Unix
-    newlines, no control characters.
+    newlines, no control characters (nor U+FFFE/U+FFFF, which XML forbids).
 
     Spaces and blank lines are left alone: markup whitespace is collapsed by the parser
     and trafilatura anyway, and the extracted text goes through :func:`normalize_text`.
@@ -381,5 +381,10 @@ def normalize_markup(html: str) -> str:
     if "\r" in html or "\f" in html:
         html = html.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
     html = unicodedata.normalize("NFC", html)
-    return _CONTROL.sub("", html)
+    return _MARKUP_CONTROL.sub("", html)
+
+
+#: :data:`_CONTROL` plus the two characters XML forbids that it lacks: with them gone, the
+#: markup needs no other clean-up before libxml2 (trafilatura's loader scans for exactly these).
+_MARKUP_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\u200b\ufffe\uffff]")
 
