@@ -48,7 +48,7 @@ from .lang import warm_up as warm_up_lang
 from .options import IngestOptions
 from .timeout import ExtractionTimeout, time_limit
 
-__all__ = ["Item", "Located", "read_file", "read_jsonl_stream", "warm_up"]
+__all__ = ["Item", "Located", "read_file", "read_jsonl_stream", "warm_up", "warm_up_extraction"]
 
 Item = Union[Article, Rejection]
 
@@ -269,6 +269,27 @@ def warm_up() -> None:
     cost (a second or two) is never charged to a document's time limit."""
     warm_up_lang()
     warm_up_dates()
+
+
+_WARM_PAGE = (
+    "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Warm-up page | Site</title>"
+    "<meta property='og:site_name' content='Site'><link rel='canonical' href='https://example.org/a/1'>"
+    "<script type='application/ld+json'>{\"@context\": \"https://schema.org\", \"@type\": \"NewsArticle\"}</script>"
+    "</head><body><nav><a href='/'>Home</a></nav><div class='content'><h1>Warm-up page</h1>"
+    "<p class='byline'>By Jane Doe</p><time datetime='2024-01-02'>2 January 2024</time>"
+    "<p>A short paragraph, so that every fallback of the extractor runs once.</p>"
+    "<ul><li><a href='/b'>Another page</a></li></ul></div><footer>Footer</footer></body></html>"
+)
+
+
+def warm_up_extraction() -> None:
+    """Run one small page through HTML extraction (both modes), so trafilatura's lazy state
+    (jusText stop lists, readability and htmldate internals) exists before workers are forked."""
+    for fast in (False, True):
+        try:
+            extract_html(_WARM_PAGE, url="https://example.org/a/1", fast=fast)
+        except Exception:  # a warm-up must never stop the workers from starting
+            pass
 
 
 def _attempt(source: str, options: IngestOptions, step: Callable[[], _T]) -> Union[_T, Rejection]:
