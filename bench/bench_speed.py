@@ -19,7 +19,7 @@ The articles are ``--articles`` distinct articles of ``../shared/eval/semeval_de
 sample; real multilingual news) when it is there, else the articles storyclust extracts from
 generated pages.
 
-    python bench/bench_speed.py [--articles 700] [--rounds 3] [--pages 300] [--jobs 2] [--skip ingest nightly]
+    python bench/bench_speed.py [--articles 700] [--rounds 3] [--pages 1000] [--jobs 2] [--skip ingest nightly]
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=700)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--pages", type=int, default=300)
+    parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
     args = parser.parse_args(argv)
