@@ -101,10 +101,8 @@ class ViewStore:
     def count_tokens(self, view: str) -> Optional[int]:
         """Tokens the model sees for this view (prompt included, no padding); None if the backend hides them."""
         texts, max_tokens = view_texts(view, self.articles)
-        tokenizer = getattr(self.embedder(max_tokens), "_tokenizer", None)
-        if tokenizer is None:
-            return None
-        return sum(sum(e.attention_mask) for t in texts if t for e in [tokenizer.encode("query: " + t)])
+        lengths = getattr(self.embedder(max_tokens), "lengths", None)  # the embedder's own batching counts
+        return sum(lengths([t for t in texts if t])) if lengths is not None else None
 
     def calibration(self) -> tuple[np.ndarray, np.ndarray]:
         if "calib" not in self.vectors:

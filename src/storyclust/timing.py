@@ -12,6 +12,7 @@ The figures are what ``bench/bench_speed.py`` reports as the cost per stage.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -64,8 +65,6 @@ def summary_line(seconds: dict[str, float] | None = None) -> str:
 
 def parse_summary(line: str) -> dict[str, float]:
     """The seconds per stage of a :func:`summary_line` (``{"embed": 47.9, "embed/lead": 18.1, ...}``)."""
-    import re
-
     body = line.split("stages:", 1)[1]
     out: dict[str, float] = {}
     for m in re.finditer(r"([^,(]+?) (\d+(?:\.\d+)?) s(?: \(([^)]*)\))?", body):

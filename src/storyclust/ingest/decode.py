@@ -355,7 +355,8 @@ def _detect(data: bytes) -> str:
 
 
 # C0/C1 controls except \t and \n, plus BOM/zero-width no-break space and zero-width space.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\u200b]")
+_CONTROL_CHARS = "\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\u200b"
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 _HSPACE = re.compile(r"[ \t\u00a0\u2009\u202f\u3000]+")
 _BLANKS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
@@ -386,5 +387,5 @@ def normalize_markup(html: str) -> str:
 
 #: :data:`_CONTROL` plus the two characters XML forbids that it lacks: with them gone, the
 #: markup needs no other clean-up before libxml2 (trafilatura's loader scans for exactly these).
-_MARKUP_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\u200b\ufffe\uffff]")
+_MARKUP_CONTROL = re.compile(f"[{_CONTROL_CHARS}\ufffe\uffff]")
 

@@ -6,14 +6,14 @@ download helpers are not used, so nothing is fetched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import unescape
 from datetime import datetime, timezone
+from html import unescape
 from typing import Optional
 from urllib.parse import urlsplit
 
+import lxml.html
 import trafilatura
 import trafilatura.metadata as _tm
-import lxml.html
 import trafilatura.utils as _tu
 from trafilatura.utils import load_html
 
