@@ -423,11 +423,17 @@ def test_story_that_drifted_splits_with_split_from(tmp_path, embedder):
         assert snap["stories"][part.story_id][3] == volcano  # split_from is stored
 
 
+# A clear follow-up of the volcano story. Its text must not sit near the threshold: each night embeds
+# its own batch, and int8 ONNX quantizes activations per batch, so an article's vector differs from
+# the one a one-shot run makes (cosine ~0.998 between the two); an average-linkage distance within
+# ~0.005 of max_distance may then fall either way on one CPU and not on another. An earlier text
+# ("Flights to Bali resume as ...") sat at 0.5017 one-shot against 0.5003 over three nights, with
+# max_distance 0.50, and split the two paths on AMD EPYC with AVX2 only; this one sits at 0.29.
 FOLLOW_UP = Article(
-    id="volcano-en-3", lang="en", title="Flights to Bali resume as Lewotobi ash cloud drifts away",
-    text="Airlines resumed flights to Bali on Monday after the ash cloud from the Lewotobi Laki-laki volcano on "
-         "Flores drifted away. The volcano remains at the highest alert level and thousands of evacuated "
-         "residents are still in shelters.",
+    id="volcano-en-3", lang="en", title="Lewotobi volcano on Flores erupts again, Bali flights cancelled",
+    text="Mount Lewotobi Laki-laki on the Indonesian island of Flores erupted again on Monday, sending ash several "
+         "kilometres into the sky. The volcano remains at the highest alert level, thousands of evacuated "
+         "residents of East Flores are still in shelters, and more flights to Bali were cancelled.",
     published=NIGHTS[1] + timedelta(hours=14),
 )
 

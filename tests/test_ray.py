@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ray.data.DataContext internals
 
 from click.testing import CliRunner  # noqa: E402
+from test_search import NAN_SHARES, as_dict, assert_same_edges, brute_force_edges, mixed_corpus  # noqa: E402
 from wordhash import WordHashEmbedder, topic_articles  # noqa: E402
 
 from storyclust import cli as cli_mod  # noqa: E402
@@ -83,6 +84,17 @@ def test_candidate_edges_are_those_of_the_local_search_exact_dated_and_approxima
         assert len(local[0]) > 1000
         for a, b in zip(local, remote):
             assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("nan_share", NAN_SHARES)
+def test_ray_search_is_brute_force_for_every_date_mix(nan_share):
+    """Mixed dated and undated rows, blocks that cut dated runs: the Ray engine's edges are brute force's."""
+    Z, days = mixed_corpus(400, nan_share, seed=11)
+    engine = RayEngine()
+    for window, probes in ((7.0, None), (0.5, None), (60.0, 20)):
+        expected = brute_force_edges(Z, days, 0.5, window, neighbors=8)
+        found = candidate_edges(Z, days, 0.5, 8, window, 16, probes=probes, return_similarity=True, engine=engine)
+        assert_same_edges(as_dict(*found), expected)
 
 
 def test_synthetic_articles_give_the_local_stories_and_ids():

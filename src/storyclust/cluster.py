@@ -176,7 +176,7 @@ class StoryClusterer:
 
     def _similarity(self, Z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Pair similarity the clusterer decides on: cosine plus ``number_weight`` x shared-number cosine."""
-        sims = np.einsum("ij,ij->i", Z[rows], Z[cols])
+        sims = _pair_cosines(Z, rows, cols)
         if self.evidence_ is not None:
             sims = sims + self.options.number_weight * pair_evidence(self.evidence_, rows, cols)
         return sims
@@ -280,43 +280,62 @@ def candidate_edges(
     tasks, each keeping its rows' top ``neighbors``; the top k of the union is the top k of the
     parts (ties broken by column), so the edges are exactly those of the local search.
     """
-    n = len(Z)
     min_sim = 1.0 - max_distance
+    floor = min_sim - _SIM_SLACK  # the matrix products' rounding; exact cosines decide (_top_edges)
     window = time_window_days if (days is not None and time_window_days) else None
     if engine is not None:
         rows, cols, sims = _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state)
-        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-        return (rows, cols, sims) if return_similarity else (rows, cols)
-    if probes:
-        pieces = _cell_candidates(Z, min_sim, probes, random_state, block_size)
     else:
-        pieces = _exact_candidates(Z, days, min_sim, window, block_size)
-    return _top_edges(pieces, days, window, neighbors, return_similarity)
+        if probes:
+            pieces = _cell_candidates(Z, floor, probes, random_state, block_size)
+        else:
+            pieces = _exact_candidates(Z, days, floor, window, block_size)
+        rows, cols, sims = _top_edges(pieces, Z, min_sim, days, window, neighbors)
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    return (rows, cols, sims) if return_similarity else (rows, cols)
 
 
-def _top_edges(pieces, days: Optional[np.ndarray], window: Optional[float], neighbors: int,
-               return_similarity: bool = True) -> tuple[np.ndarray, ...]:
-    """The edges of ``pieces`` (rows, cols, sims) off the diagonal and inside the window, top ``neighbors`` per row."""
-    out_r, out_c, out_s, held = [], [], [], 0
+def _top_edges(pieces, Z: np.ndarray, min_sim: float, days: Optional[np.ndarray], window: Optional[float],
+               neighbors: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of ``pieces`` off the diagonal, inside the window and at cosine >= ``min_sim``, top ``neighbors`` per row.
+
+    A piece is ``(rows, cols, sims)`` with ``sims`` from a matrix product, whose rounding depends on
+    the shapes multiplied and on the BLAS kernel (so on the CPU and its threads). Each piece is cut
+    to the pairs that can be in a row's top ``neighbors`` within that rounding, and their cosines
+    are computed again pair by pair (:func:`_pair_cosines`): the edges and their similarities are
+    then the same whatever blocks, cells, engine or threads found them.
+    """
+    out, held = [], 0
     for rows, cols, sims in pieces:
         keep = rows != cols
         if window is not None:
             keep &= ~(np.abs(days[rows] - days[cols]) > window)  # NaN (undated) stays linkable
-        out_r.append(rows[keep])
-        out_c.append(cols[keep])
-        out_s.append(sims[keep])
+        rows, cols, _ = _top_k_per_row(rows[keep], cols[keep], sims[keep], neighbors, slack=2 * _SIM_SLACK)
+        sims = _pair_cosines(Z, rows, cols)
+        keep = sims >= min_sim
+        out.append((rows[keep], cols[keep], sims[keep]))
         held += int(keep.sum())
         if held > _MAX_HELD_EDGES:  # bound memory on dense corpora: the top k of a union is the top k of parts
-            rows, cols, sims = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s),
-                                              neighbors)
-            out_r, out_c, out_s, held = [rows], [cols], [sims], len(rows)
-    if out_r:
-        rows, cols, sims = _top_k_per_row(np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s),
-                                          neighbors)
-    else:
-        rows, cols, sims = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    return (rows, cols, sims) if return_similarity else (rows, cols)
+            out = [_merge_top(out, neighbors)]
+            held = len(out[0][0])
+    return _merge_top(out, neighbors)
+
+
+def _merge_top(parts, neighbors: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``neighbors`` edges per row of the union of ``parts`` (each ``(rows, cols, exact sims)``)."""
+    parts = list(parts)
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    return _top_k_per_row(*(np.concatenate(column) for column in zip(*parts)), neighbors)
+
+
+def _pair_cosines(Z: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``Z[rows[i]] . Z[cols[i]]`` for each pair, summed in float64 (float32 out): the same on every path."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        r, c = rows[start : start + chunk], cols[start : start + chunk]
+        out[start : start + chunk] = np.einsum("ij,ij->i", Z[r].astype(np.float64), Z[c].astype(np.float64))
+    return out
 
 
 def _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state):
@@ -333,7 +352,7 @@ def _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, r
         blocks = -(-n // int(np.clip(_BLOCK_FLOATS // max(n, 1), 16, block_size))) if n else 0
         spans = _spans(np.ones(blocks), tasks_wanted)
         parts = engine.map(_block_task, spans, shared=(Z, days, min_sim, window, neighbors, block_size))
-    return _top_edges(parts, None, None, neighbors)  # parts are off-diagonal and inside the window already
+    return _merge_top(parts, neighbors)  # each part is exact, off the diagonal and inside the window already
 
 
 def _spans(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
@@ -347,13 +366,14 @@ def _spans(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 def _block_task(Z, days, min_sim, window, neighbors, block_size, span):
     """One engine task of the exact search: the top-k edges of the rows of blocks ``span``."""
-    return _top_edges(_exact_candidates(Z, days, min_sim, window, block_size, blocks=span), days, window, neighbors)
+    pieces = _exact_candidates(Z, days, min_sim - _SIM_SLACK, window, block_size, blocks=span)
+    return _top_edges(pieces, Z, min_sim, days, window, neighbors)
 
 
 def _cell_task(Z, days, plan, min_sim, window, neighbors, probes, random_state, block_size, span):
     """One engine task of the approximate search: the top-k edges found in cells ``span``."""
-    pieces = _cell_candidates(Z, min_sim, probes, random_state, block_size, plan=plan, span=span)
-    return _top_edges(pieces, days, window, neighbors)
+    pieces = _cell_candidates(Z, min_sim - _SIM_SLACK, probes, random_state, block_size, plan=plan, span=span)
+    return _top_edges(pieces, Z, min_sim, days, window, neighbors)
 
 
 def _split_groups_on(engine, clusterer: "StoryClusterer", Z, days, groups, rows, cols) -> list[list[np.ndarray]]:
@@ -376,6 +396,7 @@ def _split_task(splitter: "StoryClusterer", Z, days, rows, cols, groups) -> list
 
 
 _MAX_HELD_EDGES = 8_000_000  # candidate edges held before trimming each row to its top k
+_SIM_SLACK = 1e-4  # far above a float32 matrix product's rounding of a cosine of unit rows (~1e-6)
 _BLOCK_FLOATS = 2**25  # similarities computed at once (128 MiB of float32)
 
 
@@ -383,13 +404,17 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
                       block_size: int, blocks: Optional[tuple[int, int]] = None):
     """(rows, cols, sims) of every pair at cosine >= min_sim, block by block (within the time window when set).
 
+    With a window the rows are visited undated first, then in date order: a block that holds an
+    undated row compares with every row, a block of dated rows with the undated rows and the
+    dated rows within ``window`` of its dates (the caller drops the pairs outside the window).
     ``blocks = (first, stop)``: only those blocks (a task of the engine's parallel search)."""
     n = len(Z)
     if window is not None:
         dated = ~np.isnan(days)
+        n_undated = int((~dated).sum())
         order = np.argsort(np.where(dated, days, -np.inf), kind="stable")
-        undated = order[: int((~dated).sum())]  # NaN dates sort first
-        sorted_days = days[order]
+        undated = order[:n_undated]
+        dated_days = days[order[n_undated:]]  # ascending, no NaN: what a binary search may assume
     block_size = int(np.clip(_BLOCK_FLOATS // max(n, 1), 16, block_size))
     starts = range(0, n, block_size)
     for start in (starts if blocks is None else starts[blocks[0] : blocks[1]]):
@@ -397,13 +422,12 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
             block, cand = np.arange(start, min(start + block_size, n)), None
         else:
             block = order[start : start + block_size]
-            bd = sorted_days[start : start + block_size]
-            finite = bd[~np.isnan(bd)]
-            cand = None  # a block of undated rows compares with everything
-            if len(finite):
-                lo = np.searchsorted(sorted_days, finite.min() - window, side="left")
-                hi = np.searchsorted(sorted_days, finite.max() + window, side="right")
-                cand = np.concatenate([undated, order[max(lo, len(undated)) : hi]])
+            cand = None  # a block holding an undated row compares with everything
+            if start >= n_undated:  # every row of the block is dated
+                bd = days[block]  # ascending
+                lo = n_undated + np.searchsorted(dated_days, bd[0] - window, side="left")
+                hi = n_undated + np.searchsorted(dated_days, bd[-1] + window, side="right")
+                cand = np.concatenate([undated, order[lo:hi]])
         cand_idx = np.arange(n) if cand is None else cand
         S = Z[block] @ Z[cand_idx].T
         r, c = np.nonzero(S >= min_sim)  # one cheap pass; the threshold keeps few entries per row
@@ -478,14 +502,23 @@ def _spherical_kmeans(Z: np.ndarray, k: int, random_state: int, sample: int = 20
     return centroids
 
 
-def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray,
-                   k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keep, for each row, the k edges of highest similarity (ties: lower column first)."""
+def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, k: int,
+                   slack: Optional[float] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep, for each row, the k edges of highest similarity (ties: lower column first).
+
+    With ``slack``, also keep every edge within ``slack`` of its row's k-th similarity: those whose
+    rank could change when the similarities are known only to within ``slack / 2``."""
     order = np.lexsort((cols, -sims, rows))
     rows, cols, sims = rows[order], cols[order], sims[order]
+    if not len(rows):
+        return rows, cols, sims
     first = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+    sizes = np.diff(np.r_[first, len(rows)])
+    rank = np.arange(len(rows)) - np.repeat(first, sizes)
     keep = rank < k
+    if slack is not None:
+        kth = sims[first + np.minimum(k, sizes) - 1]
+        keep |= sims >= np.repeat(kth, sizes) - slack
     return rows[keep], cols[keep], sims[keep]
 
 
