@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Callable, Iterable, Iterator, Optional
 
 import click
@@ -32,7 +32,7 @@ from .settings import (
     defaults,
 
 )
-from .types import Article, Rejection, Story
+from .types import SCHEMA_VERSION, Article, Rejection, Story
 from .write import open_output, write_jsonl
 
 log = logging.getLogger("storyclust")
@@ -234,13 +234,20 @@ state_options = _apply([
                  help="With --state: print every open story, not only those that changed."),
     _option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
             help=f"With --state: wait for another run on the same state to finish, or exit {EXIT_LOCKED} at once."),
+    _option("--keep", var="KEEP", default=None, callback=window_param,
+            help="With --state: after the night, forget closed stories quiet for longer than this (90d, 12w; see "
+                 "`storyclust prune`) [default: keep everything]."),
+    _option("--recent-members", var="RECENT_MEMBERS", type=click.IntRange(min=1), default=_STATE["recent_members"],
+            show_default=True,
+            help="With --state: a night re-clusters at most this many of an open story's latest members."),
 ])
 
 
 def _state_settings(params: dict) -> Optional[StateOptions]:
     path = params.pop("state")
     state = StateOptions(path=path, story_window=params.pop("story_window"), now=params.pop("now"),
-                         show_all=params.pop("show_all"), wait=params.pop("wait"))
+                         show_all=params.pop("show_all"), wait=params.pop("wait"), keep=params.pop("keep"),
+                         recent_members=params.pop("recent_members"))
     return state if path else None
 
 
@@ -540,6 +547,33 @@ def stories(state, closed, output, **params):
         raise click.ClickException(str(exc)) from exc
     _publish_or_fail(lambda: _story_writer(output, out_opts)(found))
     log.info("stories: %d %s stories in %s", len(found), "open and closed" if closed else "open", state)
+
+
+@cli.command()
+@click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True, envvar=env("STATE"),
+              show_envvar=True, help="SQLite state file written by `run --state` or `cluster --state`.")
+@_option("--keep", var="KEEP", required=True, callback=window_param,
+         help="Forget closed stories whose last activity is older than this (90d, 12w, 36h).")
+@click.option("--now", default=None, callback=datetime_param, help="Measure --keep back from this date "
+              "(ISO 8601) [default: now, UTC].")
+@click.option("--dry-run", is_flag=True, help="Say what would be forgotten; change nothing.")
+@_option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
+         help=f"Wait for a run holding the state to finish, or exit {EXIT_LOCKED} at once.")
+@verbosity_options
+def prune(state, keep, now, dry_run, wait, **params):
+    """Forget closed stories quiet for longer than --keep, with their articles' texts and vectors.
+
+    A forgotten article leaves a tombstone (id, content hash, story): its id stays already seen and
+    an exact reprint of it starts no story. Open stories, and stories with a change not yet
+    printed, are kept. Prints one JSON summary record on stdout.
+    """
+    from .retention import prune as prune_state
+
+    with _locked_store(StateOptions(path=state, wait=wait)) as store:
+        result = prune_state(store, keep, now=now, dry_run=dry_run, wait=wait)
+    record = {"schema_version": SCHEMA_VERSION, "type": "prune", **asdict(result)}
+    record["cutoff"] = result.cutoff.isoformat()
+    _publish_or_fail(lambda: write_jsonl([record], sys.stdout))
 
 
 @cli.command("eval")

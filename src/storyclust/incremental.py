@@ -37,7 +37,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Container, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -50,6 +50,7 @@ from .types import Article, Rejection, Story, StoryMember
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .embed import Embedder
     from .ingest import IngestOptions, IngestStats
+    from .retention import PruneResult
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +75,14 @@ class RunResult:
     rejected: int
     retried_files: int  # files with a transient rejection: read again next run
     unchanged_files: int = 0  # input files not read again: same size and mtime as when last read
+    pruned_copies: int = 0  # exact reprints of articles that retention forgot: "already seen", no story
+    pruned: Optional["PruneResult"] = None  # what retention forgot after the night (StateOptions.keep)
 
     def summary_line(self) -> str:
         return (f"run {self.run_id}: {self.articles_in} articles in ({self.ingested} new, {self.already_seen} already "
                 f"seen, {self.copies} copies), {self.rejected} rejected, {self.embedded} embedded, {self.clustered} "
                 f"clustered; {self.created} new stories, {self.updated} updated, {self.closed} closed"
+                + (f"; {self.pruned_copies} reprints of pruned articles" if self.pruned_copies else "")
                 + (f"; {self.retried_files} files to retry" if self.retried_files else "")
                 + (f"; {self.unchanged_files} files unchanged" if self.unchanged_files else ""))
 
@@ -117,7 +121,7 @@ def plan_night(
     *,
     copies: Mapping[str, str] = {},
     story_rank: Mapping[str, int] = {},
-    taken: Iterable[str] = (),
+    taken: Container[str] = (),
 ) -> NightPlan:
     """Map tonight's clusters onto the stories that exist.
 
@@ -127,7 +131,7 @@ def plan_night(
         articles: every article named in ``groups`` or ``copies``.
         copies: ``copy id -> first copy id`` for the copies to place (new ones and those of the open stories).
         story_rank: older stories have smaller ranks; on equal overlap the older story keeps its ID.
-        taken: story IDs already in use (never reused).
+        taken: story IDs already in use (never reused); any container (``in`` is all it is asked).
 
     Each story is matched with at most one cluster, and each cluster with at most one story, greedily
     by the number of the story's articles in the cluster (then the older story, then the earlier
@@ -153,7 +157,7 @@ def plan_night(
         copies_of.setdefault(root, []).append(cid)
     names = pipeline.name_stories(
         [[articles[m] for a in groups[gi] for m in (a, *copies_of.get(a, ()))] for gi in unmatched],
-        taken=set(taken) | set(group_of_story),
+        taken=pipeline._Either(taken, group_of_story),
     )
     for gi, sid in zip(unmatched, names):
         story_of_group[gi] = sid
@@ -221,14 +225,16 @@ def update_stories(
             pending = store.pending_articles()
         night = _Night(NightPlan(), {}, {}, {})
         embedded = copies = 0
+        reprints: dict[str, tuple[Article, str]] = {}
         model_id = store.get_setting("model_id")
         if pending:
+            with stage("fold copies"):
+                window = store.open_members(recent=state.recent_members)
+                folded, reprints = _fold(store, window, [a for a, _ in pending], options)
+        if pending and folded:
             with stage("load model"):
                 model = load()
             model_id, space = _check_model(store, model)
-            with stage("fold copies"):
-                window = store.open_members()
-                folded = _fold(store, window, [a for a, _ in pending], options)
             copies = sum(a.duplicate_of is not None for a in folded)
             new_firsts = [a for a in folded if a.duplicate_of is None]
             keys = dict((a.id, key) for a, key in pending)
@@ -237,8 +243,10 @@ def update_stories(
             with stage("cluster"):
                 night = _cluster_night(store, space, window, folded, keys, model, options, engine)
         with stage("apply"), store.transaction():
+            store.forget([(a.id, a.hash, sid) for a, sid in reprints.values()], run_id)
             changed = _apply(store, night, run_id, now, state.story_window)
-            counts.update(embedded=embedded, clustered=night.clustered, copies=copies,
+            store.mark_placed()
+            counts.update(embedded=embedded, clustered=night.clustered, copies=copies, pruned_copies=len(reprints),
                           **{k: sum(e == k for e in changed.values()) for k in ("new", "updated", "closed")})
             store.add_changes([(sid, event, night.plan.added.get(sid, [])) for sid, event in changed.items()],
                               run_id)
@@ -247,8 +255,12 @@ def update_stories(
         run_id=run_id, articles_in=counts["articles_in"], ingested=counts["ingested"],
         already_seen=counts["already_seen"], copies=copies, embedded=embedded, clustered=night.clustered,
         created=counts["new"], updated=counts["updated"], closed=counts["closed"], rejected=counts["rejected"],
-        retried_files=counts["retried_files"],
+        retried_files=counts["retried_files"], pruned_copies=len(reprints),
     )
+    if state.keep is not None:
+        from .retention import prune
+
+        result = replace(result, pruned=prune(store, state.keep, now=now, wait=state.wait))
     logger.info("%s", result.summary_line())
     return result
 
@@ -281,20 +293,27 @@ def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Se
 
 
 def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[Article],
-          options: ClusterOptions) -> list[Article]:
-    """Step 2: pending articles with ``duplicate_of`` naming their first copy (or None)."""
+          options: ClusterOptions) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
+    """Step 2: pending articles with ``duplicate_of`` naming their first copy (or None), and apart
+    ``{id: (article, story id)}`` the exact reprints of pruned articles (they start no story)."""
     folded = pipeline.fold_copies(pending, earlier=[m.article for m in window],
                                   threshold=options.near_duplicate_threshold)
     in_window = {m.article.id for m in window}
     loose = [a for a in folded if a.duplicate_of is None or a.duplicate_of not in in_window]
     outside = store.first_copies_by_hash(a.hash for a in loose)  # exact copies of articles in closed stories
     batch_ids = {a.id for a in folded}
-    out = []
+    forgotten = store.forgotten_by_hash(a.hash for a in loose if a.hash not in outside)
+    out, reprints = [], {}
     for a in folded:
         if a.duplicate_of is None and a.hash in outside and outside[a.hash][0] not in batch_ids:
             a = replace(a, duplicate_of=outside[a.hash][0])
-        out.append(a)
-    return out
+        if a.duplicate_of is None and a.hash in forgotten:
+            reprints[a.id] = (a, forgotten[a.hash])
+        elif a.duplicate_of in reprints:  # a copy of a reprint follows it (first copies come first)
+            reprints[a.id] = (a, reprints[a.duplicate_of][1])
+        else:
+            out.append(a)
+    return out, reprints
 
 
 def _embed_missing(store: SQLiteStore, space: str, firsts: Sequence[Article], keys: Mapping[str, str],
@@ -324,6 +343,7 @@ class _Night:
     joined_before: dict[str, Optional[str]]  # the open stories' members -> their stored joined_by
     articles: dict[str, Article] = field(default_factory=dict)  # every article of the window and of tonight
     clustered: int = 0
+    similarity: dict[str, float] = field(default_factory=dict)  # copies placed beside a member not clustered
 
 
 def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
@@ -334,7 +354,10 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
     X = store.get_vectors(space, [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]])
     part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options), engine=engine)
     clustered_ids = {a.id for a in firsts}
-    copies = {m.article.id: m.article.duplicate_of for m in window if m.article.duplicate_of is not None}
+    # the window's copies follow their first copies when those are clustered again (a copy of an older,
+    # settled member stays where it is); tonight's copies always get a place
+    copies = {m.article.id: m.article.duplicate_of for m in window
+              if m.article.duplicate_of is not None and m.article.duplicate_of in clustered_ids}
     copies |= {a.id: a.duplicate_of for a in folded if a.duplicate_of is not None}
     outside = {cid: root for cid, root in copies.items() if root not in clustered_ids}  # first copy in a closed story
     articles = {m.article.id: m.article for m in window} | {a.id: a for a in folded}
@@ -345,20 +368,35 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
         {m.article.id: m.story_id for m in window}, articles,
         copies={c: r for c, r in copies.items() if c not in outside},
         story_rank={s.story_id: k for k, s in enumerate(store.stories(status="open"))},
-        taken=store.story_ids(),
+        taken=_StoredIds(store, [pipeline.story_id_of(a) for a in articles.values()]),
     )
     neutral = {a.id: part.neutral[k] for k, a in enumerate(firsts)}
+    similarity: dict[str, float] = {}
     for cid, root in copies.items():
-        if cid in outside:  # a copy of an article in a closed story joins that story
+        if cid in outside:  # a copy of an article of a closed story, or of an older member, joins that story
             info = store.member_info(root)
             plan.story_of[cid] = info.story_id
             plan.joined_by[cid] = "duplicate"
             plan.added.setdefault(info.story_id, []).append(cid)
-            neutral[cid] = info.vector
+            neutral[cid], similarity[cid] = info.vector, info.similarity
         else:
             neutral[cid] = neutral[root]
     return _Night(plan, neutral, {a.id: a.duplicate_of for a in folded},
-                  {m.article.id: m.joined_by for m in window}, articles, len(firsts))
+                  {m.article.id: m.joined_by for m in window}, articles, len(firsts), similarity)
+
+
+class _StoredIds:
+    """The story IDs a store has used, asked one at a time (``in``) after one read of the likely ones."""
+
+    def __init__(self, store: SQLiteStore, likely: Iterable[str]) -> None:
+        self.store, self.asked = store, set(likely)
+        self.taken = store.taken_story_ids(self.asked)
+
+    def __contains__(self, sid: object) -> bool:
+        if sid not in self.asked:
+            self.asked.add(sid)  # type: ignore[arg-type]
+            self.taken |= self.store.taken_story_ids([sid])  # type: ignore[list-item]
+        return sid in self.taken
 
 
 def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_window: timedelta) -> dict[str, str]:
@@ -372,32 +410,36 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
         store.save_story(StoredStory(sid, "open", 0, None, None, now, run_id, run_id, split_from=split_from))
     rows, built = [], []
     for sid, aids in by_story.items():
-        story = existing.get(sid)
-        if story is not None and story.status != "open":  # copies joining a closed story
-            members = [(m.article, m.vector, m.joined_by) for m in store.story_members(sid)]
-            whole = pipeline.build_story(sid, members + [(night.articles[a], night.neutral[a], "duplicate")
-                                                         for a in aids])
-            sims = {m.article.id: m.similarity for m in whole.members}
-            rows += [(a, sid, night.neutral[a], sims[a], "duplicate") for a in aids]
+        clustered = [a for a in aids if a not in night.similarity]
+        # a copy placed beside a member that was not clustered tonight (in a closed story, or an older member
+        # of an open one) takes that member's vector and similarity
+        rows += [(a, sid, night.neutral[a], night.similarity[a], "duplicate") for a in aids if a in night.similarity]
+        if not clustered:
             continue
         built.append(pipeline.build_story(sid, [
             (night.articles[a], night.neutral[a], plan.joined_by.get(a) or night.joined_before.get(a) or "cluster")
-            for a in aids]))
+            for a in clustered]))
         rows += [(m.article.id, sid, night.neutral[m.article.id], m.similarity, m.joined_by)
                  for m in built[-1].members]
     store.put_members(rows, run_id)
     store.set_duplicate_of(night.duplicate_of)
+    for sid, receiver in plan.merged.items():  # members no night re-clustered follow the rest
+        store.move_members(sid, receiver, "merge", run_id)
     labels = {s.story_id: s.labels for s in pipeline.with_labels(built)}  # each against the others, as one-shot
+    receivers = set(plan.merged.values())
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
         event = plan.event(sid)
         old = existing.get(sid)
         if event is None and old is not None:
             continue  # same members: only their vectors were refreshed
-        members = store.story_members(sid)
-        dates = [m.article.published for m in members if m.article.published]
+        if old is None or plan.removed.get(sid) or sid in receivers or sid in plan.merged:
+            dates = store.story_dates(sid)  # members left or came from elsewhere: read them all
+        else:  # only additions: the stored range and tonight's dates
+            dates = [d for d in (old.first_published, old.last_published) if d is not None]
+            dates += [night.articles[a].published for a in plan.added.get(sid, ()) if night.articles[a].published]
         store.save_story(StoredStory(
-            sid, "merged" if sid in plan.merged else (old.status if old else "open"), len(members),
+            sid, "merged" if sid in plan.merged else (old.status if old else "open"), store.story_size(sid),
             min(dates) if dates else None, max(dates) if dates else None,
             now if plan.added.get(sid) or old is None else old.last_activity,
             old.created_run if old else run_id, run_id,
@@ -406,10 +448,9 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             () if sid in plan.merged else labels.get(sid, old.labels if old else ()),
         ))
         changed[sid] = event or "updated"
-    for story in store.stories(status="open"):  # close the quiet ones
-        if story.last_activity <= now - story_window:
-            store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
-            changed[story.story_id] = "closed"
+    for story in store.quiet_stories(now - story_window):  # close the quiet ones
+        store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
+        changed[story.story_id] = "closed"
     return changed
 
 

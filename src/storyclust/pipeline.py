@@ -32,7 +32,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, Optional, Sequence
+from typing import Container, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -269,7 +269,7 @@ def partition(articles: Sequence[Article], vectors: np.ndarray, options: Cluster
 # -- story IDs and records -----------------------------------------------------------
 
 
-def story_id_of(first: Article, taken: set[str]) -> str:
+def story_id_of(first: Article, taken: Container[str] = ()) -> str:
     """``s_`` + 12 hex digits of SHA-1 of the first article's content hash (salted while in ``taken``)."""
     n = 0
     while True:
@@ -280,18 +280,29 @@ def story_id_of(first: Article, taken: set[str]) -> str:
         n += 1
 
 
-def name_stories(groups: Sequence[Sequence[Article]], taken: Iterable[str] = ()) -> list[str]:
+class _Either:
+    """An ID is taken when either container holds it (``in`` only: a store's IDs are looked up, not listed)."""
+
+    def __init__(self, *containers: Container[str]) -> None:
+        self.containers = containers
+
+    def __contains__(self, sid: object) -> bool:
+        return any(sid in c for c in self.containers)
+
+
+def name_stories(groups: Sequence[Sequence[Article]], taken: Container[str] = ()) -> list[str]:
     """IDs for new stories (each a list of its members), named in the order of their first articles.
 
-    The order makes the IDs independent of how the groups were listed; ``taken`` are IDs already
-    in use (an ID is never reused).
+    The order makes the IDs independent of how the groups were listed; ``taken`` holds IDs already
+    in use (any container: an ID is never reused).
     """
-    used = set(taken)
+    given: set[str] = set()
+    used = _Either(given, taken)
     firsts = [min(g, key=first_key) for g in groups]
     ids: list[Optional[str]] = [None] * len(groups)
     for k in sorted(range(len(groups)), key=lambda k: first_key(firsts[k])):
         ids[k] = story_id_of(firsts[k], used)
-        used.add(ids[k])  # type: ignore[arg-type]
+        given.add(ids[k])  # type: ignore[arg-type]
     return ids  # type: ignore[return-value]
 
 

@@ -136,6 +136,11 @@ class StateOptions:
         now: the run's time (None: the current UTC time); set it to replay nights.
         show_all: report every open story, not only the ones that changed.
         wait: wait for another run's lock (False: raise ``StateLocked``, exit 75 in the CLI).
+        recent_members: a night clusters at most this many of an open story's members, its
+            latest arrivals; older ones stay where they are (a story that never goes quiet costs
+            a night what a story of this size does).
+        keep: after the night, forget closed stories quiet for longer than this
+            (:func:`storyclust.retention.prune`); None keeps everything.
     """
 
     path: Optional[str | os.PathLike[str]] = None
@@ -143,10 +148,16 @@ class StateOptions:
     now: Optional[datetime] = None
     show_all: bool = False
     wait: bool = True
+    recent_members: int = 500
+    keep: Optional[timedelta] = None
 
     def __post_init__(self) -> None:
         if self.story_window <= timedelta(0):
             raise ValueError("story_window must be positive")
+        if self.recent_members < 1:
+            raise ValueError("recent_members must be at least 1")
+        if self.keep is not None and self.keep <= timedelta(0):
+            raise ValueError("keep must be positive")
 
 
 def defaults(options_class: type) -> dict[str, Any]:

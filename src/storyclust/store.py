@@ -22,7 +22,15 @@ A run with ``--state PATH`` keeps, in one SQLite file:
     size and mtime of every input file already read (files with a transient rejection
     are not recorded, so they are read again next run);
 ``runs`` and ``settings``
-    one row per run, and the embedding model of the state.
+    one row per run, and the embedding model of the state;
+``forgotten`` and ``forgotten_stories``
+    what retention (:mod:`storyclust.retention`) leaves of a pruned article (its id, content
+    hash and story) and of a pruned story (its ID, size and last activity): the id stays
+    "already seen", an exact reprint is recognised, and a story ID is never reused.
+
+A night reads only tonight's articles and the open stories' recent members: every lookup it
+makes goes through an index (articles by id, hash and text key; members by story and arrival;
+stories by status), so its cost does not grow with the articles and stories of past nights.
 
 Every write happens inside :meth:`SQLiteStore.transaction` (``BEGIN IMMEDIATE`` in WAL
 mode). :meth:`SQLiteStore.lock` serialises whole runs with an advisory lock on
@@ -95,6 +103,7 @@ class StoredMember:
     similarity: float  # cosine to the story's centroid then
     joined_by: Optional[str]
     text_key: str
+    seq: int = 0  # arrival order of the article in the state
 
 
 #: What ``storyclust explain`` reads for one article (an alias: the same record).
@@ -257,15 +266,35 @@ def _create_v2(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Schema 3: members know their arrival order (a story's recent members by index), texts are found
+    by key (retention), and pruned articles and stories leave a tombstone."""
+    statements = [
+        "ALTER TABLE members ADD COLUMN seq INTEGER",
+        "UPDATE members SET seq = (SELECT a.seq FROM articles a WHERE a.id = members.article_id)",
+        "DROP INDEX members_story",
+        "CREATE INDEX members_story_seq ON members(story_id, seq)",
+        "CREATE INDEX articles_text_key ON articles(text_key)",
+        "CREATE TABLE forgotten (id TEXT PRIMARY KEY, hash TEXT NOT NULL, story_id TEXT NOT NULL,"
+        " run_id INTEGER NOT NULL)",
+        "CREATE INDEX forgotten_hash ON forgotten(hash)",
+        "CREATE TABLE forgotten_stories (story_id TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+        " last_activity TEXT NOT NULL, run_id INTEGER NOT NULL)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
 
-#: Ordered migrations from version N to N + 1, for N >= 2 (none yet); a new file is created at
-#: :data:`STATE_SCHEMA_VERSION` by :func:`_create_v2`.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+#: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
+#: :func:`_create_v2` and migrated in the same transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3}
 
-_OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files"}
+_OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
+               "forgotten_stories"}
 
 
 def inspect_file(path: str) -> tuple[int, int, set[str]]:
@@ -386,6 +415,8 @@ class SQLiteStore:
                 try:
                     with self.transaction():
                         _create_v2(self._db)
+                        for number in range(2, STATE_SCHEMA_VERSION):
+                            MIGRATIONS[number](self._db)
                         self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                         self._db.execute(f"PRAGMA user_version = {STATE_SCHEMA_VERSION}")
                 except BaseException:
@@ -535,6 +566,15 @@ class SQLiteStore:
                     same.add(path)
         return same
 
+    def files_read_before(self, cutoff: datetime) -> list[str]:
+        """Paths of the input files last read by a run before ``cutoff``."""
+        return [r[0] for r in self._read("SELECT f.path FROM files f JOIN runs r ON r.run_id = f.run_id"
+                                         " WHERE r.now < ?", (format_time(cutoff),))]
+
+    def forget_files(self, paths: Sequence[str]) -> None:
+        for chunk in _chunks(list(paths)):
+            self._write(f"DELETE FROM files WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+
     def record_files(self, stamps: Sequence[FileStamp], run_id: int) -> None:
         """Remember that these files (at this size and mtime) have been read."""
         self._write_many(
@@ -545,11 +585,12 @@ class SQLiteStore:
     # -- articles ----------------------------------------------------------
 
     def known_ids(self, ids: Iterable[str]) -> set[str]:
-        """The subset of ``ids`` already stored."""
+        """The subset of ``ids`` already stored, or stored once and pruned since (:meth:`forget`)."""
         found: set[str] = set()
         for chunk in _chunks(list(dict.fromkeys(ids))):
             marks = ",".join("?" * len(chunk))
-            found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})", chunk)}
+            found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})"
+                                               f" UNION SELECT id FROM forgotten WHERE id IN ({marks})", chunk * 2)}
         return found
 
     def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
@@ -586,11 +627,20 @@ class SQLiteStore:
         return article, row[13]
 
     def pending_articles(self) -> list[tuple[Article, str]]:
-        """``(article, text key)`` of articles stored but in no story yet, in the order they came in."""
+        """``(article, text key)`` of articles stored but in no story yet, in the order they came in.
+
+        Only articles after the last finished run's are looked at (:meth:`mark_placed`): every
+        article before them was placed, so the cost is tonight's, not the archive's."""
+        after = int(self.get_setting("placed_seq") or 0)
         return [self._article(r) for r in self._read(
-            f"SELECT {self._ARTICLE_COLUMNS} FROM articles a LEFT JOIN members m ON m.article_id = a.id"
-            " WHERE m.article_id IS NULL ORDER BY a.seq"
+            f"SELECT {self._ARTICLE_COLUMNS} FROM articles a WHERE a.seq > ?"
+            " AND NOT EXISTS (SELECT 1 FROM members m WHERE m.article_id = a.id) ORDER BY a.seq", (after,)
         )]
+
+    def mark_placed(self) -> None:
+        """Record that every article stored so far is in a story (a run's last write)."""
+        last = self._read("SELECT max(seq) FROM articles")[0][0]
+        self.set_setting("placed_seq", str(max(int(last or 0), int(self.get_setting("placed_seq") or 0))))
 
     def first_copies_by_hash(self, hashes: Iterable[str]) -> dict[str, tuple[str, str]]:
         """``{content hash: (id of its first copy, story id)}`` among articles already in a story."""
@@ -603,6 +653,54 @@ class SQLiteStore:
             ):
                 out.setdefault(h, (dup or aid, sid))
         return out
+
+    def forgotten_by_hash(self, hashes: Iterable[str]) -> dict[str, str]:
+        """``{content hash: story id}`` for hashes of pruned articles (the story they were in)."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(dict.fromkeys(hashes))):
+            marks = ",".join("?" * len(chunk))
+            for h, sid in self._read(f"SELECT hash, story_id FROM forgotten WHERE hash IN ({marks})", chunk):
+                out.setdefault(h, sid)
+        return out
+
+    def forget(self, articles: Iterable[tuple[str, str, str]], run_id: int) -> None:
+        """Keep only a tombstone ``(id, content hash, story id)`` of these articles: their rows, members
+        and vectors (when no kept article shares the text) go."""
+        rows = list(articles)
+        self._write_many("INSERT OR REPLACE INTO forgotten (id, hash, story_id, run_id) VALUES (?, ?, ?, ?)",
+                         ((aid, h, sid, run_id) for aid, h, sid in rows))
+        for chunk in _chunks([aid for aid, _, _ in rows]):
+            marks = ",".join("?" * len(chunk))
+            keys = [r[0] for r in self._read(f"SELECT DISTINCT text_key FROM articles WHERE id IN ({marks})", chunk)]
+            self._write(f"DELETE FROM members WHERE article_id IN ({marks})", chunk)
+            self._write(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
+            for keys_chunk in _chunks(keys):
+                kmarks = ",".join("?" * len(keys_chunk))
+                self._write(f"DELETE FROM vectors WHERE text_key IN ({kmarks}) AND NOT EXISTS"
+                            " (SELECT 1 FROM articles a WHERE a.text_key = vectors.text_key)", keys_chunk)
+
+    def forget_stories(self, story_ids: Sequence[str], run_id: int) -> None:
+        """Drop these stories' rows (their members must be gone), keeping their IDs, sizes and last activity."""
+        for chunk in _chunks(list(story_ids)):
+            marks = ",".join("?" * len(chunk))
+            self._write("INSERT OR REPLACE INTO forgotten_stories (story_id, size, last_activity, run_id)"
+                        f" SELECT story_id, size, last_activity, ? FROM stories WHERE story_id IN ({marks})",
+                        (run_id, *chunk))
+            self._write(f"DELETE FROM stories WHERE story_id IN ({marks})", chunk)
+
+    def forgotten_story_count(self) -> int:
+        return int(self._read("SELECT count(*) FROM forgotten_stories")[0][0]) if self._exists else 0
+
+    def stories_quiet_since(self, cutoff: datetime) -> list[str]:
+        """IDs of the closed and merged stories whose last activity is before ``cutoff``."""
+        return [r[0] for r in self._read("SELECT story_id FROM stories WHERE status IN ('closed', 'merged')"
+                                         " AND last_activity < ? ORDER BY last_activity", (format_time(cutoff),))]
+
+    def member_hashes(self, story_id: str) -> list[tuple[str, str]]:
+        """``(article id, content hash)`` of a story's members."""
+        return [(r[0], r[1]) for r in self._read(
+            "SELECT a.id, a.hash FROM members m JOIN articles a ON a.id = m.article_id WHERE m.story_id = ?",
+            (story_id,))]
 
     def article_count(self) -> int:
         return int(self._read("SELECT count(*) FROM articles")[0][0]) if self._exists else 0
@@ -680,8 +778,34 @@ class SQLiteStore:
         return [self._stored_story(r) for r in self._read(
             f"SELECT {self._STORY_COLUMNS} FROM stories{where} ORDER BY created_run, story_id", params)]
 
+    def quiet_stories(self, before: datetime) -> list[StoredStory]:
+        """Open stories whose last activity is at or before ``before`` (by the status index)."""
+        return [self._stored_story(r) for r in self._read(
+            f"SELECT {self._STORY_COLUMNS} FROM stories WHERE status = 'open' AND last_activity <= ?"
+            " ORDER BY created_run, story_id", (format_time(before),))]
+
     def story_ids(self) -> set[str]:
-        return {r[0] for r in self._read("SELECT story_id FROM stories")}
+        """Every story ID in use or used before (pruned stories' included): reads the whole table."""
+        return {r[0] for r in self._read("SELECT story_id FROM stories UNION SELECT story_id FROM forgotten_stories")}
+
+    def taken_story_ids(self, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` in use or used before: an ID is never given twice."""
+        found: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            marks = ",".join("?" * len(chunk))
+            found |= {r[0] for r in self._read(f"SELECT story_id FROM stories WHERE story_id IN ({marks}) UNION"
+                                               f" SELECT story_id FROM forgotten_stories WHERE story_id IN ({marks})",
+                                               chunk * 2)}
+        return found
+
+    def story_size(self, story_id: str) -> int:
+        return int(self._read("SELECT count(*) FROM members WHERE story_id = ?", (story_id,))[0][0])
+
+    def story_dates(self, story_id: str) -> list[datetime]:
+        """The publication dates of a story's members (undated ones left out)."""
+        return [datetime.fromisoformat(r[0]) for r in self._read(
+            "SELECT a.published FROM members m JOIN articles a ON a.id = m.article_id"
+            " WHERE m.story_id = ? AND a.published IS NOT NULL", (story_id,))]
 
     def save_story(self, story: StoredStory) -> None:
         """Insert or replace a story's bookkeeping row."""
@@ -698,15 +822,21 @@ class SQLiteStore:
     def put_members(self, members: Iterable[tuple[str, str, np.ndarray, float, Optional[str]]], run_id: int) -> None:
         """Insert or move members: ``(article id, story id, neutral vector, similarity, joined_by)``."""
         self._write_many(
-            "INSERT INTO members (article_id, story_id, vector, similarity, joined_by, run_id)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id,"
+            "INSERT INTO members (article_id, story_id, vector, similarity, joined_by, run_id, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, (SELECT seq FROM articles WHERE id = ?))"
+            " ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id,"
             " vector = excluded.vector, similarity = excluded.similarity, joined_by = excluded.joined_by,"
             " run_id = CASE WHEN members.story_id = excluded.story_id THEN members.run_id ELSE excluded.run_id END",
-            ((aid, sid, _blob(v), float(sim), how, run_id) for aid, sid, v, sim, how in members),
+            ((aid, sid, _blob(v), float(sim), how, run_id, aid) for aid, sid, v, sim, how in members),
         )
 
+    def move_members(self, from_story: str, to_story: str, joined_by: str, run_id: int) -> int:
+        """Move every member still in ``from_story`` (those no night re-clustered) to ``to_story``."""
+        return self._write("UPDATE members SET story_id = ?, joined_by = ?, run_id = ? WHERE story_id = ?",
+                           (to_story, joined_by, run_id, from_story)).rowcount
+
     _MEMBER_QUERY = (
-        "SELECT {cols}, m.story_id, m.vector, m.similarity, m.joined_by FROM members m"
+        "SELECT {cols}, m.story_id, m.vector, m.similarity, m.joined_by, a.seq FROM members m"
         " JOIN articles a ON a.id = m.article_id"
     )
 
@@ -715,16 +845,27 @@ class SQLiteStore:
         out = []
         for r in rows:
             article, key = self._article(r)
-            out.append(StoredMember(article, r[14], _vec(r[15]), float(r[16]), r[17], key))
+            out.append(StoredMember(article, r[14], _vec(r[15]), float(r[16]), r[17], key, int(r[18])))
         return out
 
     def story_members(self, story_id: str) -> list[StoredMember]:
         """The members of one story, in the order they came in."""
         return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,))
 
-    def open_members(self) -> list[StoredMember]:
-        """Every member of an open story, in the order the articles came in (the night's window)."""
-        return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' ORDER BY a.seq", ())
+    def open_members(self, recent: Optional[int] = None) -> list[StoredMember]:
+        """The members of the open stories, in the order the articles came in (the night's window).
+
+        ``recent``: at most that many of each story, its latest arrivals (one indexed read per story).
+        """
+        if recent is None:
+            return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open'"
+                                 " ORDER BY a.seq", ())
+        out = self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' AND s.size <= ?",
+                            (recent,))
+        for (sid,) in self._read("SELECT story_id FROM stories WHERE status = 'open' AND size > ?", (recent,)):
+            out += self._members(" WHERE m.story_id = ? ORDER BY m.seq DESC LIMIT ?", (sid, recent))
+        out.sort(key=lambda m: m.seq)
+        return out
 
     def member_info(self, article_id: str) -> Optional[StoredMember]:
         """One article's story, vector and joining step (None when it is in no story)."""
@@ -735,7 +876,27 @@ class SQLiteStore:
         """``{article id: story id}`` for every article in a story (handy for tests and audits)."""
         return dict(self._read("SELECT article_id, story_id FROM members"))
 
+    # -- space -------------------------------------------------------------
+
+    def free_page_share(self) -> float:
+        """The share of the file's pages that are free (reused by later writes, or given back by VACUUM)."""
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        return free / pages if pages else 0.0
+
+    def compact(self, *, vacuum: bool) -> None:
+        """Checkpoint the write-ahead log into the file (and ``VACUUM`` first when asked): callers hold the lock."""
+        if self._depth:
+            raise StateError("compact inside a transaction")
+        if vacuum:
+            self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- the outbox --------------------------------------------------------
+
+    def queued_story_ids(self) -> set[str]:
+        """Stories with a change not yet published."""
+        return {r[0] for r in self._read("SELECT story_id FROM outbox")}
 
     def add_changes(self, changes: Iterable[tuple[str, str, Sequence[str]]], run_id: int) -> None:
         """Queue story changes ``(story id, event, added ids)`` for publication, folding in unreported ones."""

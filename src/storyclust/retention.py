@@ -1,0 +1,119 @@
+"""Retention: forget old closed stories so that a state file stays the size of its recent past.
+
+:func:`prune` removes the closed (and merged) stories whose last activity is older than ``keep``
+before ``now``, with their members' texts, metadata and vectors. What a pruned article still
+leaves behind is a tombstone in ``forgotten``: its id, its content hash and the ID of the story it
+was in (~100 bytes against ~8-10 KB for a stored article). So
+
+* its id stays "already seen": the same id read again is counted and skipped, as before;
+* an exact reprint under another id (same content hash) is recognised and starts no story: it
+  is counted as a reprint of a pruned article and kept as a tombstone too;
+* a pruned story's ID stays in ``forgotten_stories`` and is never given to another story.
+
+A near copy (a light edit) of a pruned article cannot be recognised (its shingles are gone) and
+is clustered like any new article. Files recorded as read stay recorded while they exist, so an
+unchanged old file is not read again; the records of files that no longer exist are dropped.
+
+Open stories are never pruned, nor stories with a change still queued in the outbox (they go
+once the change is published). Everything happens under the run lock in one transaction, so a
+prune killed at any point leaves the state as it was before or after it; the file gives the
+space back with ``VACUUM`` when at least ``vacuum_share`` of its pages are free (pages freed
+by a prune below that share are reused by the next nights, so the file stops growing).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from .store import SQLiteStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PruneResult", "prune"]
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune` forgot (or, with ``dry_run``, would forget)."""
+
+    stories: int  # closed or merged stories forgotten
+    articles: int  # their articles, now tombstones
+    vectors: int  # vectors no kept article uses any more
+    files: int  # records of input files that no longer exist
+    held: int  # stories old enough but kept because a change of theirs is still queued
+    bytes_before: int
+    bytes_after: int
+    vacuumed: bool
+    dry_run: bool
+    cutoff: datetime
+
+    def summary_line(self) -> str:
+        verb = "would forget" if self.dry_run else "forgot"
+        size = "" if self.dry_run else (f"; state {_mib(self.bytes_before)} -> {_mib(self.bytes_after)}"
+                                         + (" (vacuumed)" if self.vacuumed else ""))
+        return (f"prune: {verb} {self.stories} stories quiet since before {self.cutoff.isoformat(timespec='seconds')}"
+                f" ({self.articles} articles, {self.vectors} vectors, {self.files} file records)"
+                + (f"; {self.held} kept until their queued changes are published" if self.held else "") + size)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def file_bytes(path: str) -> int:
+    """Size of a state file with its write-ahead log."""
+    return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back."""
+
+
+def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None, dry_run: bool = False,
+          wait: bool = True, vacuum_share: float = 0.25) -> PruneResult:
+    """Forget the closed stories whose last activity is older than ``now - keep`` (see the module docstring).
+
+    ``dry_run`` does the same work in a transaction that is rolled back, so its counts are exact.
+    Raises :class:`~storyclust.store.StateLocked` when another run holds the state and ``wait`` is False.
+    """
+    if keep <= timedelta(0):
+        raise ValueError("keep must be positive")
+    now = now or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    cutoff = now - keep
+    before = file_bytes(store.real_path)
+    with store.lock(wait=wait):
+        old = store.stories_quiet_since(cutoff)
+        queued = store.queued_story_ids()
+        stories = [sid for sid in old if sid not in queued]
+        gone_files = [path for path in store.files_read_before(cutoff) if not os.path.exists(path)]
+        counts: dict[str, int] = {}
+        try:
+            with store.transaction():
+                run_id = store.begin_run(now, store.get_setting("model_id"))
+                vectors_before = store.vector_count()
+                articles = 0
+                for sid in stories:
+                    members = store.member_hashes(sid)
+                    store.forget([(aid, h, sid) for aid, h in members], run_id)
+                    articles += len(members)
+                store.forget_stories(stories, run_id)
+                store.forget_files(gone_files)
+                counts = {"pruned_stories": len(stories), "pruned_articles": articles,
+                          "pruned_vectors": vectors_before - store.vector_count(), "pruned_files": len(gone_files)}
+                store.finish_run(run_id, counts)
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+        vacuumed = not dry_run and bool(stories) and store.free_page_share() >= vacuum_share
+        if not dry_run:
+            store.compact(vacuum=vacuumed)
+    result = PruneResult(len(stories), counts["pruned_articles"], counts["pruned_vectors"], len(gone_files),
+                         len(old) - len(stories), before, file_bytes(store.real_path), vacuumed, dry_run, cutoff)
+    logger.info("%s", result.summary_line())
+    return result

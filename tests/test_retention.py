@@ -1,0 +1,305 @@
+"""Months of nights: retention (`storyclust prune`), a night's work bounded by the open window, the schema
+migration, and outputs created through the umask. Fast: the word-hash embedder stands in for the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from wordhash import TOPICS, WordHashEmbedder, topic_articles
+
+from storyclust import cli as cli_mod
+from storyclust.incremental import current_stories, nightly, update_stories
+from storyclust.retention import prune
+from storyclust.settings import ClusterOptions, StateOptions
+from storyclust.store import STATE_SCHEMA_VERSION, SQLiteStore, StateLocked, _create_v2, open_store
+from storyclust.types import Article
+from storyclust.write import open_output
+
+NIGHT0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return WordHashEmbedder()
+
+
+def batch(prefix: str, per_topic: int, seed: int, day: float, topics=None) -> list[Article]:
+    """topic_articles under fresh ids, published on ``day`` after NIGHT0."""
+    articles, _ = topic_articles(per_topic, seed=seed)
+    return [replace(a, id=f"{prefix}-{a.id}", published=NIGHT0 + timedelta(days=day, hours=k % 12))
+            for k, a in enumerate(articles) if topics is None or a.id.split("-")[0] in topics]
+
+
+BACKGROUND = ("vote", "final", "storm", "drug", "fire")  # one of these a night: each story closes before it returns
+
+
+def evergreen(day: int, n: int) -> list[Article]:
+    """``n`` reports of one long-running story published on ``day``: its words, two of filler, an id."""
+    words = TOPICS["quake"].split() + "ceasefire talks border shelling convoy".split()
+    rng = np.random.default_rng(day)
+    filler = "said the on in for with reported officials local people after news".split()
+    return [Article(id=f"war-{day}-{k}", lang="en", title=f"war {day} {k}",
+                    text=" ".join(words + list(rng.choice(filler, 2))) + f". Update {day}-{k}.",
+                    published=NIGHT0 + timedelta(days=day, minutes=k)) for k in range(n)]
+
+
+def night(store, articles, embedder, day: float, **state):
+    printed: list = []
+    result = nightly(store, articles, embedder, printed.extend, state=StateOptions(now=NIGHT0 + timedelta(days=day),
+                                                                                  **state))
+    return result, printed
+
+
+def table_count(path: Path, table: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def two_months(path: Path, embedder) -> list[Article]:
+    """Night 0 and night 40 (night 0's stories closed long ago); returns night 0's articles."""
+    old = batch("old", 30, seed=1, day=0)
+    with open_store(path) as store:
+        night(store, old, embedder, 0)
+        night(store, batch("new", 5, seed=2, day=40), embedder, 40)
+    return old
+
+
+# -- prune -------------------------------------------------------------------------------
+
+
+def test_prune_forgets_old_closed_stories_and_gives_the_space_back(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    old = two_months(path, embedder)
+    size_before = os.path.getsize(path) + os.path.getsize(f"{path}-wal") if os.path.exists(f"{path}-wal") else \
+        os.path.getsize(path)
+    with open_store(path) as store:
+        old_stories = {store.member_info(a.id).story_id for a in old}
+        kept_ids = {s.story_id for s in current_stories(store, include_closed=True)} - old_stories
+        result = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=40))
+        closed_after = {s.story_id for s in current_stories(store, include_closed=True)}
+        assert store.known_ids([a.id for a in old]) == {a.id for a in old}  # still "already seen"
+        assert all(store.member_info(a.id) is None for a in old)
+    assert result.stories == len(old_stories) and result.articles == len(old) and result.vectors == len(old)
+    assert result.bytes_after < 0.5 * size_before and result.vacuumed
+    assert closed_after == kept_ids  # `stories --closed` lists what is left, nothing pruned
+    assert table_count(path, "articles") == 30 and table_count(path, "forgotten") == len(old)
+    assert table_count(path, "forgotten_stories") == len(old_stories)
+
+
+def test_a_pruned_id_is_already_seen_and_an_exact_reprint_starts_no_story(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    old = two_months(path, embedder)
+    reprint = replace(old[0], id="reprint-of-old-0")
+    fresh = batch("fresh", 1, seed=9, day=41)
+    with open_store(path) as store:
+        prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=40))
+        before = embedder.encoded
+        result, printed = night(store, [old[1], reprint, *fresh], embedder, 41)
+        assert store.known_ids(["reprint-of-old-0"]) == {"reprint-of-old-0"}  # a tombstone too
+        assert store.member_info("reprint-of-old-0") is None
+    assert result.already_seen == 1 and result.pruned_copies == 1
+    assert embedder.encoded - before == len(fresh)  # the reprint was neither embedded nor clustered
+    assert {m.article.id for s in printed for m in s.members} >= {a.id for a in fresh}
+    assert not any(m.article.id == "reprint-of-old-0" for s in printed for m in s.members)
+
+
+def test_prune_never_drops_a_queued_change_and_a_dry_run_changes_nothing(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    with open_store(path) as store:
+        night(store, batch("a", 4, seed=1, day=0), embedder, 0)
+        update_stories(store, batch("b", 2, seed=2, day=40), embedder,
+                       state=StateOptions(now=NIGHT0 + timedelta(days=40)))  # night 40's changes stay queued
+        queued = store.queued_story_ids()
+        closed_queued = {s.story_id for s in store.stories(status="closed")} & queued
+        assert closed_queued  # night 0's stories closed on night 40: a change not yet published
+        dry = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=40), dry_run=True)
+        assert dry.stories == 0 and dry.held == len(closed_queued) and store.queued_story_ids() == queued
+        night(store, [], embedder, 40.5)  # publishes
+        dry = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=41), dry_run=True)
+        articles = table_count(path, "articles")
+        real = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=41))
+    assert dry.dry_run and dry.stories == real.stories == len(closed_queued)
+    assert (dry.articles, dry.vectors) == (real.articles, real.vectors) and real.articles == 24
+    assert table_count(path, "articles") == articles - 24
+
+
+def test_prune_refuses_a_state_another_run_holds(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    two_months(path, embedder)
+    with open_store(path) as holder, holder.lock():
+        with open_store(path) as store, pytest.raises(StateLocked):
+            prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=40), wait=False)
+        result = CliRunner().invoke(cli_mod.cli, ["prune", "--state", str(path), "--keep", "30d", "--no-wait",
+                                                  "--now", (NIGHT0 + timedelta(days=40)).isoformat()])
+        assert result.exit_code == cli_mod.EXIT_LOCKED
+    assert table_count(path, "forgotten") == 0
+
+
+def test_prune_command_prints_one_record_and_takes_its_options_from_the_environment(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    two_months(path, embedder)
+    runner = CliRunner()
+    now = (NIGHT0 + timedelta(days=40)).isoformat()
+    dry = runner.invoke(cli_mod.cli, ["prune", "--state", str(path), "--dry-run", "--now", now],
+                        env={"STORYCLUST_KEEP": "30d"})
+    assert dry.exit_code == 0, dry.output
+    record = json.loads(dry.stdout)
+    assert record["type"] == "prune" and record["schema_version"] == 1 and record["dry_run"] and record["stories"] > 0
+    assert table_count(path, "forgotten") == 0
+    done = runner.invoke(cli_mod.cli, ["prune", "--state", str(path), "--keep", "30d", "--now", now])
+    assert done.exit_code == 0 and json.loads(done.stdout)["articles"] == record["articles"]
+    bad = runner.invoke(cli_mod.cli, ["prune", "--state", str(path), "--keep", "soon"])
+    assert bad.exit_code == 2 and "not a duration" in bad.output
+
+
+def test_run_with_keep_prunes_after_the_night(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    old = batch("old", 3, seed=1, day=0)
+    with open_store(path) as store:
+        night(store, old, embedder, 0, keep=timedelta(days=30))
+        result, _ = night(store, batch("new", 2, seed=2, day=40), embedder, 40, keep=timedelta(days=30))
+        later, _ = night(store, [], embedder, 41, keep=timedelta(days=30))
+    assert result.pruned is not None and result.pruned.held > 0  # closed tonight: published first, then pruned
+    assert later.pruned.articles == len(old) and table_count(path, "forgotten") == len(old)
+
+
+_KILL_SCRIPT = """
+import sys
+from datetime import datetime, timedelta, timezone
+from storyclust.retention import prune
+from storyclust.store import open_store
+with open_store(sys.argv[1]) as store:
+    print("ready", flush=True)
+    prune(store, timedelta(days=30), now=datetime(2026, 4, 11, 2, tzinfo=timezone.utc))
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3])
+def test_kill_9_during_prune_leaves_a_state_the_next_run_uses(tmp_path, embedder, delay):
+    path = tmp_path / "s.db"
+    old = two_months(path, embedder)
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    forgotten = db.execute("SELECT count(*) FROM forgotten").fetchone()[0]
+    articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    db.close()
+    assert (forgotten, articles) in ((0, len(old) + 30), (len(old), 30))  # before or after, nothing between
+    with open_store(path) as store:
+        result, printed = night(store, [old[0], *batch("later", 1, seed=4, day=41)], embedder, 41)
+        again = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=41))
+    assert result.already_seen == 1 and printed
+    assert table_count(path, "forgotten") == len(old) and again.articles in (0, len(old))
+
+
+# -- a night's work is bounded ----------------------------------------------------------------
+
+
+def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(tmp_path, embedder):
+    """An evergreen story takes 12 articles a night for 8 nights among other news; each night clusters at
+    most its 20 latest members, and it stays one story with the right size and dates."""
+    runs = {}
+    for recent in (20, 10_000):
+        path = tmp_path / f"s{recent}.db"
+        clustered, ids = [], []
+        with open_store(path) as store:
+            for day in range(8):
+                articles = evergreen(day, 12)
+                ids += [a.id for a in articles]
+                others = batch(f"bg{day}", 6, seed=day, day=day, topics={BACKGROUND[day % 5]})  # the night's news
+                result, _ = night(store, articles + others, embedder, day, recent_members=recent)
+                clustered.append(result.clustered)
+            stories = {store.member_info(i).story_id for i in ids}
+            runs[recent] = (clustered, store.memberships(), store.stories(ids=stories))
+            dates = [store.member_info(i).article.published for i in ids]
+    bounded, unbounded = runs[20], runs[10_000]
+    assert unbounded[0][7] - unbounded[0][3] >= 40  # all of it, every night (near copies aside)
+    assert max(bounded[0][3:]) - min(bounded[0][3:]) <= 3  # its 20 latest: flat (other news close after 3 days)
+    # one story throughout (clustering all of it every night is not only slower: on this embedder its
+    # members come to dominate the batch's language mean, neutralising its own common words, and it breaks up)
+    assert len({sid for aid, sid in bounded[1].items() if aid.startswith("war-")}) == 1
+    (story,) = bounded[2]
+    assert story.size == 96 and story.status == "open"
+    assert story.first_published == min(dates) and story.last_published == max(dates)
+
+
+def test_merged_stories_take_their_older_members_along(tmp_path, embedder):
+    """Stories kept apart by a strict threshold merge later; members outside the night's window move too."""
+    path = tmp_path / "s.db"
+    articles = evergreen(0, 16)
+    strict = ClusterOptions(max_distance=0.05)
+    others = batch("bg", 2, seed=5, day=0, topics={"vote", "final", "storm"})
+    with open_store(path) as store:
+        update_stories(store, others, embedder, state=StateOptions(now=NIGHT0 - timedelta(hours=1)))
+        for k in range(4):
+            update_stories(store, articles[4 * k: 4 * k + 4], embedder, options=strict,
+                           state=StateOptions(now=NIGHT0 + timedelta(hours=k), recent_members=2))
+        assert len(store.stories(status="open")) > 1
+        update_stories(store, evergreen(1, 2), embedder,
+                       state=StateOptions(now=NIGHT0 + timedelta(hours=5), recent_members=2))
+        sizes = {s.story_id: (s.status, s.size, store.story_size(s.story_id)) for s in store.stories()}
+    assert all(size == counted for _, size, counted in sizes.values())
+    assert all(size == 0 for status, size, _ in sizes.values() if status == "merged")
+    assert sum(size for _, size, _ in sizes.values()) == 18 + len(others)
+
+
+# -- schema and files ----------------------------------------------------------------
+
+
+def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
+    path = tmp_path / "v2.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("BEGIN")
+    _create_v2(raw)
+    raw.execute("INSERT INTO runs (started_at, now) VALUES ('2026-03-01T00:00:00+00:00', '2026-03-01T00:00:00+00:00')")
+    raw.execute("INSERT INTO articles (id, hash, text, text_key, run_id) VALUES ('a', 'h', 'text', 'k', 1)")
+    raw.execute("INSERT INTO stories (story_id, status, size, last_activity, created_run, updated_run)"
+                " VALUES ('s_1', 'open', 1, '2026-03-01T00:00:00.000000+00:00', 1, 1)")
+    raw.execute("INSERT INTO members (article_id, story_id, vector, similarity, run_id) VALUES ('a', 's_1', ?, 1, 1)",
+                (np.zeros(4, np.float32).tobytes(),))
+    raw.execute("PRAGMA application_id = 1396921172")
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute("COMMIT")
+    raw.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version == 2
+        with store.lock():
+            assert store.schema_version == STATE_SCHEMA_VERSION == 3
+        assert [m.seq for m in store.open_members(recent=5)] == [1]
+
+
+def test_outputs_are_created_through_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with open_output(str(tmp_path / "report.jsonl")) as fh:
+            fh.write("{}\n")
+        os.chmod(tmp_path / "report.jsonl", 0o640)
+        with open_output(str(tmp_path / "report.jsonl")) as fh:  # an existing file keeps its mode
+            fh.write("{}\n")
+        with open_output(str(tmp_path / "other.jsonl")) as fh:
+            fh.write("{}\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.jsonl").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "other.jsonl").stat().st_mode & 0o777 == 0o644
