@@ -205,6 +205,25 @@ def _cluster_settings(params: dict) -> ClusterOptions:
                                                          "time_window_days")})
 
 
+def _corrections_param(ctx, param, value):
+    """click callback: the checked corrections of a JSONL file, or ()."""
+    if value is None:
+        return ()
+    from .corrections import CorrectionError, read_corrections
+
+    try:
+        return tuple(read_corrections(value))
+    except CorrectionError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+corrections_option = _option(
+    "--corrections", var="CORRECTIONS", default=None, callback=_corrections_param,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An editor's corrections, JSONL ({\"type\": \"correction\", \"link\": [ids]} or {..., \"unlink\": [a, b]}): "
+         "honoured by this run; with --state, kept in the state for every later night.")
+
+
 story_output_options = _apply([
     _option("--min-size", var="MIN_SIZE", type=click.IntRange(min=1), default=_OUTPUT["min_size"], show_default=True,
             help="Hide stories with fewer articles (the count hidden is logged)."),
@@ -343,7 +362,7 @@ def _story_writer(output: Optional[str], options: OutputOptions) -> Callable[[li
 
 
 def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: ClusterOptions, output: Optional[str],
-              out_opts: OutputOptions, engine=None) -> int:
+              out_opts: OutputOptions, engine=None, corrections=()) -> int:
     from .pipeline import cluster_articles
 
     with stage("ingest"):
@@ -354,8 +373,15 @@ def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: Cl
         return intake.exit_code()
     with stage("load model"):
         embedder = _load_embedder(embed)
+    if corrections:
+        from .corrections import named_ids
+
+        absent = named_ids(corrections) - {a.id for a in intake.articles}
+        if absent:
+            log.warning("corrections name %d ids not in this input (left out): %s", len(absent),
+                        ", ".join(sorted(absent)[:10]))
     stories = cluster_articles(intake.articles, embedder, options=options, progress=_show_progress(),
-                               engine=engine and engine.for_embedder(embed))
+                               engine=engine and engine.for_embedder(embed), corrections=corrections)
     with stage("write"):
         _publish_or_fail(lambda: _story_writer(output, out_opts)(stories))
     log.debug("%s", summary_line())
@@ -400,11 +426,15 @@ def _locked_store(state: StateOptions):
 
 
 def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions, options: ClusterOptions,
-             state: StateOptions, output: Optional[str], out_opts: OutputOptions, engine=None) -> int:
+             state: StateOptions, output: Optional[str], out_opts: OutputOptions, engine=None, corrections=()) -> int:
     from .incremental import publish, state_embedding, update_stories
 
     backend, pooling, prompt = state_embedding(store, embed.backend, embed.pooling)
     embed = replace(embed, backend=backend, pooling=pooling, prompt=prompt)
+    if corrections:  # stored before the night, so that it applies them; they may name tonight's articles
+        with stage("ingest"):
+            items = list(items)
+        _record(store, corrections, state, incoming={a.id for a in items if isinstance(a, Article)})
     update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
                    progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
     with stage("write"):
@@ -412,6 +442,18 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
                          queued=True)
     log.debug("%s", summary_line())
     return EXIT_REJECTED if intake.rejections else EXIT_OK
+
+
+def _record(store, corrections, state: StateOptions, incoming=frozenset()):
+    """Store corrections in the state; an unknown id or a contradiction ends the command with exit 2."""
+    from datetime import datetime, timezone
+
+    from .corrections import CorrectionError, record_corrections
+
+    try:
+        return record_corrections(store, corrections, state.now or datetime.now(timezone.utc), incoming=incoming)
+    except CorrectionError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 # -- commands ------------------------------------------------------------------------
@@ -465,11 +507,12 @@ def ingest(paths, output, rejects, from_list, **params):
 @output_options
 @embed_options
 @cluster_options
+@corrections_option
 @story_output_options
 @state_options
 @engine_options
 @verbosity_options
-def cluster(input, output, rejects, **params):
+def cluster(input, output, rejects, corrections, **params):
     """Cluster articles JSONL (from `storyclust ingest`, or any JSONL with id and text) into stories.
 
     INPUT is a JSONL file, or - (the default) for stdin. Writes one story record per line; with
@@ -481,10 +524,10 @@ def cluster(input, output, rejects, **params):
     ctx = click.get_current_context()
     if state is None:
         with _intake([input], REREAD, rejects) as (intake, items):
-            code = _one_shot(intake, items, embed, options, output, out_opts, engine)
+            code = _one_shot(intake, items, embed, options, output, out_opts, engine, corrections)
         ctx.exit(code)
     with _locked_store(state) as store, _intake([input], REREAD, rejects) as (intake, items):
-        code = _nightly(store, intake, items, (), embed, options, state, output, out_opts, engine)
+        code = _nightly(store, intake, items, (), embed, options, state, output, out_opts, engine, corrections)
     ctx.exit(code)
 
 
@@ -494,11 +537,12 @@ def cluster(input, output, rejects, **params):
 @ingest_options
 @embed_options
 @cluster_options
+@corrections_option
 @story_output_options
 @state_options
 @engine_options
 @verbosity_options
-def run(paths, output, rejects, from_list, **params):
+def run(paths, output, rejects, from_list, corrections, **params):
     """Ingest PATHS and cluster them into stories in one go (ingest + cluster).
 
     With --state, files unchanged since a run read them are skipped and only the stories that
@@ -512,14 +556,15 @@ def run(paths, output, rejects, from_list, **params):
     ctx = click.get_current_context()
     if state is None:
         with _intake(paths, ingest_opts, rejects, engine) as (intake, items):
-            code = _one_shot(intake, items, embed, options, output, out_opts, engine)
+            code = _one_shot(intake, items, embed, options, output, out_opts, engine, corrections)
         ctx.exit(code)
     from .incremental import files_to_read
 
     with _locked_store(state) as store:
         to_read, files, _ = files_to_read(store, paths)
         with _intake(to_read, ingest_opts, rejects, engine) as (intake, items):
-            code = _nightly(store, intake, items, files, embed, options, state, output, out_opts, engine)
+            code = _nightly(store, intake, items, files, embed, options, state, output, out_opts, engine,
+                            corrections)
     ctx.exit(code)
 
 
@@ -574,6 +619,86 @@ def prune(state, keep, now, dry_run, wait, **params):
     record = {"schema_version": SCHEMA_VERSION, "type": "prune", **asdict(result)}
     record["cutoff"] = result.cutoff.isoformat()
     _publish_or_fail(lambda: write_jsonl([record], sys.stdout))
+
+
+def _state_command_options(f):
+    """--state (required, existing) and --wait/--no-wait, for commands that change a state without a night."""
+    f = _option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
+                help=f"Wait for a run holding the state to finish, or exit {EXIT_LOCKED} at once.")(f)
+    return click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True,
+                        envvar=env("STATE"), show_envvar=True,
+                        help="SQLite state file written by `run --state` or `cluster --state`.")(f)
+
+
+def _correct(kind: str, ids, state: str, note: Optional[str], wait: bool) -> None:
+    from .corrections import Correction, CorrectionError, correction_to_record
+
+    try:
+        correction = Correction(kind, tuple(ids), note)
+    except CorrectionError as exc:
+        raise click.UsageError(str(exc)) from None
+    with _locked_store(StateOptions(path=state, wait=wait)) as store:
+        stored = _record(store, [correction], StateOptions(path=state))
+    if not stored:
+        log.info("%s: already in force", correction.describe())
+    for c in stored:
+        log.info("%s: stored as #%d; the next run applies it", c.describe(), c.correction_id)
+    _publish_or_fail(lambda: write_jsonl([correction_to_record(c) for c in stored], sys.stdout))
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True)
+@_state_command_options
+@click.option("--note", default=None, help="Why (kept with the correction).")
+@verbosity_options
+def link(ids, state, wait, note, **params):
+    """These articles belong to one story, from the next run on (two or more ids).
+
+    The next run merges their stories (the older story keeps its ID, the other closes with
+    merged_into), even when it has no new article; every later night keeps them together.
+    Prints the stored correction record.
+    """
+    _correct("link", ids, state, note, wait)
+
+
+@cli.command()
+@click.argument("ids", nargs=2)
+@_state_command_options
+@click.option("--note", default=None, help="Why (kept with the correction).")
+@verbosity_options
+def unlink(ids, state, wait, note, **params):
+    """These two articles never share a story, from the next run on.
+
+    The next run splits their story where the evidence without the other puts each (a new story
+    gets split_from); no later night joins them, whatever articles would bridge them.
+    """
+    _correct("unlink", ids, state, note, wait)
+
+
+@cli.command()
+@_state_command_options
+@click.option("--remove", "remove", type=int, default=None, metavar="N",
+              help="Take correction N back (the next run clusters its stories again without it).")
+@verbosity_options
+def corrections(state, wait, remove, **params):
+    """List the corrections kept in a state (JSONL), or take one back with --remove N."""
+    from datetime import datetime, timezone
+
+    from .corrections import correction_to_record
+    from .store import StateError, open_store
+
+    if remove is not None:
+        with _locked_store(StateOptions(path=state, wait=wait)) as store, store.transaction():
+            if not store.remove_correction(remove, datetime.now(timezone.utc)):
+                raise click.UsageError(f"no correction #{remove} in force in {state}")
+        log.info("correction #%d taken back; the next run applies the change", remove)
+        return
+    try:
+        with open_store(state) as store:
+            found = store.corrections()
+    except StateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _publish_or_fail(lambda: write_jsonl([correction_to_record(c) for c in found], sys.stdout))
 
 
 @cli.command("eval")

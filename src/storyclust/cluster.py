@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Sequence
 
@@ -134,8 +135,17 @@ class StoryClusterer:
         langs: Sequence[Optional[str]] | None = None,
         published: Sequence[Optional[datetime]] | None = None,
         texts: Sequence[str] | None = None,
+        must_link: Sequence[tuple[int, int]] = (),
+        cannot_link: Sequence[tuple[int, int]] = (),
     ) -> "StoryClusterer":
-        """Cluster the rows of ``X`` afresh; ``texts`` (one per row) add the numbers they share as evidence."""
+        """Cluster the rows of ``X`` afresh; ``texts`` (one per row) add the numbers they share as evidence.
+
+        ``must_link`` / ``cannot_link``: pairs of rows an editor put in one story / apart. A must-link
+        pair always ends in one story (and with it everything linked to either row); a cannot-link
+        pair never does, whatever chain of evidence joins them: the story holding both is cut where
+        its average-linkage tree separates them. The two must not contradict each other (a
+        cannot-link pair joined by a chain of must-links): :func:`storyclust.corrections` refuses that.
+        """
         self._reset_means()
         X = np.asarray(X, dtype=np.float32)
         n = len(X)
@@ -149,6 +159,7 @@ class StoryClusterer:
         use_numbers = texts is not None and self.options.number_weight > 0
         self.neutral_ = Z
         self.evidence_ = number_evidence(texts) if use_numbers else None
+        self.constraints_ = Constraints.of(n, must_link, cannot_link)
         self.labels_ = self._cluster(Z, days)
         self._seen = (X, list(langs), None if published is None else list(published),
                       None if texts is None else list(texts))
@@ -171,8 +182,8 @@ class StoryClusterer:
                         None if published is None else pub0 + list(published),
                         None if texts is None else texts0 + list(texts))
 
-    def fit_predict(self, X, langs=None, published=None, texts=None) -> np.ndarray:
-        return self.fit(X, langs, published, texts).labels_
+    def fit_predict(self, X, langs=None, published=None, texts=None, must_link=(), cannot_link=()) -> np.ndarray:
+        return self.fit(X, langs, published, texts, must_link, cannot_link).labels_
 
     def _similarity(self, Z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Pair similarity the clusterer decides on: cosine plus ``number_weight`` x shared-number cosine."""
@@ -196,6 +207,8 @@ class StoryClusterer:
         if bonus:
             keep = cosines + bonus * pair_evidence(self.evidence_, rows, cols) >= 1.0 - opts.max_distance
             rows, cols = rows[keep], cols[keep]
+        if self.constraints_ is not None:  # linked rows share a candidate group
+            rows, cols = np.r_[rows, self.constraints_.must[:, 0]], np.r_[cols, self.constraints_.must[:, 1]]
         groups = _components(n, rows, cols)
         if self.engine is not None:
             split = _split_groups_on(self.engine, self, Z, days, groups, rows, cols)
@@ -218,6 +231,10 @@ class StoryClusterer:
             r, c = rows[inside], cols[inside]
             keep = self._similarity(Z, r, c) >= 1.0 - stricter
             r, c = r[keep], c[keep]
+            if self.constraints_ is not None:  # linked rows stay in one part
+                r, c = np.r_[r, self.constraints_.must[:, 0]], np.r_[c, self.constraints_.must[:, 1]]
+                inside = np.isin(r, members) & np.isin(c, members)
+                r, c = r[inside], c[inside]
             local = {m: i for i, m in enumerate(members)}
             parts = _components(len(members), np.array([local[x] for x in r], dtype=np.int64),
                                 np.array([local[x] for x in c], dtype=np.int64))
@@ -231,15 +248,23 @@ class StoryClusterer:
             bonus = self.options.number_weight * group_evidence(self.evidence_, members)
         D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days,
                              bonus)
+        must, cannot = self.constraints_.within(members) if self.constraints_ is not None else (None, None)
+        if cannot is not None:  # an unlinked pair is as far apart as two articles can be
+            D[cannot[:, 0], cannot[:, 1]] = D[cannot[:, 1], cannot[:, 0]] = 2.0
         if self.options.method == "hdbscan" and len(members) > 2:
             parts = _hdbscan_parts(D, self.options)
         else:
             parts = [np.arange(len(members))]
-        out = []
-        for part in parts:
-            for sub in _average_linkage(D[np.ix_(part, part)], threshold):
-                out.append(members[part[sub]])
-        return out
+        stories = [part[sub] for part in parts
+                   for sub in _average_linkage(D[np.ix_(part, part)], threshold, _inside(cannot, part, len(members)))]
+        if must is not None and len(must):  # a link joins the two stories, not only the two articles,
+            stories = _join_linked(stories, must, len(members))
+            if len(cannot):  # except what an unlink keeps from one of them: cut where the tree separates the pair,
+                D[must[:, 0], must[:, 1]] = D[must[:, 1], must[:, 0]] = 0.0  # linked articles merging first
+                stories = [part[sub] for part in stories
+                           for sub in _average_linkage(D[np.ix_(part, part)], np.inf,
+                                                       _inside(cannot, part, len(members)))]
+        return [members[story] for story in stories]
 
 
 def _days(published: Sequence[Optional[datetime]] | None, n: int) -> Optional[np.ndarray]:
@@ -380,6 +405,7 @@ def _split_groups_on(engine, clusterer: "StoryClusterer", Z, days, groups, rows,
     """``[clusterer._split_group(...) for each group]``, the groups of 2+ rows as ``engine`` tasks (in order)."""
     splitter = StoryClusterer.__new__(StoryClusterer)  # what _split_group reads, without the engine or the data
     splitter.options, splitter.evidence_, splitter.engine = clusterer.options, clusterer.evidence_, None
+    splitter.constraints_ = clusterer.constraints_
     out: list = [[members] for members in groups]  # a single row is its own story
     multi = [i for i, members in enumerate(groups) if len(members) > 1]
     if multi:
@@ -547,19 +573,126 @@ def _group_distances(Zg: np.ndarray, days: Optional[np.ndarray], window: Optiona
     return D
 
 
-def _average_linkage(D: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Flat clusters of average linkage cut at ``threshold``, as index arrays."""
+def _average_linkage(D: np.ndarray, threshold: float, cannot: Optional[np.ndarray] = None) -> list[np.ndarray]:
+    """Flat clusters of average linkage cut at ``threshold``, as index arrays.
+
+    ``cannot`` (pairs of positions): a cluster that would hold such a pair is cut further down its
+    tree, at the merge that joined the two sides, until no cluster holds one."""
     m = len(D)
+    cannot = None if cannot is None or not len(cannot) else cannot
     if m == 1:
         return [np.arange(1)]
     if m == 2:
-        return [np.arange(2)] if D[0, 1] <= threshold else [np.arange(1), np.arange(1, 2)]
+        together = D[0, 1] <= threshold and cannot is None
+        return [np.arange(2)] if together else [np.arange(1), np.arange(1, 2)]
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     tree = linkage(squareform(D, checks=False), method="average")
-    flat = fcluster(tree, t=threshold, criterion="distance")
-    return [np.flatnonzero(flat == c) for c in np.unique(flat)]
+    if cannot is None:
+        flat = fcluster(tree, t=threshold, criterion="distance")
+        return [np.flatnonzero(flat == c) for c in np.unique(flat)]
+    return _constrained_cut(tree, m, threshold, cannot)
+
+
+def _constrained_cut(tree: np.ndarray, m: int, threshold: float, cannot: np.ndarray) -> list[np.ndarray]:
+    """The clusters of ``fcluster(tree, threshold, "distance")``, with any cluster holding a ``cannot``
+    pair replaced by its two subtrees (again and again): walked from the root, no recursion."""
+    partner: dict[int, set[int]] = {}
+    for a, b in cannot.tolist():
+        partner.setdefault(a, set()).add(b)
+        partner.setdefault(b, set()).add(a)
+    leaves: dict[int, np.ndarray] = {}
+
+    def leaves_of(node: int) -> np.ndarray:
+        found = leaves.get(node)
+        if found is None:
+            stack, out = [node], []
+            while stack:
+                k = stack.pop()
+                if k < m:
+                    out.append(k)
+                else:
+                    stack += [int(tree[k - m, 0]), int(tree[k - m, 1])]
+            found = leaves[node] = np.array(sorted(out))
+        return found
+
+    clusters, stack = [], [2 * m - 2]  # the root
+    while stack:
+        node = stack.pop()
+        if node < m:
+            clusters.append(np.array([node]))
+            continue
+        members = leaves_of(node)
+        inside = set(members.tolist())
+        held = any(partner.get(x, set()) & inside for x in members.tolist())
+        if tree[node - m, 2] <= threshold and not held:
+            clusters.append(members)
+        else:
+            stack += [int(tree[node - m, 1]), int(tree[node - m, 0])]
+    return sorted(clusters, key=lambda c: int(c[0]))
+
+
+def _inside(pairs: Optional[np.ndarray], part: np.ndarray, m: int) -> Optional[np.ndarray]:
+    """The ``pairs`` (positions among m) with both ends in ``part``, as positions in ``part``."""
+    if pairs is None or not len(pairs):
+        return None
+    position = np.full(m, -1)
+    position[part] = np.arange(len(part))
+    inner = position[pairs]
+    return inner[(inner >= 0).all(axis=1)]
+
+
+def _join_linked(parts: list[np.ndarray], must: np.ndarray, m: int) -> list[np.ndarray]:
+    """``parts`` with any two parts holding a must-link pair joined (union-find over parts)."""
+    part_of = np.empty(m, dtype=np.int64)
+    for k, part in enumerate(parts):
+        part_of[part] = k
+    parent = list(range(len(parts)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in must.tolist():
+        ra, rb = find(int(part_of[a])), find(int(part_of[b]))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    joined: dict[int, list[np.ndarray]] = {}
+    for k, part in enumerate(parts):
+        joined.setdefault(find(k), []).append(part)
+    return [np.sort(np.concatenate(ps)) for ps in joined.values()]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Pairs of rows (``(k, 2)`` int64 arrays) an editor put in one story (``must``) or apart (``cannot``)."""
+
+    must: np.ndarray
+    cannot: np.ndarray
+
+    @classmethod
+    def of(cls, n: int, must_link: Sequence[tuple[int, int]], cannot_link: Sequence[tuple[int, int]]
+           ) -> Optional["Constraints"]:
+        """None when there is no constraint; ValueError for a row out of range or a row paired with itself."""
+        pairs = [np.asarray(list(p), dtype=np.int64).reshape(-1, 2) for p in (must_link, cannot_link)]
+        if not any(len(p) for p in pairs):
+            return None
+        for p in pairs:
+            if len(p) and (p.min() < 0 or p.max() >= n or (p[:, 0] == p[:, 1]).any()):
+                raise ValueError("constraint pairs must name two different rows of X")
+        return cls(*pairs)
+
+    def within(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(must, cannot)`` pairs with both rows in ``members``, as positions in ``members``."""
+        position = {int(x): k for k, x in enumerate(members)}
+        out = []
+        for pairs in (self.must, self.cannot):
+            local = [(position[a], position[b]) for a, b in pairs.tolist() if a in position and b in position]
+            out.append(np.asarray(local, dtype=np.int64).reshape(-1, 2))
+        return out[0], out[1]
 
 
 def _hdbscan_parts(D: np.ndarray, opts: ClusterOptions) -> list[np.ndarray]:

@@ -214,6 +214,12 @@ def format_explanation(d: dict[str, Any]) -> str:
             how = side.get("joined_by") or "unknown"
             sim = side.get("similarity")
             rows.append((f"{tag} joined by", how + (f" (similarity to centroid {sim:.3f})" if sim is not None else "")))
+    correction = d.get("correction")
+    if correction:
+        names = ", ".join(f"#{c.get('id', '?')}" + (f" ({c['note']})" if c.get("note") else "")
+                          for c in correction["corrections"])
+        rows.append(("editor", ("linked: one story by correction " if correction["decides"] == "link"
+                                else "unlinked: never one story, by correction ") + names))
     if d.get("text_evidence") == "titles":
         rows.append(("note", "numbers and names read from titles only (no article text in the input)"))
     width = max(len(k) for k, _ in rows)

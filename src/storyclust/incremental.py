@@ -44,6 +44,7 @@ import numpy as np
 from . import pipeline
 from .settings import ClusterOptions, StateOptions, parse_window
 from .store import FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
+from .corrections import Correction, detach_unlinked_copies, linked_ids, named_ids
 from .timing import stage
 from .types import Article, Rejection, Story, StoryMember
 
@@ -122,6 +123,7 @@ def plan_night(
     copies: Mapping[str, str] = {},
     story_rank: Mapping[str, int] = {},
     taken: Container[str] = (),
+    linked: Container[str] = (),
 ) -> NightPlan:
     """Map tonight's clusters onto the stories that exist.
 
@@ -132,6 +134,8 @@ def plan_night(
         copies: ``copy id -> first copy id`` for the copies to place (new ones and those of the open stories).
         story_rank: older stories have smaller ranks; on equal overlap the older story keeps its ID.
         taken: story IDs already in use (never reused); any container (``in`` is all it is asked).
+        linked: ids an editor linked: a cluster holding one goes to the oldest story it overlaps (the older
+            story keeps its ID when a link merges two).
 
     Each story is matched with at most one cluster, and each cluster with at most one story, greedily
     by the number of the story's articles in the cluster (then the older story, then the earlier
@@ -145,7 +149,14 @@ def plan_night(
         for aid in group:
             if aid in old_story:
                 overlap[(gi, old_story[aid])] += 1
-    ranked = sorted(overlap.items(), key=lambda kv: (-kv[1], story_rank.get(kv[0][1], 1 << 62), kv[0][1], kv[0][0]))
+    by_editor = {gi for gi, group in enumerate(groups) if any(a in linked for a in group)}
+
+    def order(kv: tuple[tuple[int, str], int]) -> tuple:
+        (gi, sid), count = kv
+        rank = story_rank.get(sid, 1 << 62)
+        return (0, rank, -count, sid, gi) if gi in by_editor else (1, -count, rank, sid, gi)
+
+    ranked = sorted(overlap.items(), key=order)
     story_of_group: dict[int, str] = {}
     group_of_story: dict[str, int] = {}
     for (gi, sid), _ in ranked:
@@ -226,26 +237,35 @@ def update_stories(
         night = _Night(NightPlan(), {}, {}, {})
         embedded = copies = 0
         reprints: dict[str, tuple[Article, str]] = {}
+        folded: list[Article] = []
         model_id = store.get_setting("model_id")
-        if pending:
+        corrections = store.corrections(removed=True)  # taken back ones too: their stories are clustered again
+        fresh_corrections = [c for c in corrections if c.applied_run is None]
+        live = [c for c in corrections if c.removed is None]
+        if pending or fresh_corrections:
             with stage("fold copies"):
-                window = store.open_members(recent=state.recent_members)
-                folded, reprints = _fold(store, window, [a for a, _ in pending], options)
-        if pending and folded:
+                window = _window(store, state, corrections, fresh_corrections, now, run_id)
+                if pending:
+                    folded, reprints = _fold(store, window, [a for a, _ in pending], options)
+                window, folded, detached = _detach(window, folded, live)
+        if folded or (fresh_corrections and window):
             with stage("load model"):
                 model = load()
             model_id, space = _check_model(store, model)
             copies = sum(a.duplicate_of is not None for a in folded)
-            new_firsts = [a for a in folded if a.duplicate_of is None]
-            keys = dict((a.id, key) for a, key in pending)
+            new_firsts = [a for a in folded if a.duplicate_of is None] + detached
+            keys = {a.id: key for a, key in pending} | {m.article.id: m.text_key for m in window}
             with stage("embed"):
                 embedded = _embed_missing(store, space, new_firsts, keys, model, progress, engine)
             with stage("cluster"):
-                night = _cluster_night(store, space, window, folded, keys, model, options, engine)
+                night = _cluster_night(store, space, window, folded, keys, model, options, engine, live,
+                                       fresh_corrections, detached)
         with stage("apply"), store.transaction():
             store.forget([(a.id, a.hash, sid) for a, sid in reprints.values()], run_id)
             changed = _apply(store, night, run_id, now, state.story_window)
             store.mark_placed()
+            if fresh_corrections:
+                store.mark_corrections_applied(run_id)
             counts.update(embedded=embedded, clustered=night.clustered, copies=copies, pruned_copies=len(reprints),
                           **{k: sum(e == k for e in changed.values()) for k in ("new", "updated", "closed")})
             store.add_changes([(sid, event, night.plan.added.get(sid, [])) for sid, event in changed.items()],
@@ -316,6 +336,37 @@ def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[
     return out, reprints
 
 
+def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Correction],
+            fresh: Sequence[Correction], now: datetime, run_id: int) -> list[StoredMember]:
+    """The night's window: the open stories' latest members, and every member a correction names in an open
+    story; a correction not yet applied first opens again the closed stories of the articles it names."""
+    named = [info for info in map(store.member_info, sorted(named_ids(corrections))) if info is not None]
+    reopen = {info.story_id for info in named if info.article.id in named_ids(fresh)}
+    if reopen:
+        with store.transaction():
+            for sid in sorted(reopen):
+                store.reopen(sid, now, run_id)
+    window = store.open_members(recent=state.recent_members)
+    have = {m.article.id for m in window}
+    open_ids = {s.story_id for s in store.stories(ids={info.story_id for info in named}) if s.status == "open"}
+    window += [store.member_info(info.article.id) for info in named
+               if info.story_id in open_ids and info.article.id not in have]
+    return sorted(window, key=lambda m: m.seq)
+
+
+def _detach(window: list[StoredMember], folded: list[Article], corrections: Sequence[Correction]
+            ) -> tuple[list[StoredMember], list[Article], list[Article]]:
+    """Copies that an unlink separates from their first copy become first copies (clustered, so embedded)."""
+    duplicate_of = {m.article.id: m.article.duplicate_of for m in window} | {a.id: a.duplicate_of for a in folded}
+    detached_ids = detach_unlinked_copies(duplicate_of, corrections)
+    if not detached_ids:
+        return window, folded, []
+    window = [replace(m, article=replace(m.article, duplicate_of=None)) if m.article.id in detached_ids else m
+              for m in window]
+    folded = [replace(a, duplicate_of=None) if a.id in detached_ids else a for a in folded]
+    return window, folded, [m.article for m in window if m.article.id in detached_ids]
+
+
 def _embed_missing(store: SQLiteStore, space: str, firsts: Sequence[Article], keys: Mapping[str, str],
                    embedder: "Embedder", progress: bool, engine=None) -> int:
     """Step 3: embed the first copies whose texts have no vector in ``space`` yet, in one call."""
@@ -347,12 +398,17 @@ class _Night:
 
 
 def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
-                   keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions, engine=None) -> _Night:
+                   keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions, engine=None,
+                   corrections: Sequence[Correction] = (), fresh: Sequence[Correction] = (),
+                   detached: Sequence[Article] = ()) -> _Night:
     """Steps 4 and 5: one partition of the open stories' and tonight's first copies, and its plan."""
     old_firsts = [m for m in window if m.article.duplicate_of is None]
     firsts = [m.article for m in old_firsts] + [a for a in folded if a.duplicate_of is None]
     X = store.get_vectors(space, [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]])
-    part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options), engine=engine)
+    all_copies = {a.id: a.duplicate_of for a in [m.article for m in window] + list(folded)
+                  if a.duplicate_of is not None}
+    part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options), engine=engine,
+                              corrections=corrections, copies=all_copies)
     clustered_ids = {a.id for a in firsts}
     # the window's copies follow their first copies when those are clustered again (a copy of an older,
     # settled member stays where it is); tonight's copies always get a place
@@ -369,7 +425,10 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
         copies={c: r for c, r in copies.items() if c not in outside},
         story_rank={s.story_id: k for k, s in enumerate(store.stories(status="open"))},
         taken=_StoredIds(store, [pipeline.story_id_of(a) for a in articles.values()]),
+        linked=linked_ids(corrections),
     )
+    for aid in named_ids(fresh) & set(plan.joined_by):  # moved by tonight's corrections
+        plan.joined_by[aid] = "editor"
     neutral = {a.id: part.neutral[k] for k, a in enumerate(firsts)}
     similarity: dict[str, float] = {}
     for cid, root in copies.items():
@@ -381,8 +440,9 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
             neutral[cid], similarity[cid] = info.vector, info.similarity
         else:
             neutral[cid] = neutral[root]
-    return _Night(plan, neutral, {a.id: a.duplicate_of for a in folded},
-                  {m.article.id: m.joined_by for m in window}, articles, len(firsts), similarity)
+    duplicate_of = {a.id: a.duplicate_of for a in folded} | {a.id: None for a in detached}
+    return _Night(plan, neutral, duplicate_of, {m.article.id: m.joined_by for m in window}, articles, len(firsts),
+                  similarity)
 
 
 class _StoredIds:

@@ -32,11 +32,12 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Container, Iterable, Optional, Sequence
+from typing import Container, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .cluster import LanguageMeans, StoryClusterer, _GLOBAL, _unit
+from .corrections import Correction, constraint_pairs, detach_unlinked_copies, linked_ids
 from .evidence import evidence_text
 from .settings import ClusterOptions
 from .timing import stage
@@ -256,14 +257,28 @@ class Partition:
 
 
 def partition(articles: Sequence[Article], vectors: np.ndarray, options: ClusterOptions | None = None,
-              language_means: LanguageMeans | None = None, *, engine=None) -> Partition:
-    """Cluster first copies (no article here may follow another) into stories (``engine``: see :mod:`.engine`)."""
+              language_means: LanguageMeans | None = None, *, engine=None,
+              corrections: Sequence[Correction] = (), copies: Mapping[str, str] = {}) -> Partition:
+    """Cluster first copies (no article here may follow another) into stories (``engine``: see :mod:`.engine`).
+
+    ``corrections`` (an editor's links and unlinks) constrain the clustering; ``copies`` maps the ids of
+    copies to the first copy they follow, so that a correction naming a copy binds its first copy."""
     options = options or ClusterOptions()
+    row_of = {a.id: k for k, a in enumerate(articles)}
+    row_of |= {c: row_of[root] for c, root in copies.items() if root in row_of}
+    must, cannot = constraint_pairs(corrections, row_of)
     clusterer = StoryClusterer(options, language_means=language_means, engine=engine).fit(
         np.asarray(vectors, dtype=np.float32), langs=[a.lang for a in articles],
         published=[article_time(a) for a in articles], texts=[evidence_text(a) for a in articles],
+        must_link=must, cannot_link=cannot,
     )
     return Partition(clusterer.labels_, clusterer.neutral_)
+
+
+def detach_copies(folded: Sequence[Article], corrections: Sequence[Correction]) -> list[Article]:
+    """``folded`` with the copies an unlink separates from their first copy standing alone (clustered on their own)."""
+    detached = detach_unlinked_copies({a.id: a.duplicate_of for a in folded}, corrections)
+    return [replace(a, duplicate_of=None) if a.id in detached else a for a in folded]
 
 
 # -- story IDs and records -----------------------------------------------------------
@@ -345,6 +360,7 @@ def cluster_articles(
     language_means: LanguageMeans | None = None,
     progress: bool = False,
     engine=None,
+    corrections: Sequence[Correction] = (),
 ) -> list[Story]:
     """Embed (unless ``embeddings``, one row per article, are given) and cluster ``articles`` into stories.
 
@@ -355,13 +371,16 @@ def cluster_articles(
 
     ``engine`` (:mod:`storyclust.engine`, e.g. a RayEngine) runs the embedding and the clustering's
     heavy steps elsewhere with the same result; None (the default) runs them in this process.
+
+    ``corrections`` (:mod:`storyclust.corrections`): an editor's links and unlinks, honoured as the
+    nightly driver honours those kept in a state; articles a link places carry ``joined_by="editor"``.
     """
     options = options or ClusterOptions()
     if language_means is None:
         with stage("language means"):
             language_means = starting_language_means(embedder, options)
     with stage("fold copies"):
-        folded = fold_copies(articles, threshold=options.near_duplicate_threshold)
+        folded = detach_copies(fold_copies(articles, threshold=options.near_duplicate_threshold), corrections)
     primary = [i for i, a in enumerate(folded) if a.duplicate_of is None]
     firsts = [folded[i] for i in primary]
     if embeddings is None:
@@ -376,17 +395,20 @@ def cluster_articles(
     if not firsts:
         return []
     with stage("cluster"):
-        part = partition(firsts, X, options, language_means, engine=engine)
+        copies = {a.id: a.duplicate_of for a in folded if a.duplicate_of is not None}
+        part = partition(firsts, X, options, language_means, engine=engine, corrections=corrections, copies=copies)
     with stage("stories"):
-        return _stories_of(folded, firsts, part)
+        return _stories_of(folded, firsts, part, linked_ids(corrections))
 
 
-def _stories_of(folded: Sequence[Article], firsts: Sequence[Article], part: Partition) -> list[Story]:
-    """The one-shot stories of ``part`` (a partition of ``firsts``), each copy in its first copy's story."""
+def _stories_of(folded: Sequence[Article], firsts: Sequence[Article], part: Partition,
+                linked: Container[str] = ()) -> list[Story]:
+    """The one-shot stories of ``part`` (a partition of ``firsts``), each copy in its first copy's story;
+    the first copies in ``linked`` were placed by an editor's link."""
     row_of = {a.id: k for k, a in enumerate(firsts)}
     groups = part.groups()
     members: list[list[tuple[Article, np.ndarray, Optional[str]]]] = [
-        [(firsts[k], part.neutral[k], "cluster") for k in g] for g in groups
+        [(firsts[k], part.neutral[k], "editor" if firsts[k].id in linked else "cluster") for k in g] for g in groups
     ]
     label_of = {int(k): gi for gi, g in enumerate(groups) for k in g}
     for a in folded:

@@ -23,6 +23,8 @@ A run with ``--state PATH`` keeps, in one SQLite file:
     are not recorded, so they are read again next run);
 ``runs`` and ``settings``
     one row per run, and the embedding model of the state;
+``corrections``
+    an editor's links and unlinks (:mod:`storyclust.corrections`), honoured by every night;
 ``forgotten`` and ``forgotten_stories``
     what retention (:mod:`storyclust.retention`) leaves of a pruned article (its id, content
     hash and story) and of a pruned story (its ID, size and last activity): the id stays
@@ -52,11 +54,14 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .types import Article
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .corrections import Correction
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +285,9 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
         "CREATE INDEX forgotten_hash ON forgotten(hash)",
         "CREATE TABLE forgotten_stories (story_id TEXT PRIMARY KEY, size INTEGER NOT NULL,"
         " last_activity TEXT NOT NULL, run_id INTEGER NOT NULL)",
+        "CREATE TABLE corrections (correction_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " kind TEXT NOT NULL CHECK (kind IN ('link', 'unlink')), ids TEXT NOT NULL, note TEXT,"
+        " created_at TEXT NOT NULL, applied_run INTEGER, removed_at TEXT)",
     ]
     for statement in statements:
         db.execute(statement)
@@ -294,7 +302,7 @@ STATE_SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
-               "forgotten_stories"}
+               "forgotten_stories", "corrections"}
 
 
 def inspect_file(path: str) -> tuple[int, int, set[str]]:
@@ -593,6 +601,14 @@ class SQLiteStore:
                                                f" UNION SELECT id FROM forgotten WHERE id IN ({marks})", chunk * 2)}
         return found
 
+    def stored_ids(self, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` whose articles are stored (not pruned)."""
+        found: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            marks = ",".join("?" * len(chunk))
+            found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})", chunk)}
+        return found
+
     def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
         """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new."""
         before = self._db.total_changes
@@ -875,6 +891,41 @@ class SQLiteStore:
     def memberships(self) -> dict[str, str]:
         """``{article id: story id}`` for every article in a story (handy for tests and audits)."""
         return dict(self._read("SELECT article_id, story_id FROM members"))
+
+    # -- corrections ---------------------------------------------------------
+
+    def add_correction(self, correction: "Correction", now: datetime) -> int:
+        """Store an editor's correction (pending until a run applies it); returns its number."""
+        return int(self._write(
+            "INSERT INTO corrections (kind, ids, note, created_at) VALUES (?, ?, ?, ?)",
+            (correction.kind, json.dumps(list(correction.ids), ensure_ascii=False), correction.note,
+             format_time(now))).lastrowid)
+
+    def corrections(self, *, removed: bool = False) -> list["Correction"]:
+        """The corrections in force (with ``removed``, also those taken back but not yet re-clustered)."""
+        from .corrections import Correction
+
+        where = "" if removed else " WHERE removed_at IS NULL"
+        return [Correction(kind, tuple(json.loads(ids)), note, datetime.fromisoformat(created), cid, applied,
+                           _opt_time(gone))
+                for cid, kind, ids, note, created, applied, gone in self._read(
+                    "SELECT correction_id, kind, ids, note, created_at, applied_run, removed_at FROM corrections"
+                    f"{where} ORDER BY correction_id")]
+
+    def remove_correction(self, correction_id: int, now: datetime) -> bool:
+        """Take a correction back: the next run re-clusters its stories without it. False if there is none."""
+        return self._write("UPDATE corrections SET removed_at = ?, applied_run = NULL WHERE correction_id = ?"
+                           " AND removed_at IS NULL", (format_time(now), correction_id)).rowcount > 0
+
+    def mark_corrections_applied(self, run_id: int) -> None:
+        """Every pending correction is applied by this run; corrections taken back are gone for good."""
+        self._write("DELETE FROM corrections WHERE removed_at IS NOT NULL")
+        self._write("UPDATE corrections SET applied_run = ? WHERE applied_run IS NULL", (run_id,))
+
+    def reopen(self, story_id: str, now: datetime, run_id: int) -> None:
+        """Open a closed story again (a correction names one of its articles)."""
+        self._write("UPDATE stories SET status = 'open', closed_run = NULL, last_activity = ?, updated_run = ?"
+                    " WHERE story_id = ? AND status = 'closed'", (format_time(now), run_id, story_id))
 
     # -- space -------------------------------------------------------------
 

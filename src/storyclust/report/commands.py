@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime, timezone
+from typing import Optional
+
 import click
 from click.core import ParameterSource
 
@@ -238,6 +240,7 @@ def _explain_from_state(state: str, id_a: str, id_b: str, explain_pair) -> dict:
     try:
         with open_store(state) as store:
             infos = {i: store.member_info(i) for i in (id_a, id_b)}
+            corrections = store.corrections()
     except StateError as exc:
         raise click.ClickException(str(exc)) from exc
     missing = [i for i, info in infos.items() if info is None]
@@ -251,7 +254,19 @@ def _explain_from_state(state: str, id_a: str, id_b: str, explain_pair) -> dict:
         if similarity is not None:
             result[side]["similarity"] = round(float(similarity), 4)
     result["cosine_from"] = "state"
+    result["correction"] = _correction_of(id_a, id_b, corrections)
     return result
+
+
+def _correction_of(id_a: str, id_b: str, corrections) -> Optional[dict]:
+    """What an editor's corrections say of the pair: ``{"decides": "link"|"unlink", "corrections": [...]}``."""
+    from ..corrections import correction_to_record, decided_by
+
+    decided = decided_by(id_a, id_b, corrections)
+    if decided is None:
+        return None
+    kind, chain = decided
+    return {"decides": kind, "corrections": [correction_to_record(c) for c in chain]}
 
 
 def _model_cosine(model: str, a: Article, b: Article, cosine_from_model) -> float:

@@ -290,6 +290,10 @@ def _story_row(story: Story, colours: LanguageColours, targets: set[str]) -> str
     if story.split_from:
         extra += f' <span class="how">split from <a href="#{_esc(quote(story.split_from, safe=""))}">' \
                  f'{_esc(story.split_from)}</a></span>'
+    edited = sum(m.joined_by == "editor" for m in story.members)
+    if edited:
+        extra += f' <span class="how" data-corrected="{edited}">corrected by an editor ({edited} ' \
+                 f'article{"s" if edited != 1 else ""} placed by a correction)</span>'
     return (
         f'<tr id="{_esc(story.story_id)}" data-langs="{_esc(" ".join(langs))}"'
         + (f' data-status="{_esc(status)}"' if status else "") + ">"
