@@ -77,12 +77,14 @@ class RunResult:
     retried_files: int  # files with a transient rejection: read again next run
     unchanged_files: int = 0  # input files not read again: same size and mtime as when last read
     pruned_copies: int = 0  # exact reprints of articles that retention forgot: "already seen", no story
+    corrections: int = 0  # an editor's corrections (or removals) applied for the first time
     pruned: Optional["PruneResult"] = None  # what retention forgot after the night (StateOptions.keep)
 
     def summary_line(self) -> str:
         return (f"run {self.run_id}: {self.articles_in} articles in ({self.ingested} new, {self.already_seen} already "
                 f"seen, {self.copies} copies), {self.rejected} rejected, {self.embedded} embedded, {self.clustered} "
                 f"clustered; {self.created} new stories, {self.updated} updated, {self.closed} closed"
+                + (f"; {self.corrections} corrections applied" if self.corrections else "")
                 + (f"; {self.pruned_copies} reprints of pruned articles" if self.pruned_copies else "")
                 + (f"; {self.retried_files} files to retry" if self.retried_files else "")
                 + (f"; {self.unchanged_files} files unchanged" if self.unchanged_files else ""))
@@ -168,7 +170,7 @@ def plan_night(
         copies_of.setdefault(root, []).append(cid)
     names = pipeline.name_stories(
         [[articles[m] for a in groups[gi] for m in (a, *copies_of.get(a, ()))] for gi in unmatched],
-        taken=pipeline._Either(taken, group_of_story),
+        taken=pipeline.Either(taken, group_of_story),
     )
     for gi, sid in zip(unmatched, names):
         story_of_group[gi] = sid
@@ -275,7 +277,7 @@ def update_stories(
         run_id=run_id, articles_in=counts["articles_in"], ingested=counts["ingested"],
         already_seen=counts["already_seen"], copies=copies, embedded=embedded, clustered=night.clustered,
         created=counts["new"], updated=counts["updated"], closed=counts["closed"], rejected=counts["rejected"],
-        retried_files=counts["retried_files"], pruned_copies=len(reprints),
+        retried_files=counts["retried_files"], pruned_copies=len(reprints), corrections=len(fresh_corrections),
     )
     if state.keep is not None:
         from .retention import prune

@@ -295,8 +295,8 @@ def story_id_of(first: Article, taken: Container[str] = ()) -> str:
         n += 1
 
 
-class _Either:
-    """An ID is taken when either container holds it (``in`` only: a store's IDs are looked up, not listed)."""
+class Either:
+    """A container holding what any of its containers holds (``in`` only: a store's IDs are looked up, not listed)."""
 
     def __init__(self, *containers: Container[str]) -> None:
         self.containers = containers
@@ -312,7 +312,7 @@ def name_stories(groups: Sequence[Sequence[Article]], taken: Container[str] = ()
     in use (any container: an ID is never reused).
     """
     given: set[str] = set()
-    used = _Either(given, taken)
+    used = Either(given, taken)
     firsts = [min(g, key=first_key) for g in groups]
     ids: list[Optional[str]] = [None] * len(groups)
     for k in sorted(range(len(groups)), key=lambda k: first_key(firsts[k])):

@@ -381,7 +381,7 @@ def load_embedder(
     Raises:
         ModelNotFoundError: ``model`` is neither a folder nor cached locally (no network wait).
         ValueError: unknown backend or pooling, or bad numbers; an adapter folder that is incomplete,
-            or trained for another model (:class:`storyclust.tune.AdapterMismatchError`).
+            or trained for another model (:class:`storyclust.embed.adapter.AdapterMismatchError`).
     """
     if max_tokens < 1 or batch_size < 1 or (threads is not None and threads < 1):
         raise ValueError("max_tokens, batch_size and threads must be positive")
@@ -409,7 +409,7 @@ def load_embedder(
         logger.warning("%s backend unavailable for %s (%s); using torch", chosen, resolved.label, err)
         embedder = make("torch")
     if adapter is not None and str(adapter).lower() != "none":
-        from ..tune import wrap_embedder
+        from .adapter import wrap_embedder
 
         embedder = wrap_embedder(embedder, adapter)
     logger.info("embedding with %s", embedder.model_id)
