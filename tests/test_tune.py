@@ -205,6 +205,37 @@ def test_load_embedder_adapter_parameter_reaches_the_wrapper(labelled, tmp_path,
     assert embed.load_embedder(adapter=None) is embedder
 
 
+
+def test_an_adapter_is_applied_without_importing_the_trainer(labelled, tmp_path):
+    """The adapter lives below the trainer (storyclust.embed.adapter): applying one never imports
+    storyclust.tune, and tune's names for it are the same objects."""
+    import subprocess
+    import sys
+
+    import storyclust.embed.adapter as adapter_module
+
+    assert tune.wrap_embedder is adapter_module.wrap_embedder and tune.Adapter is adapter_module.Adapter
+    _, data, embedder, views = labelled
+    saved = tune.fit_adapter(data, views, embedder.model_id, {"rank": 4, "epochs": 5})
+    saved.save(tmp_path / "a")
+    code = f"""
+import sys
+import numpy as np
+import storyclust
+from storyclust.embed.adapter import wrap_embedder
+
+class Base:
+    model_id, dim = {embedder.model_id!r}, {embedder.dim}
+    def encode(self, texts, progress=False):
+        return np.ones((len(texts), self.dim), np.float32)
+
+wrapped = wrap_embedder(Base(), {str(tmp_path / "a")!r})
+assert wrapped.model_id == Base.model_id + "|adapter=" + {saved.sha256[:12]!r}, wrapped.model_id
+assert wrapped.encode(["x"]).shape == (1, Base.dim)
+assert "storyclust.tune" not in sys.modules, "applying an adapter imported the trainer"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
 # -- CV and the command -------------------------------------------------------------------
 
 

@@ -20,11 +20,12 @@ The fitted head is saved as an :class:`~storyclust.embed.adapter.Adapter` (the m
 base model id, training data SHA-256, settings, CV scores, provenance) and applied by
 :class:`~storyclust.embed.adapter.AdaptedEmbedder`, whose ``model_id`` is the base id plus
 ``|adapter=<sha12>``; both live in :mod:`storyclust.embed.adapter` (below this module: the
-embedder applies an adapter without importing the trainer) and are re-exported here. The head is linear and has no bias, so applying it
-to raw vectors and then subtracting the (adapted) language means, as the pipeline does,
-is the same as applying it to neutral vectors up to the row normalisations; the CV scores
-are measured through the wrapper (adapted views, adapted reference means), not in the
-training space.
+embedder applies an adapter without importing the trainer) and are re-exported here.
+
+The head is linear and has no bias, so applying it to raw vectors and then subtracting the
+(adapted) language means, as the pipeline does, is the same as applying it to neutral vectors up
+to the row normalisations; the CV scores are measured through the wrapper (adapted views,
+adapted reference means), not in the training space.
 """
 from __future__ import annotations
 

@@ -31,6 +31,10 @@ default does; other models keep their own pooling (``pooling="model"`` forces th
 ONNX artefacts are built once, atomically, and cached next to the model (user models:
 under ``<cache>/models/user-<name>-<hash>/``).
 
+An adapter learnt by ``storyclust tune`` is applied on top of any backend by
+:mod:`storyclust.embed.adapter` (``load_embedder(adapter=DIR)``); the embedder never imports the
+trainer (:mod:`storyclust.tune`), which builds on this package instead.
+
 Usage::
 
     embedder = load_embedder()                # default model, fastest backend
@@ -244,7 +248,7 @@ class EmbedSettings:
     backend: str
     prompt: str
     pooling: str  # "sif" or "model"
-    adapter: str | None = None  # 12 hex digits of the adapter's weights SHA-256 (storyclust.tune), or None
+    adapter: str | None = None  # 12 hex digits of the adapter's weights SHA-256 (storyclust.embed.adapter), or None
 
 
 def settings_of(model_id: str) -> EmbedSettings | None:
@@ -374,9 +378,10 @@ def load_embedder(
         pooling: "auto" (SIF, :mod:`storyclust.embed.pooling`, for a mean-pooling model with a
             Unigram tokenizer such as the default one; the model's own pooling otherwise),
             "sif" (an error when the model does not allow it) or "model".
-        adapter: a folder written by ``storyclust tune`` (:mod:`storyclust.tune`): the vectors go
-            through its learnt map (``encode`` returns ``normalize(f(x))``) and ``model_id`` gains
-            ``|adapter=<sha12>``; None (or "none"): the model's own vectors.
+        adapter: a folder written by ``storyclust tune`` (read and applied by
+            :mod:`storyclust.embed.adapter`): the vectors go through its learnt map (``encode``
+            returns ``normalize(f(x))``) and ``model_id`` gains ``|adapter=<sha12>``; None (or
+            "none"): the model's own vectors.
 
     Raises:
         ModelNotFoundError: ``model`` is neither a folder nor cached locally (no network wait).
