@@ -202,9 +202,9 @@ def _in_child(step, *args) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..ingest.parallel import _without_main_module
+    from ..workers import without_main_module
 
-    with _without_main_module(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with without_main_module(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         pool.submit(step, *args).result()
 
 

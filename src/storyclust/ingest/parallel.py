@@ -27,25 +27,23 @@ SIGALRM and sleeps in C until it is killed, exactly as a worker stuck in
 libxml2 would: the in-process time limit cannot fire, only the watchdog helps.
 
 Workers are started without the caller's ``__main__`` module (see
-:func:`_without_main_module`), so a plain script that calls the library without
-an ``if __name__ == "__main__":`` guard works: its top level is not run again
-in every worker.
+:func:`storyclust.workers.without_main_module`), so a plain script that calls
+the library without an ``if __name__ == "__main__":`` guard works: its top
+level is not run again in every worker.
 """
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import sys
 import time
-import types
 from typing import Callable, Iterator, Optional
 
 from ..types import Rejection
+from ..workers import without_main_module
 from .options import IngestOptions
 from .readers import Located, read_file
 from .timeout import time_limit
@@ -75,31 +73,6 @@ def read_task(path: str, options: IngestOptions) -> Iterator[Located]:
     except Exception as exc:  # a bug on a strange input must not end a long run
         detail = f"internal error while reading: {exc!r}"[:300].splitlines()[0]
         yield Located(path, Rejection(path, "parse_error", detail))
-
-
-@contextlib.contextmanager
-def _without_main_module() -> Iterator[None]:
-    """Hide the caller's ``__main__`` module while worker processes are started.
-
-    For every new process, multiprocessing records where ``__main__`` came from
-    (its ``__file__``, or its ``__spec__`` name under ``python -m``) and the
-    child imports it again as ``__mp_main__`` before running its target
-    (``multiprocessing.spawn.get_preparation_data`` / ``_fixup_main_from_path``).
-    A script without a main guard would then run its own top level, start a
-    pool inside the worker and kill it ("Safe importing of main module").
-    Workers run only this package's code and receive only its objects, so they
-    are started with a bare stand-in ``__main__``. ``Process.start`` builds the
-    preparation data synchronously, so the swap lasts only that call.
-    """
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is None:
-            del sys.modules["__main__"]
-        else:
-            sys.modules["__main__"] = main
 
 
 def _stall_in_c(options: IngestOptions) -> None:
@@ -153,7 +126,7 @@ class _Worker:
         self.process = ctx.Process(
             target=_serve, args=(child, options, stall), name="storyclust-ingest", daemon=True
         )
-        with _without_main_module():
+        with without_main_module():
             self.process.start()
         child.close()
         self.tasks: collections.deque[int] = collections.deque()  # assigned files; the first is being read
