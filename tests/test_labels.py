@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sample_stories import sample_stories
 
-from storyclust.labels import name_terms, story_labels
+from storyclust.labels import function_words, name_terms, story_labels
 from storyclust.types import Article, Story, StoryMember
 
 
@@ -26,8 +26,16 @@ def test_sample_stories_get_telling_labels():
     assert any(name in labels["s_culture-berlinale-golden-bear"] for name in ("Étienne Marchal", "Putri Anjani",
                                                                               "Kartika Wulandari"))
     assert "EMA" in labels["s_health-veranumab-ema"]
-    function_words = {"the", "de", "la", "der", "die", "yang", "dan", "el", "und", "tuesday", "mardi"}
-    assert not {w.casefold() for v in labels.values() for w in v} & function_words
+    common = {"the", "de", "la", "der", "die", "yang", "dan", "el", "und", "tuesday", "mardi"}
+    assert not {w.casefold() for v in labels.values() for w in v} & common
+
+
+def test_function_words_are_public_casefolded_and_include_the_calibration_ones():
+    words = function_words()
+    assert {"the", "de", "der", "yang", "mardi", "januari"} <= words
+    assert all(w == w.casefold() for w in words)
+    assert len(words) > 600  # the built-in list has about 480: the calibration corpus adds its recurring words
+    assert not {"parliament", "earthquake"} & words
 
 
 def test_labels_are_deterministic_and_top_k_is_honoured():

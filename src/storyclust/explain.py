@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .evidence import evidence_text, number_tokens
-from .labels import _stopwords, name_terms
+from .labels import function_words, name_terms
 from .types import Article, Story
 
 #: A capitalised word of 3+ letters (a place, a person, an organisation in any cased script).
@@ -38,7 +38,7 @@ def article_names(article: Article) -> dict[str, str]:
     Names are multi-word capitalised names and acronyms (see :func:`storyclust.labels.name_terms`)
     and single capitalised words that are not function words.
     """
-    stop = _stopwords()
+    stop = function_words()
     text = evidence_text(article)
     out: dict[str, str] = {}
     for surface, _ in name_terms(text, stop):
