@@ -303,3 +303,20 @@ def test_outputs_are_created_through_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "report.jsonl").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "other.jsonl").stat().st_mode & 0o777 == 0o644
+
+
+def test_prune_drops_the_records_of_old_input_files_that_are_gone(tmp_path, embedder):
+    from storyclust.store import FileStamp
+
+    path = tmp_path / "s.db"
+    kept, gone = tmp_path / "kept.jsonl", tmp_path / "gone.jsonl"
+    kept.write_text("{}\n")
+    stamps = [FileStamp(str(kept), 3, 1), FileStamp(str(gone), 3, 1)]
+    with open_store(path) as store:
+        update_stories(store, batch("old", 2, seed=1, day=0), embedder, files=stamps,
+                       state=StateOptions(now=NIGHT0))
+        night(store, batch("new", 1, seed=2, day=40), embedder, 40)
+        result = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=40))
+        again = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=41))
+        assert store.unchanged_files(stamps) == {str(kept)}  # still read: not read again
+    assert result.files == 1 and again.files == 0

@@ -12,7 +12,9 @@ was in (~100 bytes against ~8-10 KB for a stored article). So
 
 A near copy (a light edit) of a pruned article cannot be recognised (its shingles are gone) and
 is clustered like any new article. Files recorded as read stay recorded while they exist, so an
-unchanged old file is not read again; the records of files that no longer exist are dropped.
+unchanged old file is not read again; the records of files that no longer exist are dropped (each
+record is looked at once, by the first prune after it ages past ``keep``, so a prune's cost does not
+grow with the files of every past night).
 
 Open stories are never pruned, nor stories with a change still queued in the outbox (they go
 once the change is published). Everything happens under the run lock in one transaction, so a
@@ -90,7 +92,10 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
         old = store.stories_quiet_since(cutoff)
         queued = store.queued_story_ids()
         stories = [sid for sid in old if sid not in queued]
-        gone_files = [path for path in store.files_read_before(cutoff) if not os.path.exists(path)]
+        # each file record is looked at once, when it ages past the cutoff (a file still there keeps its record)
+        checked = store.get_setting("files_checked_before")
+        since = datetime.fromisoformat(checked) if checked else None
+        gone_files = [path for path in store.files_read_before(cutoff, since) if not os.path.exists(path)]
         counts: dict[str, int] = {}
         try:
             with store.transaction():
@@ -103,6 +108,8 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
                     articles += len(members)
                 store.forget_stories(stories, run_id)
                 store.forget_files(gone_files)
+                if since is None or cutoff > since:
+                    store.set_setting("files_checked_before", cutoff.isoformat())
                 counts = {"pruned_stories": len(stories), "pruned_articles": articles,
                           "pruned_vectors": vectors_before - store.vector_count(), "pruned_files": len(gone_files)}
                 store.finish_run(run_id, counts)

@@ -574,10 +574,11 @@ class SQLiteStore:
                     same.add(path)
         return same
 
-    def files_read_before(self, cutoff: datetime) -> list[str]:
-        """Paths of the input files last read by a run before ``cutoff``."""
-        return [r[0] for r in self._read("SELECT f.path FROM files f JOIN runs r ON r.run_id = f.run_id"
-                                         " WHERE r.now < ?", (format_time(cutoff),))]
+    def files_read_before(self, cutoff: datetime, since: Optional[datetime] = None) -> list[str]:
+        """Paths of the input files last read by a run before ``cutoff`` (and at or after ``since``)."""
+        return [r[0] for r in self._read(
+            "SELECT f.path FROM files f JOIN runs r ON r.run_id = f.run_id WHERE r.now < ? AND r.now >= ?",
+            (format_time(cutoff), format_time(since) if since else ""))]
 
     def forget_files(self, paths: Sequence[str]) -> None:
         for chunk in _chunks(list(paths)):
