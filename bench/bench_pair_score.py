@@ -65,7 +65,7 @@ import hashlib
 import inspect
 import json
 import logging
-import math
+import os
 import re
 import resource
 import sys
@@ -643,7 +643,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     t_start = time.perf_counter()
     cpu_start = time.process_time()
-    print(f"CPU: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores usable")
+    print(f"CPU: {cpu_model()}, {len(os.sched_getaffinity(0))} cores usable")
 
     data = load_pairs(csvs)
     table = data.table
