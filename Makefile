@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench bench-speed bench-embed clean
+.PHONY: install run test bench bench-speed bench-embed bench-year clean
 
 # Set-up output goes to stderr, so that `make run | jq` sees only stories on stdout.
 # torch==2.13.0 in the same command keeps pip on the CPU wheel.
@@ -31,6 +31,9 @@ bench-speed: $(STAMP)
 
 bench-embed: $(STAMP)
 	$(BIN)/python bench/bench_embed.py
+
+bench-year: $(STAMP)
+	$(BIN)/python bench/bench_year.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
