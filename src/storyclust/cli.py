@@ -438,7 +438,8 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
     update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
                    progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
     with stage("write"):
-        _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all),
+        _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all,
+                                         texts=out_opts.include_text or out_opts.explain),
                          queued=True)
     log.debug("%s", summary_line())
     return EXIT_REJECTED if intake.rejections else EXIT_OK

@@ -519,21 +519,22 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
 # -- publishing ----------------------------------------------------------------------
 
 
-def publish(store: SQLiteStore, write: Callable[[list[Story]], None], *, show_all: bool = False) -> list[Story]:
+def publish(store: SQLiteStore, write: Callable[[list[Story]], None], *, show_all: bool = False,
+            texts: bool = True) -> list[Story]:
     """Hand every unreported story change (this run's and any earlier run's) to ``write``, then clear them.
 
     ``write`` must raise when the output could not be written (a full disk, a broken pipe, a
     missing folder): the changes then stay queued and the next run publishes them. With
     ``show_all`` every open story is handed over too (unchanged ones with status ``unchanged``).
-    Returns the stories written.
+    Returns the stories written. ``texts=False``: the members' texts are not read (see :func:`story_from_state`).
     """
     changes = store.unreported()
     by_id = {c.story_id: c for c in changes}
     stored = {s.story_id: s for s in store.stories(ids=list(by_id))}
-    stories = [story_from_state(store, stored[c.story_id], status=c.event, added=c.added) for c in changes
-               if c.story_id in stored]
+    stories = [story_from_state(store, stored[c.story_id], status=c.event, added=c.added, texts=texts)
+               for c in changes if c.story_id in stored]
     if show_all:
-        stories += [story_from_state(store, s, status="unchanged") for s in store.stories(status="open")
+        stories += [story_from_state(store, s, status="unchanged", texts=texts) for s in store.stories(status="open")
                     if s.story_id not in by_id]
     stories.sort(key=lambda s: (s.first_published is None,
                                 s.first_published.timestamp() if s.first_published else 0.0, s.story_id))
@@ -608,10 +609,14 @@ def files_to_read(store: SQLiteStore, paths: Sequence[str | os.PathLike[str]]) -
 
 
 def story_from_state(store: SQLiteStore, stored: StoredStory, *, status: Optional[str] = None,
-                     added: Sequence[str] = ()) -> Story:
-    """A :class:`Story` from the state: its members as last clustered, in story order (``pipeline.first_key``)."""
+                     added: Sequence[str] = (), texts: bool = True) -> Story:
+    """A :class:`Story` from the state: its members as last clustered, in story order (``pipeline.first_key``).
+
+    ``texts=False`` leaves the articles' texts empty (not read: a record without ``--include-text`` or
+    ``--explain`` does not show them)."""
     members = sorted(
-        (StoryMember(m.article, m.similarity, m.joined_by) for m in store.story_members(stored.story_id)),
+        (StoryMember(m.article, m.similarity, m.joined_by)
+         for m in store.story_members(stored.story_id, light=not texts)),
         key=lambda m: (pipeline.first_key(m.article), -m.similarity),
     )
     return Story(

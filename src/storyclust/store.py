@@ -857,17 +857,20 @@ class SQLiteStore:
         " JOIN articles a ON a.id = m.article_id"
     )
 
-    def _members(self, where: str, params: Sequence[object]) -> list[StoredMember]:
-        rows = self._read(self._MEMBER_QUERY.format(cols=self._ARTICLE_COLUMNS) + where, params)
+    def _members(self, where: str, params: Sequence[object], *, light: bool = False) -> list[StoredMember]:
+        """Members with their articles; ``light``: without the texts (``""``) and vectors (empty)."""
+        query = self._MEMBER_QUERY.format(cols=self._ARTICLE_COLUMNS)
+        if light:
+            query = query.replace("a.text,", "'',", 1).replace("m.vector,", "x'',", 1)
         out = []
-        for r in rows:
+        for r in self._read(query + where, params):
             article, key = self._article(r)
             out.append(StoredMember(article, r[14], _vec(r[15]), float(r[16]), r[17], key, int(r[18])))
         return out
 
-    def story_members(self, story_id: str) -> list[StoredMember]:
-        """The members of one story, in the order they came in."""
-        return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,))
+    def story_members(self, story_id: str, *, light: bool = False) -> list[StoredMember]:
+        """The members of one story, in the order they came in (``light``: no texts or vectors read)."""
+        return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,), light=light)
 
     def open_members(self, recent: Optional[int] = None) -> list[StoredMember]:
         """The members of the open stories, in the order the articles came in (the night's window).
