@@ -320,3 +320,23 @@ def test_prune_drops_the_records_of_old_input_files_that_are_gone(tmp_path, embe
         again = prune(store, timedelta(days=30), now=NIGHT0 + timedelta(days=41))
         assert store.unchanged_files(stamps) == {str(kept)}  # still read: not read again
     assert result.files == 1 and again.files == 0
+
+
+def test_prune_trims_a_story_that_never_goes_quiet_to_its_latest_members(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    with open_store(path) as store:
+        for day in range(6):
+            articles = evergreen(day, 12) + batch(f"bg{day}", 6, seed=day, day=day, topics={BACKGROUND[day % 5]})
+            night(store, articles, embedder, day, recent_members=20)
+        (war,) = {store.member_info(f"war-{d}-0").story_id for d in range(6)}
+        recent = {a for a, sid in store.memberships().items() if sid == war and a.startswith(("war-3", "war-4", "war-5"))}
+        result = prune(store, timedelta(days=2), now=NIGHT0 + timedelta(days=5), keep_latest=20)
+        (story,) = store.stories(ids=[war])
+        kept = [aid for aid, sid in store.memberships().items() if sid == war]
+        assert store.known_ids(["war-0-0"]) == {"war-0-0"} and store.member_info("war-0-0") is None
+        later, printed = night(store, evergreen(6, 3), embedder, 6, recent_members=20)
+    assert story.status == "open" and story.size == len(kept) >= 20 and story.forgotten == result.trimmed > 0
+    assert story.size + story.forgotten == 72
+    assert recent <= set(kept)  # taken in after the cutoff: kept
+    (record,) = [s for s in printed if s.story_id == war]
+    assert record.forgotten == story.forgotten and record.size == story.size + 3

@@ -282,7 +282,8 @@ def update_stories(
     if state.keep is not None:
         from .retention import prune
 
-        result = replace(result, pruned=prune(store, state.keep, now=now, wait=state.wait))
+        result = replace(result, pruned=prune(store, state.keep, now=now, wait=state.wait,
+                                              keep_latest=state.recent_members))
     logger.info("%s", result.summary_line())
     return result
 
@@ -508,6 +509,8 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             run_id if sid in plan.merged else (old.closed_run if old else None),
             plan.merged.get(sid), old.split_from if old else plan.new_stories.get(sid),
             () if sid in plan.merged else labels.get(sid, old.labels if old else ()),
+            0 if sid in plan.merged else (old.forgotten if old else 0) + sum(
+                existing[m].forgotten for m, into in plan.merged.items() if into == sid and m in existing),
         ))
         changed[sid] = event or "updated"
     for story in store.quiet_stories(now - story_window):  # close the quiet ones
@@ -628,6 +631,7 @@ def story_from_state(store: SQLiteStore, stored: StoredStory, *, status: Optiona
         merged_into=stored.merged_into,
         split_from=stored.split_from,
         labels=stored.labels,
+        forgotten=stored.forgotten,
         meta={
             "state": stored.status,
             "last_activity": stored.last_activity.isoformat(),

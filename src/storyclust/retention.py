@@ -16,8 +16,11 @@ unchanged old file is not read again; the records of files that no longer exist 
 record is looked at once, by the first prune after it ages past ``keep``, so a prune's cost does not
 grow with the files of every past night).
 
-Open stories are never pruned, nor stories with a change still queued in the outbox (they go
-once the change is published). Everything happens under the run lock in one transaction, so a
+Open stories are never forgotten, nor stories with a change still queued in the outbox (they go
+once the change is published). A story that never goes quiet (a war, an election) would still grow
+without end: of an open story larger than ``keep_latest`` (500, the night's window), the members taken
+in before the cutoff and older than its latest 500 are forgotten too, leaving tombstones as above; the
+story keeps its ID and its count of forgotten members (``forgotten`` in its records). Everything happens under the run lock in one transaction, so a
 prune killed at any point leaves the state as it was before or after it; the file gives the
 space back with ``VACUUM`` when at least ``vacuum_share`` of its pages are free (pages freed
 by a prune below that share are reused by the next nights, so the file stops growing).
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -51,6 +54,7 @@ class PruneResult:
     vacuumed: bool
     dry_run: bool
     cutoff: datetime
+    trimmed: int = 0  # older members of open stories forgotten (each keeps its latest ``keep_latest``)
 
     def summary_line(self) -> str:
         verb = "would forget" if self.dry_run else "forgot"
@@ -58,6 +62,7 @@ class PruneResult:
                                          + (" (vacuumed)" if self.vacuumed else ""))
         return (f"prune: {verb} {self.stories} stories quiet since before {self.cutoff.isoformat(timespec='seconds')}"
                 f" ({self.articles} articles, {self.vectors} vectors, {self.files} file records)"
+                + (f"; {self.trimmed} older members of open stories" if self.trimmed else "")
                 + (f"; {self.held} kept until their queued changes are published" if self.held else "") + size)
 
 
@@ -75,10 +80,12 @@ class _DryRun(Exception):
 
 
 def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None, dry_run: bool = False,
-          wait: bool = True, vacuum_share: float = 0.25) -> PruneResult:
+          wait: bool = True, vacuum_share: float = 0.25, keep_latest: int = 500) -> PruneResult:
     """Forget the closed stories whose last activity is older than ``now - keep`` (see the module docstring).
 
     ``dry_run`` does the same work in a transaction that is rolled back, so its counts are exact.
+    ``keep_latest``: an open story keeps at least this many of its latest members (the night's window,
+    ``StateOptions.recent_members``); its older members taken in before the cutoff are forgotten.
     Raises :class:`~storyclust.store.StateLocked` when another run holds the state and ``wait`` is False.
     """
     if keep <= timedelta(0):
@@ -107,10 +114,18 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
                     store.forget([(aid, h, sid) for aid, h in members], run_id)
                     articles += len(members)
                 store.forget_stories(stories, run_id)
+                trimmed = 0
+                for story in store.long_open_stories(keep_latest):  # a story that never goes quiet
+                    members = store.member_hashes(story.story_id, before=cutoff, keep_latest=keep_latest)
+                    if members:
+                        store.forget([(aid, h, story.story_id) for aid, h in members], run_id)
+                        store.save_story(replace(story, size=story.size - len(members),
+                                                 forgotten=story.forgotten + len(members)))
+                        trimmed += len(members)
                 store.forget_files(gone_files)
                 if since is None or cutoff > since:
                     store.set_setting("files_checked_before", cutoff.isoformat())
-                counts = {"pruned_stories": len(stories), "pruned_articles": articles,
+                counts = {"pruned_stories": len(stories), "pruned_articles": articles, "trimmed_members": trimmed,
                           "pruned_vectors": vectors_before - store.vector_count(), "pruned_files": len(gone_files)}
                 store.finish_run(run_id, counts)
                 if dry_run:
@@ -121,6 +136,7 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
         if not dry_run:
             store.compact(vacuum=vacuumed)
     result = PruneResult(len(stories), counts["pruned_articles"], counts["pruned_vectors"], len(gone_files),
-                         len(old) - len(stories), before, file_bytes(store.real_path), vacuumed, dry_run, cutoff)
+                         len(old) - len(stories), before, file_bytes(store.real_path), vacuumed, dry_run, cutoff,
+                         counts["trimmed_members"])
     logger.info("%s", result.summary_line())
     return result

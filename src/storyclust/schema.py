@@ -213,6 +213,8 @@ def story_to_record(story: Story, *, include_text: bool = False, explain: bool =
         record["merged_into"] = story.merged_into
     if story.split_from:
         record["split_from"] = story.split_from
+    if story.forgotten:
+        record["forgotten"] = story.forgotten
     return record
 
 
@@ -251,7 +253,13 @@ def record_to_story(record: dict) -> Story:
         merged_into=_opt_str(record.get("merged_into")),
         split_from=_opt_str(record.get("split_from")),
         labels=tuple(str(x) for x in labels) if isinstance(labels, list) else (),
+        forgotten=_count(record.get("forgotten")),
     )
+
+
+def _count(value: Any) -> int:
+    """A non-negative count from a record (0 for anything else)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def dumps(record: dict) -> str:

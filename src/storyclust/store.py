@@ -96,6 +96,7 @@ class StoredStory:
     merged_into: Optional[str] = None
     split_from: Optional[str] = None
     labels: tuple[str, ...] = ()
+    forgotten: int = 0  # older members retention forgot while the story stayed open
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +281,7 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
         "DROP INDEX members_story",
         "CREATE INDEX members_story_seq ON members(story_id, seq)",
         "CREATE INDEX articles_text_key ON articles(text_key)",
+        "ALTER TABLE stories ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
         "CREATE TABLE forgotten (id TEXT PRIMARY KEY, hash TEXT NOT NULL, story_id TEXT NOT NULL,"
         " run_id INTEGER NOT NULL)",
         "CREATE INDEX forgotten_hash ON forgotten(hash)",
@@ -713,11 +715,24 @@ class SQLiteStore:
         return [r[0] for r in self._read("SELECT story_id FROM stories WHERE status IN ('closed', 'merged')"
                                          " AND last_activity < ? ORDER BY last_activity", (format_time(cutoff),))]
 
-    def member_hashes(self, story_id: str) -> list[tuple[str, str]]:
-        """``(article id, content hash)`` of a story's members."""
+    def member_hashes(self, story_id: str, *, before: Optional[datetime] = None,
+                      keep_latest: int = 0) -> list[tuple[str, str]]:
+        """``(article id, content hash)`` of a story's members; with ``before``, only those taken in by a run
+        before it, and never the story's ``keep_latest`` latest members."""
+        if before is None:
+            return [(r[0], r[1]) for r in self._read(
+                "SELECT a.id, a.hash FROM members m JOIN articles a ON a.id = m.article_id WHERE m.story_id = ?",
+                (story_id,))]
         return [(r[0], r[1]) for r in self._read(
-            "SELECT a.id, a.hash FROM members m JOIN articles a ON a.id = m.article_id WHERE m.story_id = ?",
-            (story_id,))]
+            "SELECT a.id, a.hash FROM members m JOIN articles a ON a.id = m.article_id JOIN runs r ON r.run_id ="
+            " a.run_id WHERE m.story_id = ? AND r.now < ? AND m.seq < coalesce((SELECT seq FROM members"
+            " WHERE story_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?), 0)",
+            (story_id, format_time(before), story_id, keep_latest - 1))]
+
+    def long_open_stories(self, longer_than: int) -> list[StoredStory]:
+        """Open stories with more than ``longer_than`` members."""
+        return [self._stored_story(r) for r in self._read(
+            f"SELECT {self._STORY_COLUMNS} FROM stories WHERE status = 'open' AND size > ?", (longer_than,))]
 
     def article_count(self) -> int:
         return int(self._read("SELECT count(*) FROM articles")[0][0]) if self._exists else 0
@@ -766,7 +781,7 @@ class SQLiteStore:
 
     _STORY_COLUMNS = (
         "story_id, status, size, first_published, last_published, last_activity,"
-        " created_run, updated_run, closed_run, merged_into, split_from, labels"
+        " created_run, updated_run, closed_run, merged_into, split_from, labels, forgotten"
     )
 
     @staticmethod
@@ -775,7 +790,7 @@ class SQLiteStore:
             story_id=row[0], status=row[1], size=int(row[2]), first_published=_opt_time(row[3]),
             last_published=_opt_time(row[4]), last_activity=datetime.fromisoformat(row[5]),
             created_run=int(row[6]), updated_run=int(row[7]), closed_run=row[8], merged_into=row[9],
-            split_from=row[10], labels=tuple(json.loads(row[11] or "[]")),
+            split_from=row[10], labels=tuple(json.loads(row[11] or "[]")), forgotten=int(row[12]),
         )
 
     def stories(self, *, status: Optional[str] = None, ids: Optional[Iterable[str]] = None) -> list[StoredStory]:
@@ -829,11 +844,11 @@ class SQLiteStore:
         if story.status not in STORY_STATES:
             raise ValueError(f"unknown story status {story.status!r}")
         self._write(
-            f"INSERT OR REPLACE INTO stories ({self._STORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO stories ({self._STORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (story.story_id, story.status, story.size, _opt_iso(story.first_published),
              _opt_iso(story.last_published), format_time(story.last_activity), story.created_run,
              story.updated_run, story.closed_run, story.merged_into, story.split_from,
-             json.dumps(list(story.labels), ensure_ascii=False)),
+             json.dumps(list(story.labels), ensure_ascii=False), story.forgotten),
         )
 
     def put_members(self, members: Iterable[tuple[str, str, np.ndarray, float, Optional[str]]], run_id: int) -> None:

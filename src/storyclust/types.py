@@ -184,6 +184,7 @@ class Story:
     merged_into: Optional[str] = None
     split_from: Optional[str] = None
     labels: tuple[str, ...] = ()  # a few keywords saying what the story is about
+    forgotten: int = 0  # older members retention forgot (nightly runs with --keep only)
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
