@@ -46,6 +46,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .disjoint import DisjointSets
 from .evidence import group_evidence, number_evidence, pair_evidence
 from .settings import ClusterOptions
 
@@ -644,25 +645,16 @@ def _inside(pairs: Optional[np.ndarray], part: np.ndarray, m: int) -> Optional[n
 
 
 def _join_linked(parts: list[np.ndarray], must: np.ndarray, m: int) -> list[np.ndarray]:
-    """``parts`` with any two parts holding a must-link pair joined (union-find over parts)."""
+    """``parts`` with any two parts holding a must-link pair joined."""
     part_of = np.empty(m, dtype=np.int64)
     for k, part in enumerate(parts):
         part_of[part] = k
-    parent = list(range(len(parts)))
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    sets: DisjointSets[int] = DisjointSets()
     for a, b in must.tolist():
-        ra, rb = find(int(part_of[a])), find(int(part_of[b]))
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+        sets.union(int(part_of[a]), int(part_of[b]))
     joined: dict[int, list[np.ndarray]] = {}
     for k, part in enumerate(parts):
-        joined.setdefault(find(k), []).append(part)
+        joined.setdefault(sets.find(k), []).append(part)
     return [np.sort(np.concatenate(ps)) for ps in joined.values()]
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Container, Iterable, Mapping, Optional, Sequence
 
+from .disjoint import DisjointSets
 from .types import SCHEMA_VERSION
 
 __all__ = ["Correction", "CorrectionError", "UnknownArticles", "check", "read_corrections", "correction_from_record",
@@ -107,25 +108,13 @@ def _names(ids: Iterable[str]) -> str:
 
 def check(corrections: Sequence[Correction]) -> None:
     """Raise CorrectionError when an unlinked pair is joined by a chain of links (naming the corrections)."""
-    parent: dict[str, str] = {}
-    by_link: dict[tuple[str, str], Correction] = {}  # union-find edge -> the correction that made it
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets: DisjointSets[str] = DisjointSets()
     links = [c for c in corrections if c.kind == "link" and c.removed is None]
     for c in links:
         for a, b in zip(c.ids, c.ids[1:]):
-            by_link[(a, b)] = c
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[ra] = rb
+            sets.union(a, b)
     for c in corrections:
-        if c.kind == "unlink" and c.removed is None and find(c.ids[0]) == find(c.ids[1]):
+        if c.kind == "unlink" and c.removed is None and sets.find(c.ids[0]) == sets.find(c.ids[1]):
             chain = _link_chain(c.ids[0], c.ids[1], links)
             raise CorrectionError(
                 f"contradictory corrections: {c.describe()} keeps apart two articles that "

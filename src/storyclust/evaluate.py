@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 import pandas as pd
 
+from .disjoint import DisjointSets
 from .schema import iter_jsonl, record_to_article
 from .types import Article, Story
 
@@ -633,20 +634,10 @@ def semeval_folds(pairs: pd.DataFrame, k: int = 5, random_state: int = 0) -> np.
         raise ValueError("k must be at least 2")
     id1 = pairs["id1"].astype(str).tolist()
     id2 = pairs["id2"].astype(str).tolist()
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets: DisjointSets[str] = DisjointSets()
     for a, b in zip(id1, id2):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    comp_of_pair = [find(a) for a in id1]
+        sets.union(a, b)
+    comp_of_pair = [sets.find(a) for a in id1]
     comps = sorted(set(comp_of_pair))
     if len(comps) < k:
         raise ValueError(f"{len(comps)} connected components cannot make {k} folds")
