@@ -37,12 +37,28 @@ its highest:
 The adapter blocks need the raw views (whole text, title + lead, calibration corpus) kept apart:
 ``--views-cache PATH.npz`` saves/reuses them (keyed by model id and CSV hash).
 
+**Mixed dates** (``--dates mixed``; default ``none``, the figures above unchanged). The CSV has no
+dates, and a run where every article is undated never exercises the time window or the dated
+search. With ``--dates mixed`` each article gets a synthetic publication date built from the labels
+(:func:`synthetic_dates`): the articles of one connected component of the same-story pair graph
+(Overall <= 1.5; an id and its machine translations, same numeric base id, are one node) share a
+component base date, spread uniformly over ``--date-span-days`` (180), plus a per-article jitter
+of up to ``--date-jitter-days`` (3), so every same-story pair lies well inside the 7-day window.
+A seeded RNG (``--dates-seed``) then keeps the date of ``--dated-share`` (0.4) of the articles; the
+rest stay undated (undated articles remain the majority, and about 15% of the labelled pairs are
+dated on both sides). storyclust runs on both versions of the articles: the table gets a
+``storyclust mixed`` row next to the undated one, then the figures by pair kind (both articles
+dated, one, neither). A search that drops dated pairs (the bug fixed in
+``cluster._exact_candidates``: undated rows broke the binary search over dates) shows as lost
+recall on the pairs whose two articles are dated (bench/README.md gives the measured drop). The
+baselines ignore dates and are not run again.
+
 Usage::
 
     python bench/bench_quality.py [--csv ../shared/eval/semeval_dev.csv]
         [--embeddings-cache PATH.npy | --views-cache PATH.npz] [--pooling auto|sif|model] [--prompt TEXT]
         [--split dev|check|all] [--methods storyclust,hdbscan-mcs2,...] [--no-cv] [--cv-head JSON]
-        [--adapter FOLDER]
+        [--adapter FOLDER] [--dates none|mixed] [--dated-share 0.4] [--dates-seed 0]
 """
 from __future__ import annotations
 
@@ -59,12 +75,18 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 
+from storyclust.disjoint import DisjointSets
 from storyclust.evaluate import (
+    SEMEVAL_DIFF_MIN,
+    SEMEVAL_SAME_MAX,
     CosineLookup,
     clustering_space,
     labels_to_story_of,
@@ -191,6 +213,99 @@ METHODS: dict[str, Callable[..., tuple[dict[str, str], Callable]]] = {
     "hdbscan-mcs2-ms1": lambda arts, vecs, _means: run_hdbscan(arts, vecs, min_cluster_size=2, min_samples=1),
     "bertopic-recipe": lambda arts, vecs, _means: run_bertopic_recipe(arts, vecs),
 }
+
+
+# -- synthetic dates (--dates mixed) -------------------------------------------------------
+
+DATES_START = datetime(2020, 1, 1, tzinfo=timezone.utc)  # SemEval 2022's articles are from 2020
+
+
+def base_id(article_id: str) -> str:
+    """The numeric base id of a SemEval id: ``1483779588ru`` (a machine translation) -> ``1483779588``."""
+    digits = len(article_id) - len(article_id.lstrip("0123456789"))
+    return article_id[:digits] or article_id
+
+
+def story_components(pairs: pd.DataFrame, ids: list[str], same_max: float = SEMEVAL_SAME_MAX) -> dict[str, int]:
+    """Component number of each id in the graph of same-story pairs (``overall <= same_max``).
+
+    An id and its machine translations (same :func:`base_id`) are joined too: a translation is the
+    same article. Components are numbered in the order of their smallest id (deterministic).
+    """
+    sets: DisjointSets[str] = DisjointSets()
+    for i in ids:
+        sets.union(i, "base:" + base_id(i))
+    for a, b, overall in zip(pairs["id1"], pairs["id2"], pairs["overall"]):
+        if overall <= same_max:
+            sets.union(str(a), str(b))
+    roots = sorted({sets.find(i) for i in ids})
+    number = {r: k for k, r in enumerate(roots)}
+    return {i: number[sets.find(i)] for i in ids}
+
+
+def synthetic_dates(articles: list[Article], pairs: pd.DataFrame, share: float, seed: int = 0,
+                    span_days: float = 180.0, jitter_days: float = 3.0) -> dict[str, Optional[datetime]]:
+    """Plausible publication dates for SemEval articles, consistent with the same-story labels.
+
+    Each component of :func:`story_components` gets a base date uniform over ``span_days`` from
+    :data:`DATES_START`; each article its component's base plus a uniform jitter of up to
+    ``jitter_days`` (so two articles of one story are at most ``jitter_days`` apart, two
+    components usually weeks or months apart). Then ``round(share * n)`` articles, drawn with
+    ``seed``, keep their date; the others get None (undated). Reproducible for given arguments.
+    """
+    ids = [a.id for a in articles]
+    comp = story_components(pairs, ids)
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.0, span_days, size=max(comp.values(), default=-1) + 1)
+    jitter = rng.uniform(0.0, jitter_days, size=len(ids))
+    kept = set(rng.choice(len(ids), size=int(round(share * len(ids))), replace=False).tolist())
+    return {i: (DATES_START + timedelta(days=float(base[comp[i]] + jitter[k])) if k in kept else None)
+            for k, i in enumerate(ids)}
+
+
+def dated_pair_kind(pairs: pd.DataFrame, dates: dict[str, Optional[datetime]]) -> np.ndarray:
+    """Per pair, how many of its two articles carry a date (0, 1 or 2)."""
+    return np.array([(dates.get(a) is not None) + (dates.get(b) is not None)
+                     for a, b in zip(pairs["id1"], pairs["id2"])], dtype=np.int64)
+
+
+def pair_gap_days(pairs: pd.DataFrame, dates: dict[str, Optional[datetime]]) -> np.ndarray:
+    """Per pair, the days between its two dates (NaN when one is undated)."""
+    return np.array([abs((dates[a] - dates[b]).total_seconds()) / 86400.0
+                     if dates.get(a) is not None and dates.get(b) is not None else np.nan
+                     for a, b in zip(pairs["id1"], pairs["id2"])], dtype=np.float64)
+
+
+def describe_dates(pairs: pd.DataFrame, dates: dict[str, Optional[datetime]], window_days: float = 7.0) -> str:
+    """One line: how many articles are dated, how many labelled pairs are dated on both sides, their gaps."""
+    kind, gap = dated_pair_kind(pairs, dates), pair_gap_days(pairs, dates)
+    same = (pairs["overall"] <= SEMEVAL_SAME_MAX).to_numpy()
+    diff = (pairs["overall"] >= SEMEVAL_DIFF_MIN).to_numpy()
+    both = kind == 2
+    dated = sum(d is not None for d in dates.values())
+    return (f"{dated} of {len(dates)} articles dated; same-story pairs with both dated {int((same & both).sum())} "
+            f"of {int(same.sum())} (largest gap {np.nanmax(gap[same & both], initial=0.0):.1f} days), "
+            f"different-story pairs with both dated {int((diff & both).sum())} of {int(diff.sum())} "
+            f"({int((diff & both & (gap <= window_days)).sum())} within {window_days:g} days)")
+
+
+def with_dates(articles: list[Article], dates: dict[str, Optional[datetime]]) -> list[Article]:
+    """``articles`` with ``published`` set from ``dates`` (None: undated)."""
+    return [replace(a, published=dates.get(a.id)) for a in articles]
+
+
+def print_dated_breakdown(pairs: pd.DataFrame, kind: np.ndarray, runs: list[tuple[str, dict[str, str]]]) -> None:
+    """P / R / F1 of each run on the labelled pairs by how many of their articles are dated."""
+    print(f"\n  {'pairs by articles dated (mixed run)':<36}{'pairs':>6}{'same':>6}" +
+          "".join(f"{name + ' P':>16}{'R':>7}{'F1':>7}" for name, _ in runs))
+    for label, mask in (("both dated", kind == 2), ("one dated", kind == 1), ("neither dated", kind == 0),
+                        ("all", np.ones(len(kind), dtype=bool))):
+        sub = pairs[mask]
+        line = f"  {label:<36}{len(sub):>6}{int((sub['overall'] <= SEMEVAL_SAME_MAX).sum()):>6}"
+        for _, story_of in runs:
+            a = score_semeval_pairs(sub, story_of)["all"]
+            line += f"{a['precision']:>16.3f}{a['recall']:>7.3f}{a['f1']:>7.3f}"
+        print(line)
 
 
 def bootstrap_f1(pairs, story_of: dict[str, str], rounds: int = 2000, seed: int = RANDOM_STATE) -> dict[str, tuple]:
@@ -363,7 +478,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="JSON parameters of the PairHead cross-validated as the adapter ('' to skip); "
                              "default %(default)s")
     parser.add_argument("--adapter", type=Path, help="also score this adapter folder (through the wrapper)")
+    parser.add_argument("--dates", choices=("none", "mixed"), default="none",
+                        help="mixed: also run storyclust with synthetic dates on a share of the articles "
+                             "(component-consistent, see the module docstring); default none")
+    parser.add_argument("--dated-share", type=float, default=0.4,
+                        help="share of the articles that keep a date with --dates mixed (default %(default)s)")
+    parser.add_argument("--dates-seed", type=int, default=0, help="seed of the synthetic dates (default 0)")
+    parser.add_argument("--date-span-days", type=float, default=180.0,
+                        help="story base dates are spread over this many days (default %(default)s)")
+    parser.add_argument("--date-jitter-days", type=float, default=3.0,
+                        help="articles of one story lie within this many days (default %(default)s)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.dated_share <= 1.0:
+        parser.error("--dated-share must lie in [0, 1]")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # umap + random_state
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -398,14 +525,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("embeddings:", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()))
     gc.collect()  # release the embedder before measuring the clusterers
 
-    rows = []
-    for name in methods:
+    runs = [(name, name, data.articles) for name in methods]
+    dates = None
+    if args.dates == "mixed":
+        dates = synthetic_dates(data.articles, data.pairs, args.dated_share, args.dates_seed,
+                                args.date_span_days, args.date_jitter_days)
+        print(f"dates mixed (share {args.dated_share:g}, seed {args.dates_seed}, span {args.date_span_days:g} d, "
+              f"jitter {args.date_jitter_days:g} d): {describe_dates(pairs, dates)}")
+        if "storyclust" in methods:  # the only method that reads dates
+            at = methods.index("storyclust") + 1
+            runs.insert(at, ("storyclust mixed", "storyclust", with_dates(data.articles, dates)))
+    rows, story_ofs = [], {}
+    for label, name, articles in runs:
         with RssSampler() as rss:
             t0 = time.perf_counter()
-            story_of, similarity = METHODS[name](data.articles, vectors, means)
+            story_of, similarity = METHODS[name](articles, vectors, means)
             cluster_s = time.perf_counter() - t0
         clusters, clustered = cluster_counts(story_of)
-        rows.append({"method": name, "scores": score_semeval_pairs(pairs, story_of, similarity),
+        story_ofs[label] = story_of
+        rows.append({"method": label, "scores": score_semeval_pairs(pairs, story_of, similarity),
                      "ci": bootstrap_f1(pairs, story_of),
                      "clusters": clusters, "clustered": clustered, "cluster_s": cluster_s,
                      "rss_mb": rss.peak_mb, "rss_growth_mb": rss.peak_mb - rss.start_mb})
@@ -417,6 +555,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     for r in rows:
         (lo, hi), (xlo, xhi) = r["ci"]["all"], r["ci"]["cross_lingual"]
         print(f"{r['method']:<18} F1 95% bootstrap interval: all [{lo:.3f}, {hi:.3f}], xl [{xlo:.3f}, {xhi:.3f}]")
+    if dates is not None and "storyclust mixed" in story_ofs:
+        print_dated_breakdown(pairs, dated_pair_kind(pairs, dates),
+                              [("undated", story_ofs["storyclust"]), ("mixed", story_ofs["storyclust mixed"])])
+        print("storyclust mixed: the same vectors and options, with the synthetic dates; a search that drops "
+              "dated pairs shows as lost recall on 'both dated'")
     if not args.no_cv:
         run_cv(data, vectors, means, views, json.loads(args.cv_head) if args.cv_head else None, args.adapter)
     print(f"total {time.perf_counter() - t_start:.0f} s; process peak RSS (ru_maxrss): {peak_rss_mb():.0f} MiB")
