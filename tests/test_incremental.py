@@ -229,8 +229,8 @@ def three_nights(tmp_path_factory, embedder):
     path = tmp_path_factory.mktemp("nights") / "state.db"
     nights, snapshots = [], []
     with open_store(path) as store:
-        for night in range(3):
-            nights.append(run_night(store, night, embedder))
+        for night in range(3):  # the corpus's stories close after three quiet days
+            nights.append(run_night(store, night, embedder, story_window=timedelta(days=3)))
             snapshots.append(snapshot(path))
     return path, nights, snapshots
 

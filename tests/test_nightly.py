@@ -170,12 +170,12 @@ def test_stories_close_after_the_story_window_in_run_time(tmp_path, embedder):
     with open_store(tmp_path / "s.db") as store:
         _, printed = _night(store, [old], embedder)
         assert [s.status for s in printed] == ["new"]  # an old publication date does not close it at once
-        _, printed = _night(store, [], embedder, 2)
+        _, printed = _night(store, [], embedder, 6)
         assert printed == []
-        _, printed = _night(store, [], embedder, 3)
+        _, printed = _night(store, [], embedder, 7)  # the default story window: 7 days
         assert [s.status for s in printed] == ["closed"]
         late = Article(id="follow-up", text=old.text + " resumed")
-        _, printed = _night(store, [late], embedder, 4)
+        _, printed = _night(store, [late], embedder, 8)
     assert [s.status for s in printed] == ["new"]  # a closed story takes no new article
 
 

@@ -43,7 +43,7 @@ def batch(prefix: str, per_topic: int, seed: int, day: float, topics=None) -> li
             for k, a in enumerate(articles) if topics is None or a.id.split("-")[0] in topics]
 
 
-BACKGROUND = ("vote", "final", "storm", "drug", "fire")  # one of these a night: each story closes before it returns
+BACKGROUND = ("vote", "final", "storm", "drug", "fire")  # one a night: each story closes (3 days) before it returns
 
 
 def evergreen(day: int, n: int) -> list[Article]:
@@ -228,7 +228,8 @@ def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(t
                 articles = evergreen(day, 12)
                 ids += [a.id for a in articles]
                 others = batch(f"bg{day}", 6, seed=day, day=day, topics={BACKGROUND[day % 5]})  # the night's news
-                result, _ = night(store, articles + others, embedder, day, recent_members=recent)
+                result, _ = night(store, articles + others, embedder, day, recent_members=recent,
+                                  story_window=timedelta(days=3))
                 clustered.append(result.clustered)
             stories = {store.member_info(i).story_id for i in ids}
             runs[recent] = (clustered, store.memberships(), store.stories(ids=stories))
