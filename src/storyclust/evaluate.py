@@ -312,7 +312,8 @@ def select_split(pairs: pd.DataFrame, split: Optional[str]) -> pd.DataFrame:
     return pairs[keep].reset_index(drop=True)
 
 
-def _lookup_similarity(similarity: Similarity, a: str, b: str) -> float:
+def lookup_similarity(similarity: Similarity, a: str, b: str) -> float:
+    """The similarity of articles ``a`` and ``b``: ``similarity`` is a function of two ids or a pair mapping."""
     if callable(similarity):
         return float(similarity(a, b))
     if (a, b) in similarity:
@@ -380,7 +381,7 @@ def score_semeval_pairs(pairs: pd.DataFrame, story_of: Mapping[str, str],
     cross = pairs["cross_lingual"].to_numpy(dtype=bool)
     sim = None
     if similarity is not None:
-        sim = np.array([_lookup_similarity(similarity, a, b) for a, b in zip(id1, id2)], dtype=float)
+        sim = np.array([lookup_similarity(similarity, a, b) for a, b in zip(id1, id2)], dtype=float)
     return {
         "same_max": same_max,
         "diff_min": diff_min,
