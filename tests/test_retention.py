@@ -341,3 +341,21 @@ def test_prune_trims_a_story_that_never_goes_quiet_to_its_latest_members(tmp_pat
     assert recent <= set(kept)  # taken in after the cutoff: kept
     (record,) = [s for s in printed if s.story_id == war]
     assert record.forgotten == story.forgotten and record.size == story.size + 3
+
+
+def test_a_reprint_of_a_trimmed_first_copy_joins_its_story_through_a_kept_copy(tmp_path, embedder):
+    path = tmp_path / "s.db"
+    first = evergreen(0, 1)[0]
+    with open_store(path) as store:
+        for day in range(6):
+            articles = evergreen(day, 12) + batch(f"bg{day}", 6, seed=day, day=day, topics={BACKGROUND[day % 5]})
+            if day == 4:  # a reprint of the story's first article, kept among its latest members
+                articles.append(replace(first, id="reprint-4", published=first.published + timedelta(days=4)))
+            night(store, articles, embedder, day, recent_members=20)
+        war = store.member_info("war-0-0").story_id
+        prune(store, timedelta(days=2), now=NIGHT0 + timedelta(days=5), keep_latest=20)
+        assert store.member_info("war-0-0") is None and store.member_info("reprint-4").story_id == war
+        result, printed = night(store, [replace(first, id="reprint-6")], embedder, 6, recent_members=20)
+        info = store.member_info("reprint-6")
+    assert result.copies == 1 and info.story_id == war and info.joined_by == "duplicate"
+    assert info.article.duplicate_of == "reprint-4"

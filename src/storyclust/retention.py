@@ -107,18 +107,17 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
         try:
             with store.transaction():
                 run_id = store.begin_run(now, store.get_setting("model_id"))
-                vectors_before = store.vector_count()
-                articles = 0
+                articles = vectors = 0
                 for sid in stories:
                     members = store.member_hashes(sid)
-                    store.forget([(aid, h, sid) for aid, h in members], run_id)
+                    vectors += store.forget([(aid, h, sid) for aid, h in members], run_id)
                     articles += len(members)
                 store.forget_stories(stories, run_id)
                 trimmed = 0
                 for story in store.long_open_stories(keep_latest):  # a story that never goes quiet
                     members = store.member_hashes(story.story_id, before=cutoff, keep_latest=keep_latest)
                     if members:
-                        store.forget([(aid, h, story.story_id) for aid, h in members], run_id)
+                        vectors += store.forget([(aid, h, story.story_id) for aid, h in members], run_id)
                         store.save_story(replace(story, size=story.size - len(members),
                                                  forgotten=story.forgotten + len(members)))
                         trimmed += len(members)
@@ -126,13 +125,13 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
                 if since is None or cutoff > since:
                     store.set_setting("files_checked_before", cutoff.isoformat())
                 counts = {"pruned_stories": len(stories), "pruned_articles": articles, "trimmed_members": trimmed,
-                          "pruned_vectors": vectors_before - store.vector_count(), "pruned_files": len(gone_files)}
+                          "pruned_vectors": vectors, "pruned_files": len(gone_files)}
                 store.finish_run(run_id, counts)
                 if dry_run:
                     raise _DryRun
         except _DryRun:
             pass
-        vacuumed = not dry_run and bool(stories) and store.free_page_share() >= vacuum_share
+        vacuumed = not dry_run and bool(stories or trimmed) and store.free_page_share() >= vacuum_share
         if not dry_run:
             store.compact(vacuum=vacuumed)
     result = PruneResult(len(stories), counts["pruned_articles"], counts["pruned_vectors"], len(gone_files),

@@ -666,8 +666,9 @@ class SQLiteStore:
         out: dict[str, tuple[str, str]] = {}
         for chunk in _chunks(list(dict.fromkeys(hashes))):
             marks = ",".join("?" * len(chunk))
-            for h, aid, dup, sid in self._read(
-                "SELECT a.hash, a.id, a.duplicate_of, m.story_id FROM articles a JOIN members m ON m.article_id = a.id"
+            for h, aid, dup, sid in self._read(  # a first copy retention forgot gives way to its copy
+                "SELECT a.hash, a.id, d.article_id, m.story_id FROM articles a JOIN members m ON m.article_id = a.id"
+                " LEFT JOIN members d ON d.article_id = a.duplicate_of"
                 f" WHERE a.hash IN ({marks}) ORDER BY a.seq", chunk
             ):
                 out.setdefault(h, (dup or aid, sid))
@@ -682,10 +683,11 @@ class SQLiteStore:
                 out.setdefault(h, sid)
         return out
 
-    def forget(self, articles: Iterable[tuple[str, str, str]], run_id: int) -> None:
+    def forget(self, articles: Iterable[tuple[str, str, str]], run_id: int) -> int:
         """Keep only a tombstone ``(id, content hash, story id)`` of these articles: their rows, members
-        and vectors (when no kept article shares the text) go."""
+        and vectors (when no kept article shares the text) go. Returns how many vectors went."""
         rows = list(articles)
+        vectors = 0
         self._write_many("INSERT OR REPLACE INTO forgotten (id, hash, story_id, run_id) VALUES (?, ?, ?, ?)",
                          ((aid, h, sid, run_id) for aid, h, sid in rows))
         for chunk in _chunks([aid for aid, _, _ in rows]):
@@ -695,8 +697,10 @@ class SQLiteStore:
             self._write(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
             for keys_chunk in _chunks(keys):
                 kmarks = ",".join("?" * len(keys_chunk))
-                self._write(f"DELETE FROM vectors WHERE text_key IN ({kmarks}) AND NOT EXISTS"
-                            " (SELECT 1 FROM articles a WHERE a.text_key = vectors.text_key)", keys_chunk)
+                vectors += self._write(f"DELETE FROM vectors WHERE text_key IN ({kmarks}) AND NOT EXISTS"
+                                       " (SELECT 1 FROM articles a WHERE a.text_key = vectors.text_key)",
+                                       keys_chunk).rowcount
+        return vectors
 
     def forget_stories(self, story_ids: Sequence[str], run_id: int) -> None:
         """Drop these stories' rows (their members must be gone), keeping their IDs, sizes and last activity."""
