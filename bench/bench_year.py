@@ -1143,7 +1143,8 @@ def main() -> int:
     parser.add_argument("--per-night", type=int, default=10000, help="articles per regular night, the evergreen's and the copies included (default 10000)")
     parser.add_argument("--keep", type=str, default=None,
                         help="retention: prune after each night, keeping this long (e.g. 30d; default: no pruning)")
-    parser.add_argument("--story-window", type=str, default="3d", help="StateOptions.story_window (default 3d)")
+    parser.add_argument("--story-window", type=str, default=f"{StateOptions().story_window.days}d",
+                        help="StateOptions.story_window (default: the library's, %(default)s)")
     parser.add_argument("--every", type=int, default=10, help="print every N-th night (default 10)")
     parser.add_argument("--evergreen-per-night", type=int, default=300,
                         help="articles of the evergreen story per night (default 300)")
