@@ -595,23 +595,30 @@ def stories(state, closed, output, **params):
     log.info("stories: %d %s stories in %s", len(found), "open and closed" if closed else "open", state)
 
 
+def _state_command_options(f):
+    """--state (required, existing) and --wait/--no-wait, for commands that change a state without a night."""
+    f = _option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
+                help=f"Wait for a run holding the state to finish, or exit {EXIT_LOCKED} at once.")(f)
+    return click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True,
+                        envvar=env("STATE"), show_envvar=True,
+                        help="SQLite state file written by `run --state` or `cluster --state`.")(f)
+
+
 @cli.command()
-@click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True, envvar=env("STATE"),
-              show_envvar=True, help="SQLite state file written by `run --state` or `cluster --state`.")
+@_state_command_options
 @_option("--keep", var="KEEP", required=True, callback=window_param,
          help="Forget closed stories whose last activity is older than this (90d, 12w, 36h).")
 @click.option("--now", default=None, callback=datetime_param, help="Measure --keep back from this date "
               "(ISO 8601) [default: now, UTC].")
 @click.option("--dry-run", is_flag=True, help="Say what would be forgotten; change nothing.")
-@_option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
-         help=f"Wait for a run holding the state to finish, or exit {EXIT_LOCKED} at once.")
 @verbosity_options
-def prune(state, keep, now, dry_run, wait, **params):
+def prune(state, wait, keep, now, dry_run, **params):
     """Forget closed stories quiet for longer than --keep, with their articles' texts and vectors.
 
     A forgotten article leaves a tombstone (id, content hash, story): its id stays already seen and
     an exact reprint of it starts no story. Open stories, and stories with a change not yet
-    printed, are kept. Prints one JSON summary record on stdout.
+    printed, are kept; of an open story with more than 500 members, the older members taken in
+    before the cutoff go. Prints one JSON summary record on stdout.
     """
     from .retention import prune as prune_state
 
@@ -620,15 +627,6 @@ def prune(state, keep, now, dry_run, wait, **params):
     record = {"schema_version": SCHEMA_VERSION, "type": "prune", **asdict(result)}
     record["cutoff"] = result.cutoff.isoformat()
     _publish_or_fail(lambda: write_jsonl([record], sys.stdout))
-
-
-def _state_command_options(f):
-    """--state (required, existing) and --wait/--no-wait, for commands that change a state without a night."""
-    f = _option("--wait/--no-wait", var="WAIT", default=_STATE["wait"], show_default=True,
-                help=f"Wait for a run holding the state to finish, or exit {EXIT_LOCKED} at once.")(f)
-    return click.option("--state", "state", type=click.Path(exists=True, dir_okay=False), required=True,
-                        envvar=env("STATE"), show_envvar=True,
-                        help="SQLite state file written by `run --state` or `cluster --state`.")(f)
 
 
 def _correct(kind: str, ids, state: str, note: Optional[str], wait: bool) -> None:
