@@ -80,7 +80,7 @@ import pandas as pd
 
 from storyclust.cluster import LanguageMeans, StoryClusterer
 from storyclust.evaluate import SEMEVAL_DIFF_MIN, SEMEVAL_SAME_MAX, load_semeval, paired_gain, semeval_folds
-from storyclust.evidence import evidence_text, number_evidence, pair_evidence
+from storyclust.evidence import evidence_text, number_evidence, pair_evidence, tfidf_rows
 from storyclust.settings import ClusterOptions
 from storyclust.types import Article
 
@@ -271,35 +271,6 @@ def neutral(X: np.ndarray, langs: Sequence[Optional[str]], means: Optional[Langu
 # --------------------------------------------------------------------------- features
 
 
-def _token_evidence(token_lists: Sequence[Sequence[str]]):
-    """Row-normalised TF-IDF (sublinear tf, smoothed idf over the batch) of token lists, as the number
-    evidence is built; None when no list has a token."""
-    from scipy.sparse import csr_matrix
-
-    vocab: dict[str, int] = {}
-    rows, cols, counts = [], [], []
-    for i, tokens in enumerate(token_lists):
-        seen: dict[int, int] = {}
-        for token in tokens:
-            j = vocab.setdefault(token, len(vocab))
-            seen[j] = seen.get(j, 0) + 1
-        for j, count in seen.items():
-            rows.append(i)
-            cols.append(j)
-            counts.append(count)
-    if not vocab:
-        return None
-    n = len(token_lists)
-    tf = csr_matrix((np.asarray(counts, dtype=np.float64), (rows, cols)), shape=(n, len(vocab)))
-    df = np.bincount(cols, minlength=len(vocab))
-    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
-    tf.data = 1.0 + np.log(tf.data)
-    weighted = tf.multiply(idf[None, :]).tocsr()
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return csr_matrix(weighted.multiply(scale[:, None]), dtype=np.float32)
-
-
 def capitalised_words(text: str, stop: frozenset[str]) -> list[str]:
     """Casefolded words that start with an upper-case letter (names, acronyms), function words left out."""
     out = []
@@ -359,12 +330,12 @@ def pair_features(data: Pairs, views: Views) -> Features:
     columns["numbers"] = pair_evidence(number_evidence(texts), i1, i2).astype(np.float64)
     stop = function_words()
     words = [capitalised_words(t, stop) for t in texts]
-    columns["names"] = pair_evidence(_token_evidence(words), i1, i2).astype(np.float64)
+    columns["names"] = pair_evidence(tfidf_rows(words), i1, i2).astype(np.float64)
     notes = []
     latin = transliterator()
     if latin is not None:
         folded = [[w for w in (latin(x) for x in ws) if len(w) >= 2] for ws in words]
-        columns["names_translit"] = pair_evidence(_token_evidence(folded), i1, i2).astype(np.float64)
+        columns["names_translit"] = pair_evidence(tfidf_rows(folded), i1, i2).astype(np.float64)
         notes.append("names_translit: capitalised words transliterated to Latin with unidecode")
     else:
         notes.append("unidecode is not installed: names_translit left out (capitalised words matched as written)")

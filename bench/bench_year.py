@@ -87,7 +87,7 @@ from storyclust.store import FileStamp, open_store
 from storyclust.types import Article, Story
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_incremental import TEMPLATES  # noqa: E402  (the same wires, in five languages)
+from bench_incremental import QUOTE as BASE_QUOTE, TEMPLATES  # noqa: E402  (the same wires, in five languages)
 
 START = datetime(2026, 1, 1, 2, 30, tzinfo=timezone.utc)  # the first night's run time
 MIB = 2 ** 20
@@ -155,12 +155,7 @@ KINDS: dict[str, dict[str, tuple[str, list[str]]]] = {kind: {**TEMPLATES[kind], 
                                                        for kind in TEMPLATES}
 
 # the event's own spokesperson {w} and organisation {o}
-QUOTE = {
-    "en": "{w}, a spokesperson for the regional authorities in {p}, said more information would follow.",
-    "fr": "{w}, porte-parole des autorités régionales de {p}, a indiqué que d'autres informations suivraient.",
-    "de": "{w}, Sprecher der Regionalbehörden in {p}, kündigte weitere Informationen an.",
-    "es": "{w}, portavoz de las autoridades regionales de {p}, dijo que habrá más información.",
-    "id": "{w}, juru bicara pemerintah daerah {p}, mengatakan informasi lebih lanjut akan menyusul.",
+QUOTE = {**BASE_QUOTE,
     "ru": "{w}, представитель региональных властей {p}, сообщил, что подробности будут позже.",
     "el": "Ο {w}, εκπρόσωπος των περιφερειακών αρχών της {p}, δήλωσε ότι θα ακολουθήσουν περισσότερες πληροφορίες.",
 }

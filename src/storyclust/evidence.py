@@ -56,13 +56,19 @@ def number_evidence(texts: Sequence[str]):
 
     ``(M @ M.T)[i, j]`` is then the cosine of the numbers of texts i and j (0 when they share none).
     """
+    return tfidf_rows([number_tokens(text) for text in texts])
+
+
+def tfidf_rows(token_lists: Sequence[Sequence[str]]):
+    """Row-normalised TF-IDF matrix (scipy CSR, float32) of token lists: sublinear tf, smoothed idf over
+    the lists; None when no list has a token."""
     from scipy.sparse import csr_matrix
 
     vocab: dict[str, int] = {}
     rows, cols, counts = [], [], []
-    for i, text in enumerate(texts):
+    for i, tokens in enumerate(token_lists):
         seen: dict[int, int] = {}
-        for token in number_tokens(text):
+        for token in tokens:
             j = vocab.setdefault(token, len(vocab))
             seen[j] = seen.get(j, 0) + 1
         for j, count in seen.items():
@@ -71,7 +77,7 @@ def number_evidence(texts: Sequence[str]):
             counts.append(count)
     if not vocab:
         return None
-    n = len(texts)
+    n = len(token_lists)
     tf = csr_matrix((np.asarray(counts, dtype=np.float64), (rows, cols)), shape=(n, len(vocab)))
     df = np.bincount(cols, minlength=len(vocab))
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0  # smoothed, as scikit-learn's TfidfVectorizer
