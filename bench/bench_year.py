@@ -87,7 +87,7 @@ from storyclust.store import FileStamp, open_store
 from storyclust.types import Article, Story
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_incremental import QUOTE as BASE_QUOTE, TEMPLATES  # noqa: E402  (the same wires, in five languages)
+from bench_incremental import CLOSING as BASE_CLOSING, QUOTE as BASE_QUOTE, TEMPLATES  # noqa: E402  (the same wires, in five languages)
 
 START = datetime(2026, 1, 1, 2, 30, tzinfo=timezone.utc)  # the first night's run time
 MIB = 2 ** 20
@@ -177,12 +177,7 @@ FOLLOW_UP = {  # reports after a story's first night
     "ru": "На {d}-й день власти {p} сообщили новые сведения о ситуации.",
     "el": "Την ημέρα {d}, οι αξιωματούχοι της {p} έδωσαν νέα ενημέρωση για την κατάσταση.",
 }
-CLOSING = {
-    "en": "{s} reported the news at {h}:{mi}.",
-    "fr": "{s} a rapporté l'information à {h} h {mi}.",
-    "de": "{s} meldete dies um {h}:{mi} Uhr.",
-    "es": "{s} informó de la noticia a las {h}:{mi}.",
-    "id": "{s} melaporkan berita ini pukul {h}.{mi}.",
+CLOSING = {**BASE_CLOSING,
     "ru": "{s} сообщило об этом в {h}:{mi}.",
     "el": "Το {s} μετέδωσε την είδηση στις {h}:{mi}.",
 }
