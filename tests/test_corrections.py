@@ -277,3 +277,22 @@ def test_a_link_takes_the_story_along_but_not_what_an_unlink_keeps_apart():
     labels = StoryClusterer(opts).fit_predict(X, must_link=[(0, 7)], cannot_link=[(1, 7)])
     assert labels[0] == labels[7] and labels[1] != labels[7]
     assert len({labels[i] for i in (5, 6, 8, 9)} | {labels[7]}) == 1  # 7's story came along
+
+
+def test_explain_names_the_corrections_that_decide_a_pair(tmp_path, embedder):
+    articles, _ = corpus()
+    path = tmp_path / "s.db"
+    with open_store(path) as store:
+        night(store, articles, embedder, 0)
+    assert cli("link", "quake-0", "vote-0", "--state", str(path), "--note", "one event").exit_code == 0
+    assert cli("link", "vote-0", "final-0", "--state", str(path)).exit_code == 0
+    assert cli("unlink", "storm-0", "storm-1", "--state", str(path)).exit_code == 0
+    with open_store(path) as store:
+        night(store, [], embedder, 0.5)
+    text = cli("explain", "quake-0", "final-0", "--state", str(path))
+    assert text.exit_code == 0 and "linked: one story by correction #1 (one event), #2" in text.output
+    record = json.loads(cli("explain", "storm-0", "storm-1", "--state", str(path), "--json").output)
+    assert record["correction"]["decides"] == "unlink" and record["correction"]["corrections"][0]["id"] == 3
+    assert record["same_story"] is False
+    plain = json.loads(cli("explain", "fire-0", "fire-1", "--state", str(path), "--json").output)
+    assert plain["correction"] is None
