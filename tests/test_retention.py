@@ -359,3 +359,23 @@ def test_a_reprint_of_a_trimmed_first_copy_joins_its_story_through_a_kept_copy(t
         info = store.member_info("reprint-6")
     assert result.copies == 1 and info.story_id == war and info.joined_by == "duplicate"
     assert info.article.duplicate_of == "reprint-4"
+
+
+def test_a_night_does_not_shingle_the_window_again(tmp_path, embedder, monkeypatch):
+    """Near copies are found against the window's stored MinHash signatures: only tonight's texts are shingled."""
+    from storyclust.ingest import dedupe
+
+    path = tmp_path / "s.db"
+    first = batch("a", 6, seed=1, day=0)
+    with open_store(path) as store:
+        night(store, first, embedder, 0)
+        stored = store.signatures(a.id for a in first)
+        calls = []
+        real = dedupe.shingle_hashes
+        monkeypatch.setattr(dedupe, "shingle_hashes", lambda text: calls.append(text) or real(text))
+        near = replace(first[0], id="near-copy", text=first[0].text + " Updated at noon.")
+        result, _ = night(store, [near, *batch("b", 1, seed=2, day=1)], embedder, 1)
+        info = store.member_info("near-copy")
+    assert len(stored) == len(first)  # every window article's signature was kept
+    assert 0 < len(calls) <= 7 and not set(calls) & {a.text for a in first}  # tonight's, none of the window's 36
+    assert result.copies == 1 and info.article.duplicate_of == first[0].id

@@ -240,6 +240,7 @@ def update_stories(
         embedded = copies = 0
         reprints: dict[str, tuple[Article, str]] = {}
         folded: list[Article] = []
+        signatures: dict[str, Optional[np.ndarray]] = {}
         model_id = store.get_setting("model_id")
         corrections = store.corrections(removed=True)  # taken back ones too: their stories are clustered again
         fresh_corrections = [c for c in corrections if c.applied_run is None]
@@ -248,7 +249,7 @@ def update_stories(
             with stage("fold copies"):
                 window = _window(store, state, corrections, fresh_corrections, now, run_id)
                 if pending:
-                    folded, reprints = _fold(store, window, [a for a, _ in pending], options)
+                    folded, reprints = _fold(store, window, [a for a, _ in pending], options, signatures)
                 window, folded, detached = _detach(window, folded, live)
         if folded or (fresh_corrections and window):
             with stage("load model"):
@@ -263,6 +264,7 @@ def update_stories(
                 night = _cluster_night(store, space, window, folded, keys, model, options, engine, live,
                                        fresh_corrections, detached)
         with stage("apply"), store.transaction():
+            store.set_signatures({a.id: signatures.get(a.id) for a in folded})
             store.forget([(a.id, a.hash, sid) for a, sid in reprints.values()], run_id)
             changed = _apply(store, night, run_id, now, state.story_window)
             store.mark_placed()
@@ -316,11 +318,16 @@ def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Se
 
 
 def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[Article],
-          options: ClusterOptions) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
+          options: ClusterOptions, signatures: dict[str, Optional[np.ndarray]]
+          ) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
     """Step 2: pending articles with ``duplicate_of`` naming their first copy (or None), and apart
-    ``{id: (article, story id)}`` the exact reprints of pruned articles (they start no story)."""
+    ``{id: (article, story id)}`` the exact reprints of pruned articles (they start no story).
+
+    The window's MinHash signatures are read from the state (computed once, when each article came);
+    ``signatures`` receives tonight's, to be stored with the night."""
+    signatures.update(store.signatures(m.article.id for m in window))
     folded = pipeline.fold_copies(pending, earlier=[m.article for m in window],
-                                  threshold=options.near_duplicate_threshold)
+                                  threshold=options.near_duplicate_threshold, signatures=signatures)
     in_window = {m.article.id for m in window}
     loose = [a for a in folded if a.duplicate_of is None or a.duplicate_of not in in_window]
     outside = store.first_copies_by_hash(a.hash for a in loose)  # exact copies of articles in closed stories

@@ -71,7 +71,8 @@ def first_key(article: Article) -> tuple:
 
 
 def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
-                threshold: Optional[float] = 0.8) -> list[Article]:
+                threshold: Optional[float] = 0.8,
+                signatures: Optional[dict[str, Optional[np.ndarray]]] = None) -> list[Article]:
     """``articles`` with ``duplicate_of`` naming the first copy each one follows, or None.
 
     An article follows an earlier one (in ``earlier``, then in ``articles`` order) when its
@@ -80,6 +81,10 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
     copy: a wire reprinted with light edits; None turns this off). ``duplicate_of`` always names
     a first copy (an article that follows nobody), never another copy. A ``duplicate_of`` that
     names no known article, or a chain that loops, is dropped: the article stands alone.
+
+    ``signatures``: MinHash signatures by article id (:class:`~storyclust.ingest.dedupe.Deduplicator`),
+    read for ``earlier`` articles when present (their texts are not shingled again) and filled in with
+    every signature computed here, so that a caller can keep them (the nightly state does).
     """
     known = {a.id: a for a in earlier}
     roots: dict[str, str] = {}
@@ -89,7 +94,7 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
     for a in earlier:
         by_hash.setdefault(a.hash, roots[a.id])
     batch = {a.id: a for a in articles}
-    dedupe = _near_index(earlier, threshold)
+    dedupe = _near_index(earlier, threshold, signatures)
     out: list[Article] = []
     for a in articles:
         root = _chain_root(a, {**batch, **known}) if a.duplicate_of else None
@@ -103,6 +108,8 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
             dedupe.check(replace(a, duplicate_of=root), "")  # remember its shingles under its root
         if root == a.id:
             root = None
+        if dedupe is not None and signatures is not None and a.id in dedupe.signatures:
+            signatures[a.id] = dedupe.signatures[a.id]
         roots[a.id] = root or a.id
         by_hash.setdefault(a.hash, roots[a.id])
         out.append(a if a.duplicate_of == root else replace(a, duplicate_of=root))
@@ -147,14 +154,17 @@ def _chain_root(article: Article, known: dict[str, Article]) -> Optional[str]:
     return None if current is article else current.id
 
 
-def _near_index(earlier: Sequence[Article], threshold: Optional[float]):
+def _near_index(earlier: Sequence[Article], threshold: Optional[float],
+                signatures: Optional[dict[str, Optional[np.ndarray]]] = None):
+    """A near-copy index holding ``earlier`` (already placed: registered, not matched again)."""
     if threshold is None:
         return None
     from .ingest.dedupe import Deduplicator
 
     index = Deduplicator(threshold=threshold)
+    known = signatures or {}
     for a in earlier:
-        index.check(a, "")
+        index.remember(a, known[a.id] if a.id in known else index.signature(a))
     return index
 
 

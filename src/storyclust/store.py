@@ -282,6 +282,7 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
         "CREATE INDEX members_story_seq ON members(story_id, seq)",
         "CREATE INDEX articles_text_key ON articles(text_key)",
         "ALTER TABLE stories ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE articles ADD COLUMN minhash BLOB",
         "CREATE TABLE forgotten (id TEXT PRIMARY KEY, hash TEXT NOT NULL, story_id TEXT NOT NULL,"
         " run_id INTEGER NOT NULL)",
         "CREATE INDEX forgotten_hash ON forgotten(hash)",
@@ -611,6 +612,22 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})", chunk)}
         return found
+
+    def signatures(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored MinHash signatures (uint32) of these articles, where one was kept."""
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            marks = ",".join("?" * len(chunk))
+            for aid, blob in self._read(
+                    f"SELECT id, minhash FROM articles WHERE id IN ({marks}) AND minhash IS NOT NULL", chunk):
+                out[aid] = np.frombuffer(blob, dtype=np.uint32).copy()
+        return out
+
+    def set_signatures(self, signatures: Mapping[str, Optional[np.ndarray]]) -> None:
+        """Keep articles' MinHash signatures, so that near copies are found without shingling them again."""
+        self._write_many("UPDATE articles SET minhash = ? WHERE id = ?",
+                         ((np.ascontiguousarray(sig, dtype=np.uint32).tobytes(), aid)
+                          for aid, sig in signatures.items() if sig is not None))
 
     def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
         """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new."""

@@ -127,6 +127,21 @@ class Deduplicator:
         self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self._bands)]
         self._signatures: list[np.ndarray] = []
         self._roots: list[str] = []
+        self.signatures: dict[str, Optional[np.ndarray]] = {}  # article id -> its signature (None: too short)
+
+    def signature(self, article: Article) -> Optional[np.ndarray]:
+        """The article's MinHash signature (uint32, one per permutation); None for a text too short to judge."""
+        hashes = shingle_hashes(article.text[: self.max_chars])
+        return self._perms.signature(hashes) if len(hashes) >= MIN_SHINGLES else None
+
+    def remember(self, article: Article, signature: Optional[np.ndarray]) -> None:
+        """Register an article already placed (its ``duplicate_of`` final), with its known signature,
+        without looking for its own match: later articles can match it."""
+        self._by_hash.setdefault(article.hash, (article.id, article.duplicate_of or article.id))
+        self.signatures[article.id] = signature
+        if signature is not None:
+            keys = [signature[i * self._rows : (i + 1) * self._rows].tobytes() for i in range(self._bands)]
+            self._remember(signature, keys, article.duplicate_of or article.id)
 
     def check(self, article: Article, source: str) -> Union[Article, Rejection]:
         first = self._by_hash.get(article.hash)
@@ -136,10 +151,9 @@ class Deduplicator:
                 return Rejection(source, "duplicate", f"same text and id as article {first_id} read before")
             return article if article.duplicate_of else replace(article, duplicate_of=root)
         self._by_hash[article.hash] = (article.id, article.duplicate_of or article.id)
-        hashes = shingle_hashes(article.text[: self.max_chars])
-        if len(hashes) < MIN_SHINGLES:
+        signature = self.signatures[article.id] = self.signature(article)
+        if signature is None:
             return article
-        signature = self._perms.signature(hashes)
         keys = [signature[i * self._rows : (i + 1) * self._rows].tobytes() for i in range(self._bands)]
         match = self._best_match(signature, keys)
         if match is not None and article.duplicate_of is None:
