@@ -14,6 +14,7 @@ add to a similarity. Measured on the SemEval dev pairs (bench/README.md): cross-
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -30,8 +31,18 @@ def _western_digits(text: str) -> str:
     """``text`` with every decimal digit (Arabic-Indic, Devanagari, fullwidth, ...) written 0-9."""
     if text.isascii():
         return text
-    return "".join(str(unicodedata.digit(c)) if c.isdigit() and unicodedata.digit(c, None) is not None else c
-                   for c in text)
+    return text.translate(_digit_table())
+
+
+@functools.cache
+def _digit_table() -> dict[int, str]:
+    """``str.translate`` table of every non-ASCII character with a digit value (built once, ~50 ms)."""
+    table = {}
+    for code in range(0x80, 0x1FC00):  # the last digits of Unicode 15 are at U+1FBF0..U+1FBF9
+        c = chr(code)
+        if c.isdigit() and unicodedata.digit(c, None) is not None:
+            table[code] = str(unicodedata.digit(c))
+    return table
 
 
 def evidence_text(article: Article) -> str:

@@ -162,15 +162,16 @@ class Deduplicator:
         return article
 
     def _best_match(self, signature: np.ndarray, keys: list[bytes]) -> Optional[int]:
+        """The earliest candidate of highest estimated Jaccard >= threshold (one vectorised comparison)."""
         candidates: set[int] = set()
         for band, key in enumerate(keys):
             candidates.update(self._buckets[band].get(key, ()))
-        best, best_score = None, self.threshold
-        for cand in sorted(candidates):
-            score = estimated_jaccard(signature, self._signatures[cand])
-            if score >= best_score and (best is None or score > best_score):
-                best, best_score = cand, score
-        return best
+        if not candidates:
+            return None
+        order = np.fromiter(sorted(candidates), dtype=np.int64, count=len(candidates))
+        scores = (np.stack([self._signatures[c] for c in order]) == signature).mean(axis=1)
+        best = int(np.argmax(scores))  # the first of the highest, as the loop in index order found it
+        return int(order[best]) if scores[best] >= self.threshold else None
 
     def _remember(self, signature: np.ndarray, keys: list[bytes], root: str) -> None:
         index = len(self._signatures)
