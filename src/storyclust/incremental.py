@@ -351,7 +351,8 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
     """The night's window: the open stories' latest members, and every member a correction names in an open
     story; a correction not yet applied first opens again the closed stories of the articles it names."""
     named = [info for info in map(store.member_info, sorted(named_ids(corrections))) if info is not None]
-    reopen = {info.story_id for info in named if info.article.id in named_ids(fresh)}
+    fresh_ids = named_ids(fresh)
+    reopen = {info.story_id for info in named if info.article.id in fresh_ids}
     if reopen:
         with store.transaction():
             for sid in sorted(reopen):
@@ -359,8 +360,7 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
     window = store.open_members(recent=state.recent_members)
     have = {m.article.id for m in window}
     open_ids = {s.story_id for s in store.stories(ids={info.story_id for info in named}) if s.status == "open"}
-    window += [store.member_info(info.article.id) for info in named
-               if info.story_id in open_ids and info.article.id not in have]
+    window += [info for info in named if info.story_id in open_ids and info.article.id not in have]
     return sorted(window, key=lambda m: m.seq)
 
 

@@ -524,6 +524,13 @@ class SQLiteStore:
             raise StateError("write outside a transaction")
         self._db.executemany(sql, rows)
 
+    def _read_in(self, sql: str, keys: Iterable[object]) -> Iterator[tuple]:
+        """Rows of ``sql`` for ``keys`` (repeats dropped), 500 at a time: each ``{marks}`` in ``sql`` becomes
+        ``?, ?, ...`` for the chunk, and the chunk is bound once per ``{marks}``."""
+        uses = sql.count("{marks}")
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            yield from self._read(sql.format(marks=",".join("?" * len(chunk))), list(chunk) * uses)
+
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         if not self._exists:
             return []
@@ -598,30 +605,17 @@ class SQLiteStore:
 
     def known_ids(self, ids: Iterable[str]) -> set[str]:
         """The subset of ``ids`` already stored, or stored once and pruned since (:meth:`forget`)."""
-        found: set[str] = set()
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            marks = ",".join("?" * len(chunk))
-            found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})"
-                                               f" UNION SELECT id FROM forgotten WHERE id IN ({marks})", chunk * 2)}
-        return found
+        return {r[0] for r in self._read_in(
+            "SELECT id FROM articles WHERE id IN ({marks}) UNION SELECT id FROM forgotten WHERE id IN ({marks})", ids)}
 
     def stored_ids(self, ids: Iterable[str]) -> set[str]:
         """The subset of ``ids`` whose articles are stored (not pruned)."""
-        found: set[str] = set()
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            marks = ",".join("?" * len(chunk))
-            found |= {r[0] for r in self._read(f"SELECT id FROM articles WHERE id IN ({marks})", chunk)}
-        return found
+        return {r[0] for r in self._read_in("SELECT id FROM articles WHERE id IN ({marks})", ids)}
 
     def signatures(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
         """The stored MinHash signatures (uint32) of these articles, where one was kept."""
-        out: dict[str, np.ndarray] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            marks = ",".join("?" * len(chunk))
-            for aid, blob in self._read(
-                    f"SELECT id, minhash FROM articles WHERE id IN ({marks}) AND minhash IS NOT NULL", chunk):
-                out[aid] = np.frombuffer(blob, dtype=np.uint32).copy()
-        return out
+        return {aid: np.frombuffer(blob, dtype=np.uint32).copy() for aid, blob in self._read_in(
+            "SELECT id, minhash FROM articles WHERE id IN ({marks}) AND minhash IS NOT NULL", ids)}
 
     def set_signatures(self, signatures: Mapping[str, Optional[np.ndarray]]) -> None:
         """Keep articles' MinHash signatures, so that near copies are found without shingling them again."""
@@ -694,10 +688,8 @@ class SQLiteStore:
     def forgotten_by_hash(self, hashes: Iterable[str]) -> dict[str, str]:
         """``{content hash: story id}`` for hashes of pruned articles (the story they were in)."""
         out: dict[str, str] = {}
-        for chunk in _chunks(list(dict.fromkeys(hashes))):
-            marks = ",".join("?" * len(chunk))
-            for h, sid in self._read(f"SELECT hash, story_id FROM forgotten WHERE hash IN ({marks})", chunk):
-                out.setdefault(h, sid)
+        for h, sid in self._read_in("SELECT hash, story_id FROM forgotten WHERE hash IN ({marks})", hashes):
+            out.setdefault(h, sid)
         return out
 
     def forget(self, articles: Iterable[tuple[str, str, str]], run_id: int) -> int:
@@ -727,9 +719,6 @@ class SQLiteStore:
                         f" SELECT story_id, size, last_activity, ? FROM stories WHERE story_id IN ({marks})",
                         (run_id, *chunk))
             self._write(f"DELETE FROM stories WHERE story_id IN ({marks})", chunk)
-
-    def forgotten_story_count(self) -> int:
-        return int(self._read("SELECT count(*) FROM forgotten_stories")[0][0]) if self._exists else 0
 
     def stories_quiet_since(self, cutoff: datetime) -> list[str]:
         """IDs of the closed and merged stories whose last activity is before ``cutoff``."""
@@ -837,19 +826,10 @@ class SQLiteStore:
             f"SELECT {self._STORY_COLUMNS} FROM stories WHERE status = 'open' AND last_activity <= ?"
             " ORDER BY created_run, story_id", (format_time(before),))]
 
-    def story_ids(self) -> set[str]:
-        """Every story ID in use or used before (pruned stories' included): reads the whole table."""
-        return {r[0] for r in self._read("SELECT story_id FROM stories UNION SELECT story_id FROM forgotten_stories")}
-
     def taken_story_ids(self, ids: Iterable[str]) -> set[str]:
         """The subset of ``ids`` in use or used before: an ID is never given twice."""
-        found: set[str] = set()
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            marks = ",".join("?" * len(chunk))
-            found |= {r[0] for r in self._read(f"SELECT story_id FROM stories WHERE story_id IN ({marks}) UNION"
-                                               f" SELECT story_id FROM forgotten_stories WHERE story_id IN ({marks})",
-                                               chunk * 2)}
-        return found
+        return {r[0] for r in self._read_in("SELECT story_id FROM stories WHERE story_id IN ({marks}) UNION"
+                                            " SELECT story_id FROM forgotten_stories WHERE story_id IN ({marks})", ids)}
 
     def story_size(self, story_id: str) -> int:
         return int(self._read("SELECT count(*) FROM members WHERE story_id = ?", (story_id,))[0][0])
