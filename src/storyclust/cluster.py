@@ -488,6 +488,46 @@ def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: i
             yield q[r], db[c], S[r, c]
 
 
+def rows_near(Q: np.ndarray, q_days: Optional[np.ndarray], D: np.ndarray, d_days: Optional[np.ndarray],
+              min_sim: float, window: Optional[float], *, probes: Optional[int] = None,
+              random_state: int = 0) -> np.ndarray:
+    """Which rows of ``D`` lie at cosine >= ``min_sim`` of some row of ``Q`` (a boolean mask over ``D``).
+
+    Pairs whose dates (float days, NaN: unknown) are both known and further apart than ``window``
+    days do not count. Exact by default: blocked matrix products of ``Q`` with all of ``D``, so the
+    cost is ``len(Q) x len(D)``, not ``len(D)`` squared. With ``probes`` the rows of ``D`` live in
+    ~sqrt(len(D)) coarse cells (spherical k-means, as :func:`_cell_candidates`) and each row of ``Q``
+    is compared with the rows of its ``probes`` nearest cells only.
+    """
+    hit = np.zeros(len(D), dtype=bool)
+    if not len(Q) or not len(D):
+        return hit
+    if probes:
+        cells = max(1, min(int(round(np.sqrt(len(D)))), len(D)))
+        centroids = _spherical_kmeans(D, cells, random_state)
+        probes = min(probes, cells)
+        home = np.concatenate([(D[s : s + 4096] @ centroids.T).argmax(axis=1) for s in range(0, len(D), 4096)])
+        probed = np.concatenate([np.argpartition(-(Q[s : s + 4096] @ centroids.T), probes - 1, axis=1)[:, :probes]
+                                 for s in range(0, len(Q), 4096)])
+        residents = _rows_by_cell(home, cells)
+        visitors = _rows_by_cell(probed.ravel(), cells, np.repeat(np.arange(len(Q)), probes))
+        pieces = zip(visitors, residents)
+    else:
+        pieces = iter([(np.arange(len(Q)), np.arange(len(D)))])
+    dated = window is not None and q_days is not None and d_days is not None
+    for queries, db in pieces:
+        if not len(queries) or not len(db):
+            continue
+        step = max(1, _BLOCK_FLOATS // len(db))
+        for start in range(0, len(queries), step):
+            q = queries[start : start + step]
+            r, c = np.nonzero(Q[q] @ D[db].T >= min_sim)
+            if dated:
+                c = c[~(np.abs(q_days[q[r]] - d_days[db[c]]) > window)]  # NaN (a date unknown) keeps the pair
+            hit[db[c]] = True
+    return hit
+
+
 def _cell_plan(Z: np.ndarray, probes: int, random_state: int, block_size: int) -> tuple[list, list]:
     """The coarse cells of :func:`_cell_candidates`: for each cell, the rows living there and the rows probing it."""
     n = len(Z)

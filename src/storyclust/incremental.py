@@ -51,6 +51,7 @@ from .types import Article, Rejection, Story, StoryMember
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .embed import Embedder
     from .ingest import IngestOptions, IngestStats
+    from .cluster import LanguageMeans
     from .retention import PruneResult
 
 logger = logging.getLogger(__name__)
@@ -326,7 +327,9 @@ def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[
     The window's MinHash signatures are read from the state (computed once, when each article came);
     ``signatures`` receives tonight's, to be stored with the night."""
     signatures.update(store.signatures(m.article.id for m in window))
-    folded = pipeline.fold_copies(pending, earlier=[m.article for m in window],
+    unsigned = {m.article.id for m in window if m.article.id not in signatures}  # too short, or stored before
+    texts = {m.article.id: m.article for m in store.members_by_id(unsigned)} if unsigned else {}  # signatures
+    folded = pipeline.fold_copies(pending, earlier=[texts.get(m.article.id, m.article) for m in window],
                                   threshold=options.near_duplicate_threshold, signatures=signatures)
     in_window = {m.article.id for m in window}
     loose = [a for a in folded if a.duplicate_of is None or a.duplicate_of not in in_window]
@@ -357,7 +360,7 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
         with store.transaction():
             for sid in sorted(reopen):
                 store.reopen(sid, now, run_id)
-    window = store.open_members(recent=state.recent_members)
+    window = store.open_members(recent=state.recent_members, texts=False)  # texts: only the touched stories'
     have = {m.article.id for m in window}
     open_ids = {s.story_id for s in store.stories(ids={info.story_id for info in named}) if s.status == "open"}
     window += [info for info in named if info.story_id in open_ids and info.article.id not in have]
@@ -411,13 +414,14 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
                    keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions, engine=None,
                    corrections: Sequence[Correction] = (), fresh: Sequence[Correction] = (),
                    detached: Sequence[Article] = ()) -> _Night:
-    """Steps 4 and 5: one partition of the open stories' and tonight's first copies, and its plan."""
+    """Steps 4 and 5: one partition of tonight's first copies and the open stories they touch, and its plan."""
+    window, means = _touched(store, space, window, folded, keys, embedder, options, fresh, detached)
     old_firsts = [m for m in window if m.article.duplicate_of is None]
     firsts = [m.article for m in old_firsts] + [a for a in folded if a.duplicate_of is None]
     X = store.get_vectors(space, [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]])
     all_copies = {a.id: a.duplicate_of for a in [m.article for m in window] + list(folded)
                   if a.duplicate_of is not None}
-    part = pipeline.partition(firsts, X, options, pipeline.starting_language_means(embedder, options), engine=engine,
+    part = pipeline.partition(firsts, X, options, means, engine=engine,
                               corrections=corrections, copies=all_copies)
     clustered_ids = {a.id for a in firsts}
     # the window's copies follow their first copies when those are clustered again (a copy of an older,
@@ -455,6 +459,62 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
                   similarity)
 
 
+def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
+             keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions,
+             fresh: Sequence[Correction], detached: Sequence[Article]
+             ) -> tuple[list[StoredMember], Optional["LanguageMeans"]]:
+    """The members of the open stories that tonight can change (read with their texts), and the
+    language means to cluster them with.
+
+    The language means are those a partition of the whole window and tonight's articles would use
+    (the shipped reference means plus every first copy of both), so clustering a part of the window
+    puts it in the same language-neutral space as clustering all of it. In that space a story is
+    touched when one of its first copies lies within reach of one of tonight's first copies: cosine
+    at least ``1 - max_distance - number_weight`` (the most shared numbers can add), inside the time
+    window when both are dated. Stories an editor's new correction names, or holding a copy it
+    detaches, are touched too. Only those are clustered again, so a night costs what tonight's
+    articles reach, not the whole open window; the others keep their members as they are (a copy of
+    one of theirs still joins them).
+    """
+    from .cluster import StoryClusterer, _days, rows_near
+
+    named = named_ids(fresh) | {a.id for a in detached}
+    touched = {m.story_id for m in window if m.article.id in named}
+    tonight = [a for a in folded if a.duplicate_of is None] + list(detached)
+    old = [m for m in window if m.article.duplicate_of is None and m.article.id not in named]
+    starting = pipeline.starting_language_means(embedder, options)
+    means = StoryClusterer(options, language_means=starting)
+    X_old = store.get_vectors(space, [m.text_key for m in old])
+    X_new = store.get_vectors(space, [keys[a.id] for a in tonight])
+    means.update_language_means(X_old, [m.article.lang for m in old])
+    means.update_language_means(X_new, [a.lang for a in tonight])
+    if tonight and old:
+        Q = means.neutralize(X_new, [a.lang for a in tonight])
+        D = means.neutralize(X_old, [m.article.lang for m in old])
+        q_days = _days([pipeline.article_time(a) for a in tonight], len(tonight))
+        d_days = _days([pipeline.article_time(m.article) for m in old], len(old))
+        if q_days is not None or d_days is not None:  # one side all undated: NaN there
+            q_days = q_days if q_days is not None else np.full(len(tonight), np.nan)
+            d_days = d_days if d_days is not None else np.full(len(old), np.nan)
+        reach = 1.0 - options.max_distance - options.number_weight
+        exact = len(tonight) * len(old) <= options.approximate_above ** 2
+        hit = rows_near(Q, q_days, D, d_days, reach, options.time_window_days,
+                        probes=None if exact else options.search_probes, random_state=options.random_state)
+        touched |= {old[k].story_id for k in np.flatnonzero(hit)}
+    # the means the partition starts from: the reference and the first copies it will not see itself
+    outside = [k for k, m in enumerate(old) if m.story_id not in touched]
+    base = StoryClusterer(options, language_means=starting)
+    base.update_language_means(X_old[outside], [old[k].article.lang for k in outside])
+    chosen = [m.article.id for m in window if m.story_id in touched]
+    full = {m.article.id: m for m in store.members_by_id(chosen)} if chosen else {}
+    logger.debug("%d of %d open stories within reach of tonight's articles", len(touched),
+                 len({m.story_id for m in window}))
+    sub = [replace(full[m.article.id], article=replace(full[m.article.id].article,
+                                                        duplicate_of=m.article.duplicate_of))
+           for m in window if m.article.id in full]
+    return sub, (base.language_means_ if outside else starting)
+
+
 class _StoredIds:
     """The story IDs a store has used, asked one at a time (``in``) after one read of the likely ones."""
 
@@ -480,6 +540,8 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
         store.save_story(StoredStory(sid, "open", 0, None, None, now, run_id, run_id, split_from=split_from))
     rows, built = [], []
     for sid, aids in by_story.items():
+        if plan.event(sid) is None and sid in existing:
+            continue  # same members: their rows stay as they are
         clustered = [a for a in aids if a not in night.similarity]
         # a copy placed beside a member that was not clustered tonight (in a closed story, or an older member
         # of an open one) takes that member's vector and similarity
@@ -495,14 +557,15 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
     store.set_duplicate_of(night.duplicate_of)
     for sid, receiver in plan.merged.items():  # members no night re-clustered follow the rest
         store.move_members(sid, receiver, "merge", run_id)
-    labels = {s.story_id: s.labels for s in pipeline.with_labels(built)}  # each against the others, as one-shot
+    # the changed stories' labels, each against the others (a first night: every story, as one-shot)
+    labels = {s.story_id: s.labels for s in pipeline.with_labels(built)}
     receivers = set(plan.merged.values())
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
         event = plan.event(sid)
         old = existing.get(sid)
         if event is None and old is not None:
-            continue  # same members: only their vectors were refreshed
+            continue  # same members
         if old is None or plan.removed.get(sid) or sid in receivers or sid in plan.merged:
             dates = store.story_dates(sid)  # members left or came from elsewhere: read them all
         else:  # only additions: the stored range and tonight's dates

@@ -873,33 +873,48 @@ class SQLiteStore:
         " JOIN articles a ON a.id = m.article_id"
     )
 
-    def _members(self, where: str, params: Sequence[object], *, light: bool = False) -> list[StoredMember]:
-        """Members with their articles; ``light``: without the texts (``""``) and vectors (empty)."""
+    def _members(self, where: str, params: Sequence[object], *, light: bool = False, texts: bool = True
+                 ) -> list[StoredMember]:
+        """Members with their articles; ``light``: without the texts (``""``) and vectors (empty);
+        ``texts=False``: without the texts only."""
+        return self._member_rows(self._read(self._member_query(light, texts) + where, params))
+
+    def _member_query(self, light: bool = False, texts: bool = True) -> str:
         query = self._MEMBER_QUERY.format(cols=self._ARTICLE_COLUMNS)
-        if light:
-            query = query.replace("a.text,", "'',", 1).replace("m.vector,", "x'',", 1)
+        if light or not texts:
+            query = query.replace("a.text,", "'',", 1)
+        return query.replace("m.vector,", "x'',", 1) if light else query
+
+    def _member_rows(self, rows: Iterable[Sequence]) -> list[StoredMember]:
         out = []
-        for r in self._read(query + where, params):
+        for r in rows:
             article, key = self._article(r)
             out.append(StoredMember(article, r[14], _vec(r[15]), float(r[16]), r[17], key, int(r[18])))
         return out
+
+    def members_by_id(self, article_ids: Iterable[str]) -> list[StoredMember]:
+        """The members named (with texts and vectors), in the order their articles came in."""
+        found = self._member_rows(self._read_in(self._member_query() + " WHERE m.article_id IN ({marks})",
+                                                article_ids))
+        return sorted(found, key=lambda m: m.seq)
 
     def story_members(self, story_id: str, *, light: bool = False) -> list[StoredMember]:
         """The members of one story, in the order they came in (``light``: no texts or vectors read)."""
         return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,), light=light)
 
-    def open_members(self, recent: Optional[int] = None) -> list[StoredMember]:
+    def open_members(self, recent: Optional[int] = None, *, texts: bool = True) -> list[StoredMember]:
         """The members of the open stories, in the order the articles came in (the night's window).
 
         ``recent``: at most that many of each story, its latest arrivals (one indexed read per story).
+        ``texts=False``: the articles' texts are not read (``""``).
         """
         if recent is None:
             return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open'"
-                                 " ORDER BY a.seq", ())
+                                 " ORDER BY a.seq", (), texts=texts)
         out = self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' AND s.size <= ?",
-                            (recent,))
+                            (recent,), texts=texts)
         for (sid,) in self._read("SELECT story_id FROM stories WHERE status = 'open' AND size > ?", (recent,)):
-            out += self._members(" WHERE m.story_id = ? ORDER BY m.seq DESC LIMIT ?", (sid, recent))
+            out += self._members(" WHERE m.story_id = ? ORDER BY m.seq DESC LIMIT ?", (sid, recent), texts=texts)
         out.sort(key=lambda m: m.seq)
         return out
 
