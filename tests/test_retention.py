@@ -246,6 +246,30 @@ def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(t
     assert story.first_published == min(dates) and story.last_published == max(dates)
 
 
+def test_a_night_clusters_only_the_open_stories_its_articles_reach(tmp_path, embedder):
+    """Night 2 brings one topic's follow-ups: only that topic's story is clustered again and reported; the other
+    open stories keep their member rows untouched, and the partition is the one-shot partition of all nights."""
+    from storyclust.pipeline import cluster_articles
+
+    first = batch("a", 6, seed=0, day=0, topics={"vote", "storm", "fire"})
+    follow = batch("b", 4, seed=1, day=1, topics={"storm"})
+    path = tmp_path / "s.db"
+    with open_store(path) as store:
+        night(store, first, embedder, 0)
+        rows_before = dict(sqlite3.connect(path).execute("SELECT article_id, hex(vector) || similarity FROM members").fetchall())
+        result, printed = night(store, follow, embedder, 1)
+        final = store.memberships()
+    rows_after = dict(sqlite3.connect(path).execute("SELECT article_id, hex(vector) || similarity FROM members").fetchall())
+    storm = {final[a.id] for a in first if a.id.startswith("a-storm")}
+    assert len(storm) == 1 and {final[a.id] for a in follow} == storm  # the follow-ups joined their story
+    assert [s.story_id for s in printed] == list(storm) and printed[0].status == "updated"
+    reached = sum(1 for a in first if final[a.id] in storm)
+    assert result.clustered == reached + len(follow) < len(first) + len(follow)  # the others were not read
+    assert all(rows_after[a.id] == rows_before[a.id] for a in first if final[a.id] not in storm)
+    one_shot = {frozenset(m.article.id for m in s.members) for s in cluster_articles(first + follow, embedder)}
+    assert one_shot == {frozenset(a for a, sid in final.items() if sid == story) for story in set(final.values())}
+
+
 def test_merged_stories_take_their_older_members_along(tmp_path, embedder):
     """Stories kept apart by a strict threshold merge later; members outside the night's window move too."""
     path = tmp_path / "s.db"

@@ -95,3 +95,25 @@ def test_search_with_no_dates_ignores_the_window():
     Z, _ = mixed_corpus(200, 0.0, seed=3)
     expected = brute_force_edges(Z, None, 0.5, None, neighbors=5)
     assert_same_edges(as_dict(*candidate_edges(Z, None, 0.5, 5, 7.0, 32, return_similarity=True)), expected)
+
+
+@pytest.mark.parametrize("nan_share", NAN_SHARES)
+@pytest.mark.parametrize("window", WINDOWS)
+def test_rows_near_is_brute_force_for_every_date_mix(nan_share, window):
+    """The nightly reach test (which open stories tonight's articles touch): every window row at cosine >= the
+    threshold of some query row within the date window, exactly, and with every coarse cell probed; a cell
+    search probing fewer cells finds a subset of them."""
+    from storyclust.cluster import rows_near
+
+    Z, days = mixed_corpus(700, nan_share, seed=int(window * 10 + nan_share * 100))
+    Q, D, q_days, d_days = Z[:40], Z[40:], days[:40], days[40:]
+    S = Q.astype(np.float64) @ D.astype(np.float64).T
+    ok = (S >= 0.8) & ~(np.abs(q_days[:, None] - d_days[None, :]) > window)
+    expected = ok.any(axis=0)
+    assert 0 < expected.sum() < len(D)  # the case is not trivial
+    exact = rows_near(Q, q_days, D, d_days, 0.8, window)
+    every_cell = rows_near(Q, q_days, D, d_days, 0.8, window, probes=10_000)
+    few = rows_near(Q, q_days, D, d_days, 0.8, window, probes=2)
+    assert np.array_equal(exact, expected) and np.array_equal(every_cell, expected)
+    assert not (few & ~expected).any() and few.sum() >= 0.5 * expected.sum()
+    assert np.array_equal(rows_near(Q, None, D, None, 0.8, window), (S >= 0.8).any(axis=0))  # no dates: no limit
