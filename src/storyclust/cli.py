@@ -185,6 +185,18 @@ def _embed_settings(params: dict) -> EmbedOptions:
                                                        "pooling", "adapter")})
 
 
+def _pair_score_param(ctx, param, value):
+    """click callback: the :class:`~storyclust.score.PairScore` of a JSON file, or None."""
+    if value is None:
+        return None
+    from .score import PairScore
+
+    try:
+        return PairScore.load(value)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 cluster_options = _apply([
     _option("--method", var="METHOD", type=click.Choice(["average", "hdbscan"]), default=_CLUSTER["method"],
             show_default=True, help="How stories are cut inside each candidate group."),
@@ -197,12 +209,17 @@ cluster_options = _apply([
     _option("--time-window", "time_window_days", var="TIME_WINDOW", type=click.FloatRange(min=0),
             default=_CLUSTER["time_window_days"], show_default=True,
             help="Days: dated articles further apart never share a story; 0 disables."),
+    _option("--pair-score", "pair_score", var="PAIR_SCORE", default=None, callback=_pair_score_param,
+            type=click.Path(exists=True, dir_okay=False),
+            help="A learnt same-story score (pair_score.json from `storyclust tune --learn-score`) in place of "
+                 "cosine + number weight x numbers, for edges and linkage (--number-weight is then ignored) "
+                 "[default: none]."),
 ])
 
 
 def _cluster_settings(params: dict) -> ClusterOptions:
     return ClusterOptions(**{k: params.pop(k) for k in ("method", "max_distance", "number_weight",
-                                                         "time_window_days")})
+                                                         "time_window_days", "pair_score")})
 
 
 def _corrections_param(ctx, param, value):
