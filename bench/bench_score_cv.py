@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--extra-seeds", type=int, nargs="*", default=[1, 2],
+                        help="other fold seeds: F1 gains printed as a robustness check, not part of the verdict")
     args = parser.parse_args(argv)
     csvs = [p for p in (args.dev, args.extra) if p and str(p)]
     if any(not p.exists() for p in csvs):
@@ -171,10 +173,25 @@ def main(argv=None) -> int:
     c = np.array([s.linear_form()[1] for s in scores])
     print("\nscore on the cosine scale, mean over folds: cos + " + " + ".join(
         f"{w:+.3f} x {n}" for n, w in zip(FEATURES[1:], u.mean(axis=0))) + f" {c.mean():+.3f}")
+    for seed in args.extra_seeds:
+        other = base_id_folds(table, K, seed)
+        b_f, s_f = [], []
+        for f in range(K):
+            tr, te = other != f, other == f
+            score = PairScore.fit(F[tr], Y[tr], folds=other[tr])
+            story_of, _ = timed_cluster(ClusterOptions(pair_score=score))
+            test = table[te]
+            s_te = dict(zip(zip(test["id1"], test["id2"]), score(F[te])))
+            b_te = dict(zip(zip(test["id1"], test["id2"]), base_sim[te]))
+            b_f.append(figures(score_semeval_pairs(test, base_story, b_te)))
+            s_f.append(figures(score_semeval_pairs(test, story_of, s_te)))
+        print(f"robustness, fold seed {seed}: gain (mean ± SE) " + " ".join(
+            f"{m} {paired_gain(s_f, b_f, m)['mean']:+.3f} ± {paired_gain(s_f, b_f, m)['se']:.3f}" for m in METRICS),
+            flush=True)
     print(f"\nruntime: clustering {len(articles)} articles: baseline {base_s:.1f} s, with the score "
           f"{np.mean(score_times):.1f} ± {np.std(score_times, ddof=1):.1f} s per fold; features {feat_s:.1f} s; "
           f"total {time.perf_counter() - t_start:.1f} s wall, {time.process_time() - cpu_start:.1f} s CPU")
-    print(f"peak RSS (ru_maxrss): after the baseline clustering {rss_base:.0f} MiB, at the end {rss_all:.0f} MiB")
+    print(f"peak RSS (ru_maxrss): after the baseline clustering {rss_base:.0f} MiB, after the seed-0 CV {rss_all:.0f} MiB, at the end {peak_rss_mb():.0f} MiB")
     verdict = g["mean"] > g["se"]
     print(f"\nverdict: {'SHIP' if verdict else 'NO DEFAULT'} (F1 gain {g['mean']:+.3f}, SE {g['se']:.3f}; "
           "rule: ship only when the gain exceeds its SE)")

@@ -167,6 +167,11 @@ def test_no_score_is_todays_clustering_and_todays_similarity_as_a_score_matches_
         b = StoryClusterer(ClusterOptions(max_distance=md, pair_score=today_as_a_score())).fit_predict(
             X, langs=langs, published=dates, texts=texts)
         assert np.array_equal(a, b)
+    for opts in ({"method": "hdbscan"}, {"max_distance": 0.4, "number_weight": 0.1}):  # HDBSCAN sees the score too
+        a = StoryClusterer(ClusterOptions(**opts)).fit_predict(X, langs=langs, published=dates, texts=texts)
+        b = StoryClusterer(ClusterOptions(**opts, pair_score=today_as_a_score())).fit_predict(
+            X, langs=langs, published=dates, texts=texts)
+        assert np.array_equal(a, b), opts
     rows, cols = np.array([0, 1, 4]), np.array([1, 5, 9])
     assert np.allclose(today._similarity(today.neutral_, rows, cols), same._similarity(same.neutral_, rows, cols),
                        atol=1e-6)
@@ -222,6 +227,10 @@ def test_cluster_takes_a_pair_score_file_from_the_option_or_the_environment(word
     joined = CliRunner().invoke(cli_mod.cli, ["run", str(articles), "--time-window", "0"],
                                 env={"STORYCLUST_PAIR_SCORE": str(generous)}, catch_exceptions=False)
     assert joined.exit_code == 0 and len(_stories(joined.stdout)) == 1
+    nightly = CliRunner().invoke(cli_mod.cli, ["cluster", str(articles), "--time-window", "0", "--pair-score",
+                                               str(generous), "--state", str(tmp_path / "news.db"), "--now",
+                                               "2026-03-09T02:00:00+00:00"], catch_exceptions=False)
+    assert nightly.exit_code == 0 and len(_stories(nightly.stdout)) == 1  # the nightly driver gets it too
     (tmp_path / "bad.json").write_text('{"format": "nope"}')
     bad = CliRunner().invoke(cli_mod.cli, ["cluster", str(articles), "--pair-score", str(tmp_path / "bad.json")])
     assert bad.exit_code == 2 and "not a pair score" in bad.output
