@@ -70,6 +70,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--threshold-grid", type=float, nargs="*", default=[],
+                        help="diagnostic: also choose max_distance per fold among these values by training-pair F1, "
+                             "for both the baseline and the score (e.g. 0.45 0.5 0.55)")
     parser.add_argument("--extra-seeds", type=int, nargs="*", default=[1, 2],
                         help="other fold seeds: F1 gains printed as a robustness check, not part of the verdict")
     args = parser.parse_args(argv)
@@ -173,6 +176,36 @@ def main(argv=None) -> int:
     c = np.array([s.linear_form()[1] for s in scores])
     print("\nscore on the cosine scale, mean over folds: cos + " + " + ".join(
         f"{w:+.3f} x {n}" for n, w in zip(FEATURES[1:], u.mean(axis=0))) + f" {c.mean():+.3f}")
+    if args.threshold_grid:
+        print(f"\ndiagnostic: max_distance chosen per fold among {args.threshold_grid} by F1 on the training pairs")
+        grid_base, grid_score = [], []
+        base_by_md = {md: timed_cluster(ClusterOptions(max_distance=md))[0] for md in args.threshold_grid}
+        for f in range(K):
+            tr, te = fold_of != f, fold_of == f
+            train, test = table[tr], table[te]
+            picked = {}
+            for name, make in (("baseline", lambda md: base_by_md[md]),
+                               ("score", lambda md: timed_cluster(ClusterOptions(max_distance=md,
+                                                                                 pair_score=scores[f]))[0])):
+                best = None
+                for md in args.threshold_grid:
+                    story_of = make(md)
+                    f1_train = score_semeval_pairs(train, story_of)["all"]["f1"]
+                    if best is None or f1_train > best[0] + 1e-12:
+                        best = (f1_train, md, story_of)
+                picked[name] = best
+            sim_b = dict(zip(zip(test["id1"], test["id2"]), base_sim[te]))
+            sim_s = dict(zip(zip(test["id1"], test["id2"]), scores[f](F[te])))
+            grid_base.append(figures(score_semeval_pairs(test, picked["baseline"][2], sim_b)))
+            grid_score.append(figures(score_semeval_pairs(test, picked["score"][2], sim_s)))
+            print(f"  fold {f}: chosen max_distance baseline {picked['baseline'][1]}, score {picked['score'][1]}; "
+                  f"F1 {grid_base[-1]['f1']:.3f} / {grid_score[-1]['f1']:.3f}", flush=True)
+        for name, folds in (("baseline, threshold per fold", grid_base), ("score, threshold per fold", grid_score)):
+            sm = summarize_folds(folds, METRICS)
+            print(f"  {name:<30}" + "".join(f"{sm[m]['mean']:>10.3f} ± {sm[m]['sd']:.3f}" for m in ("f1", "xl_f1")))
+        print("  gain (mean ± SE): " + " ".join(
+            f"{m} {paired_gain(grid_score, grid_base, m)['mean']:+.3f} ± {paired_gain(grid_score, grid_base, m)['se']:.3f}"
+            for m in ("f1", "xl_f1")))
     for seed in args.extra_seeds:
         other = base_id_folds(table, K, seed)
         b_f, s_f = [], []
