@@ -231,6 +231,12 @@ def test_cluster_takes_a_pair_score_file_from_the_option_or_the_environment(word
                                                str(generous), "--state", str(tmp_path / "news.db"), "--now",
                                                "2026-03-09T02:00:00+00:00"], catch_exceptions=False)
     assert nightly.exit_code == 0 and len(_stories(nightly.stdout)) == 1  # the nightly driver gets it too
+    other = tmp_path / "other.json"
+    PairScore(**{**today_as_a_score().__dict__, "provenance": {"base_model_id": "another-model"}}).save(other)
+    warned = CliRunner().invoke(cli_mod.cli, ["cluster", str(articles), "--pair-score", str(other)],
+                                catch_exceptions=False)
+    assert warned.exit_code == 0 and "learnt on another-model" in warned.stderr
+    assert "learnt on" not in scored.stderr
     (tmp_path / "bad.json").write_text('{"format": "nope"}')
     bad = CliRunner().invoke(cli_mod.cli, ["cluster", str(articles), "--pair-score", str(tmp_path / "bad.json")])
     assert bad.exit_code == 2 and "not a pair score" in bad.output

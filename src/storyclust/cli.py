@@ -355,11 +355,27 @@ def _intake(paths: list[str], options: IngestOptions, rejects: Optional[str],
     log.info("%s", stats.summary_line())
 
 
-def _load_embedder(options: EmbedOptions):
+def _load_embedder(options: EmbedOptions, pair_score=None):
     try:
-        return options.load()
+        embedder = options.load()
     except Exception as exc:  # environment problem: the run cannot go on
         raise click.ClickException(f"cannot load embedding model {options.model or '(default)'}: {exc}") from exc
+    if pair_score is not None:
+        _check_pair_score(pair_score, embedder.model_id)
+    return embedder
+
+
+def _check_pair_score(score, model_id: str) -> None:
+    """Warn when a pair score was learnt on another model's (or an unadapted) space: its weights assume those cosines."""
+    from .embed.adapter import _compatible, strip_adapter
+
+    learnt = score.provenance.get("base_model_id")
+    if learnt and not _compatible(model_id, learnt):  # the backend may differ, as for adapters
+        log.warning("the pair score was learnt on %s, not %s: its weights assume that model's cosines "
+                    "(learn it again with `storyclust tune --learn-score`)", learnt, strip_adapter(model_id))
+    elif strip_adapter(model_id) != model_id:
+        log.warning("the pair score was learnt without an adapter, and this run uses one: its weights assume the "
+                    "unadapted cosines")
 
 
 def _story_writer(output: Optional[str], options: OutputOptions) -> Callable[[list[Story]], None]:
@@ -389,7 +405,7 @@ def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: Cl
         log.error("no articles to cluster")
         return intake.exit_code()
     with stage("load model"):
-        embedder = _load_embedder(embed)
+        embedder = _load_embedder(embed, options.pair_score)
     if corrections:
         from .corrections import named_ids
 
@@ -452,7 +468,7 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
         with stage("ingest"):
             items = list(items)
         _record(store, corrections, state, incoming={a.id for a in items if isinstance(a, Article)})
-    update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
+    update_stories(store, items, lambda: _load_embedder(embed, options.pair_score), options=options, state=state,
                    progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
     with stage("write"):
         _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all,
