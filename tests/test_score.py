@@ -278,3 +278,21 @@ def test_tune_learn_score_refuses_too_few_labelled_pairs(wordhash_model, tmp_pat
                                                "--folds", "2"])
     assert result.exit_code == 1 and "too few labelled pairs" in result.output
     assert not (tmp_path / "x" / "pair_score.json").exists()
+
+
+def test_the_engine_path_gets_the_score_too(fitted):
+    import pickle
+
+    from storyclust.engine import LocalEngine
+
+    class PicklingEngine(LocalEngine):  # what a remote engine does to the shared objects and the tasks
+        def map(self, fn, tasks, *, shared=()):
+            return [fn(*pickle.loads(pickle.dumps(shared)), pickle.loads(pickle.dumps(task))) for task in tasks]
+
+    X, langs, dates, texts = _corpus()
+    for score in (fitted, PairScore(**{**today_as_a_score().__dict__, "offset": 0.2})):
+        here = StoryClusterer(ClusterOptions(pair_score=score)).fit_predict(X, langs=langs, published=dates,
+                                                                            texts=texts)
+        there = StoryClusterer(ClusterOptions(pair_score=score), engine=PicklingEngine()).fit_predict(
+            X, langs=langs, published=dates, texts=texts)
+        assert np.array_equal(here, there)
