@@ -146,9 +146,8 @@ def main(argv=None) -> int:
     for name, folds in (("baseline (today)", base_folds), ("learnt pair score", score_folds)):
         s = summarize_folds(folds, METRICS)
         print(f"{name:<24}" + "".join(f"{s[m]['mean']:>10.3f} ± {s[m]['sd']:.3f}" for m in METRICS))
-    print(f"{'gain (mean ± SE)':<24}" + "".join(
-        f"{paired_gain(score_folds, base_folds, m)['mean']:>+10.3f} ± {paired_gain(score_folds, base_folds, m)['se']:.3f}"
-        for m in METRICS))
+    gains = {m: paired_gain(score_folds, base_folds, m) for m in METRICS}
+    print(f"{'gain (mean ± SE)':<24}" + "".join(f"{gains[m]['mean']:>+10.3f} ± {gains[m]['se']:.3f}" for m in METRICS))
     g = paired_gain(score_folds, base_folds, "f1")
     print("per-fold F1 gain:", " ".join(f"{d:+.3f}" for d in g["folds"]))
 
@@ -203,9 +202,8 @@ def main(argv=None) -> int:
         for name, folds in (("baseline, threshold per fold", grid_base), ("score, threshold per fold", grid_score)):
             sm = summarize_folds(folds, METRICS)
             print(f"  {name:<30}" + "".join(f"{sm[m]['mean']:>10.3f} ± {sm[m]['sd']:.3f}" for m in ("f1", "xl_f1")))
-        print("  gain (mean ± SE): " + " ".join(
-            f"{m} {paired_gain(grid_score, grid_base, m)['mean']:+.3f} ± {paired_gain(grid_score, grid_base, m)['se']:.3f}"
-            for m in ("f1", "xl_f1")))
+        grid_gain = {m: paired_gain(grid_score, grid_base, m) for m in ("f1", "xl_f1")}
+        print("  gain (mean ± SE): " + " ".join(f"{m} {g['mean']:+.3f} ± {g['se']:.3f}" for m, g in grid_gain.items()))
     for seed in args.extra_seeds:
         other = base_id_folds(table, K, seed)
         b_f, s_f = [], []
@@ -224,7 +222,8 @@ def main(argv=None) -> int:
     print(f"\nruntime: clustering {len(articles)} articles: baseline {base_s:.1f} s, with the score "
           f"{np.mean(score_times):.1f} ± {np.std(score_times, ddof=1):.1f} s per fold; features {feat_s:.1f} s; "
           f"total {time.perf_counter() - t_start:.1f} s wall, {time.process_time() - cpu_start:.1f} s CPU")
-    print(f"peak RSS (ru_maxrss): after the baseline clustering {rss_base:.0f} MiB, after the seed-0 CV {rss_all:.0f} MiB, at the end {peak_rss_mb():.0f} MiB")
+    print(f"peak RSS (ru_maxrss): after the baseline clustering {rss_base:.0f} MiB, after the seed-0 CV "
+          f"{rss_all:.0f} MiB, at the end {peak_rss_mb():.0f} MiB")
     verdict = g["mean"] > g["se"]
     print(f"\nverdict: {'SHIP' if verdict else 'NO DEFAULT'} (F1 gain {g['mean']:+.3f}, SE {g['se']:.3f}; "
           "rule: ship only when the gain exceeds its SE)")

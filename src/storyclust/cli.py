@@ -366,7 +366,8 @@ def _load_embedder(options: EmbedOptions, pair_score=None):
 
 
 def _check_pair_score(score, model_id: str) -> None:
-    """Warn when a pair score was learnt on another model's (or an unadapted) space: its weights assume those cosines."""
+    """Warn when a pair score was learnt on another model's (or the unadapted) space: its weights assume those
+    cosines."""
     from .embed.adapter import _compatible, strip_adapter
 
     learnt = score.provenance.get("base_model_id")

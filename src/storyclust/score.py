@@ -365,8 +365,8 @@ class PairScore:
 
         ``alpha`` x ``rank`` are chosen by the held-out squared error of Overall over ``folds`` (one
         fold number per pair, e.g. :func:`storyclust.evaluate.semeval_folds`; leave one fold out);
-        without ``folds``, :data:`DEFAULT_ALPHA` and :data:`DEFAULT_RANK` (what the bench chose). Raises ValueError on too few
-        pairs (:data:`MIN_PAIRS`, :data:`MIN_PER_CLASS` same and different), or when the fitted
+        without ``folds``, :data:`DEFAULT_ALPHA` and :data:`DEFAULT_RANK` (what the bench chose). Raises
+        ValueError on too few pairs (:data:`MIN_PAIRS`, :data:`MIN_PER_CLASS` same and different), or when the fitted
         score does not rise with the cosine.
         """
         F = np.asarray(F, dtype=np.float64)
