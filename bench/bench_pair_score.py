@@ -81,6 +81,7 @@ import pandas as pd
 from storyclust.cluster import LanguageMeans, StoryClusterer
 from storyclust.evaluate import SEMEVAL_DIFF_MIN, SEMEVAL_SAME_MAX, load_semeval, paired_gain, semeval_folds
 from storyclust.evidence import evidence_text, number_evidence, pair_evidence, tfidf_rows
+from storyclust.score import _rr_ridge, best_threshold  # the package's copies: storyclust.score grew out of this study
 from storyclust.settings import ClusterOptions
 from storyclust.types import Article
 
@@ -457,13 +458,7 @@ class ReducedRankRidge(Scorer):
     @staticmethod
     def _fit_one(X: np.ndarray, Y: np.ndarray, alpha: float, rank: int):
         xs, ys = Standardiser().fit(X), Standardiser().fit(Y)
-        Xs, Ys = xs.transform(X), ys.transform(Y)
-        B = np.linalg.solve(Xs.T @ Xs + alpha * np.eye(Xs.shape[1]), Xs.T @ Ys)
-        if rank < Y.shape[1]:
-            _, _, Vt = np.linalg.svd(Xs @ B, full_matrices=False)
-            V = Vt[:rank].T
-            B = B @ V @ V.T
-        return xs, ys, B
+        return xs, ys, _rr_ridge(xs.transform(X), ys.transform(Y), alpha, rank)
 
     @staticmethod
     def _overall(model, X: np.ndarray) -> np.ndarray:
@@ -492,20 +487,6 @@ class ReducedRankRidge(Scorer):
 
 
 # --------------------------------------------------------------------------- cross-validation
-
-
-def best_threshold(score: np.ndarray, same: np.ndarray) -> float:
-    """The threshold (predict same when score >= it) that maximises F1 on these decided pairs; midway
-    between the last score kept and the next one, so ties never split."""
-    order = np.argsort(-score, kind="stable")
-    s, y = score[order], same[order].astype(np.int64)
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # cut after each run of equal scores
-    tp = np.cumsum(y)[last]
-    predicted = last + 1
-    f1 = 2 * tp / (predicted + y.sum())
-    k = int(np.argmax(f1))
-    nxt = s[last[k] + 1] if last[k] + 1 < len(s) else s[last[k]] - 1.0
-    return float((s[last[k]] + nxt) / 2)
 
 
 def _f1(pred: np.ndarray, same: np.ndarray) -> tuple[float, float, float]:

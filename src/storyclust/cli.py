@@ -185,6 +185,18 @@ def _embed_settings(params: dict) -> EmbedOptions:
                                                        "pooling", "adapter")})
 
 
+def _pair_score_param(ctx, param, value):
+    """click callback: the :class:`~storyclust.score.PairScore` of a JSON file, or None."""
+    if value is None:
+        return None
+    from .score import PairScore
+
+    try:
+        return PairScore.load(value)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 cluster_options = _apply([
     _option("--method", var="METHOD", type=click.Choice(["average", "hdbscan"]), default=_CLUSTER["method"],
             show_default=True, help="How stories are cut inside each candidate group."),
@@ -197,12 +209,17 @@ cluster_options = _apply([
     _option("--time-window", "time_window_days", var="TIME_WINDOW", type=click.FloatRange(min=0),
             default=_CLUSTER["time_window_days"], show_default=True,
             help="Days: dated articles further apart never share a story; 0 disables."),
+    _option("--pair-score", "pair_score", var="PAIR_SCORE", default=None, callback=_pair_score_param,
+            type=click.Path(exists=True, dir_okay=False),
+            help="A learnt same-story score (pair_score.json from `storyclust tune --learn-score`) in place of "
+                 "cosine + number weight x numbers, for edges and linkage (--number-weight is then ignored) "
+                 "[default: none]."),
 ])
 
 
 def _cluster_settings(params: dict) -> ClusterOptions:
     return ClusterOptions(**{k: params.pop(k) for k in ("method", "max_distance", "number_weight",
-                                                         "time_window_days")})
+                                                         "time_window_days", "pair_score")})
 
 
 def _corrections_param(ctx, param, value):
@@ -338,11 +355,28 @@ def _intake(paths: list[str], options: IngestOptions, rejects: Optional[str],
     log.info("%s", stats.summary_line())
 
 
-def _load_embedder(options: EmbedOptions):
+def _load_embedder(options: EmbedOptions, pair_score=None):
     try:
-        return options.load()
+        embedder = options.load()
     except Exception as exc:  # environment problem: the run cannot go on
         raise click.ClickException(f"cannot load embedding model {options.model or '(default)'}: {exc}") from exc
+    if pair_score is not None:
+        _check_pair_score(pair_score, embedder.model_id)
+    return embedder
+
+
+def _check_pair_score(score, model_id: str) -> None:
+    """Warn when a pair score was learnt on another model's (or the unadapted) space: its weights assume those
+    cosines."""
+    from .embed.adapter import _compatible, strip_adapter
+
+    learnt = score.provenance.get("base_model_id")
+    if learnt and not _compatible(model_id, learnt):  # the backend may differ, as for adapters
+        log.warning("the pair score was learnt on %s, not %s: its weights assume that model's cosines "
+                    "(learn it again with `storyclust tune --learn-score`)", learnt, strip_adapter(model_id))
+    elif strip_adapter(model_id) != model_id:
+        log.warning("the pair score was learnt without an adapter, and this run uses one: its weights assume the "
+                    "unadapted cosines")
 
 
 def _story_writer(output: Optional[str], options: OutputOptions) -> Callable[[list[Story]], None]:
@@ -372,7 +406,7 @@ def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: Cl
         log.error("no articles to cluster")
         return intake.exit_code()
     with stage("load model"):
-        embedder = _load_embedder(embed)
+        embedder = _load_embedder(embed, options.pair_score)
     if corrections:
         from .corrections import named_ids
 
@@ -435,7 +469,7 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
         with stage("ingest"):
             items = list(items)
         _record(store, corrections, state, incoming={a.id for a in items if isinstance(a, Article)})
-    update_stories(store, items, lambda: _load_embedder(embed), options=options, state=state,
+    update_stories(store, items, lambda: _load_embedder(embed, options.pair_score), options=options, state=state,
                    progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
     with stage("write"):
         _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all,

@@ -48,6 +48,7 @@ import numpy as np
 
 from .disjoint import DisjointSets
 from .evidence import group_evidence, number_evidence, pair_evidence
+from .score import RowSignals
 from .settings import ClusterOptions
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,11 @@ class StoryClusterer:
             self.update_language_means(X, langs)
         Z = self.neutralize(X, langs)
         days = _days(published, n)
-        use_numbers = texts is not None and self.options.number_weight > 0
+        score = self.options.pair_score
+        use_numbers = texts is not None and self.options.number_weight > 0 and score is None
         self.neutral_ = Z
         self.evidence_ = number_evidence(texts) if use_numbers else None
+        self.signals_ = RowSignals.of(texts, langs, days) if score is not None else None
         self.constraints_ = Constraints.of(n, must_link, cannot_link)
         self.labels_ = self._cluster(Z, days)
         self._seen = (X, list(langs), None if published is None else list(published),
@@ -187,7 +190,10 @@ class StoryClusterer:
         return self.fit(X, langs, published, texts, must_link, cannot_link).labels_
 
     def _similarity(self, Z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Pair similarity the clusterer decides on: cosine plus ``number_weight`` x shared-number cosine."""
+        """Pair similarity the clusterer decides on: cosine plus ``number_weight`` x shared-number cosine, or
+        the options' learnt :class:`~storyclust.score.PairScore` (on the cosine scale) when there is one."""
+        if self.options.pair_score is not None:
+            return self.options.pair_score.similarity(Z, self.signals_, rows, cols)
         sims = _pair_cosines(Z, rows, cols)
         if self.evidence_ is not None:
             sims = sims + self.options.number_weight * pair_evidence(self.evidence_, rows, cols)
@@ -200,12 +206,17 @@ class StoryClusterer:
             return labels
         opts = self.options
         bonus = opts.number_weight if self.evidence_ is not None else 0.0  # the most shared numbers can add
+        if opts.pair_score is not None:  # the most the learnt score can add to a cosine
+            bonus = max(opts.pair_score.max_bonus(), 0.0)
         rows, cols, cosines = candidate_edges(
             Z, days, min(opts.max_distance + bonus, 1.99), opts.neighbors, opts.time_window_days, opts.block_size,
             probes=opts.search_probes if n > opts.approximate_above else None, random_state=opts.random_state,
             return_similarity=True, engine=self.engine,
         )
-        if bonus:
+        if opts.pair_score is not None:
+            keep = self._similarity(Z, rows, cols) >= 1.0 - opts.max_distance
+            rows, cols = rows[keep], cols[keep]
+        elif bonus:
             keep = cosines + bonus * pair_evidence(self.evidence_, rows, cols) >= 1.0 - opts.max_distance
             rows, cols = rows[keep], cols[keep]
         if self.constraints_ is not None:  # linked rows share a candidate group
@@ -245,7 +256,9 @@ class StoryClusterer:
                 out.extend(self._split_group(Z, days, members[part], r, c, stricter))
             return out
         bonus = None
-        if self.evidence_ is not None:
+        if self.options.pair_score is not None:  # the learnt score minus the cosine
+            bonus = self.options.pair_score.group_bonus(self.signals_, members)
+        elif self.evidence_ is not None:
             bonus = self.options.number_weight * group_evidence(self.evidence_, members)
         D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days,
                              bonus)
@@ -407,6 +420,7 @@ def _split_groups_on(engine, clusterer: "StoryClusterer", Z, days, groups, rows,
     splitter = StoryClusterer.__new__(StoryClusterer)  # what _split_group reads, without the engine or the data
     splitter.options, splitter.evidence_, splitter.engine = clusterer.options, clusterer.evidence_, None
     splitter.constraints_ = clusterer.constraints_
+    splitter.signals_ = clusterer.signals_
     out: list = [[members] for members in groups]  # a single row is its own story
     multi = [i for i, members in enumerate(groups) if len(members) > 1]
     if multi:
@@ -602,7 +616,8 @@ def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
 
 def _group_distances(Zg: np.ndarray, days: Optional[np.ndarray], window: Optional[float],
                      bonus: Optional[np.ndarray] = None) -> np.ndarray:
-    """1 - cosine (- ``bonus``, the shared-number term), clipped to [0, 2]; 2 across the time window."""
+    """1 - cosine (- ``bonus``: the shared-number term, or what a learnt pair score adds to the cosine),
+    clipped to [0, 2]; 2 across the time window."""
     S = Zg.astype(np.float64) @ Zg.T.astype(np.float64)
     if bonus is not None:
         S += bonus

@@ -21,9 +21,12 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .ingest.options import IngestOptions
+
+if TYPE_CHECKING:
+    from .score import PairScore
 
 __all__ = ["IngestOptions", "EmbedOptions", "ClusterOptions", "OutputOptions", "StateOptions", "parse_window"]
 
@@ -82,6 +85,9 @@ class ClusterOptions:
     approximate_above: int = 20000  # larger corpora search neighbours in coarse cells (below: exact)
     search_probes: int = 12  # cells each article searches in the approximate search (of ~sqrt(n) cells)
     random_state: int = 0  # seeds the coarse cells (k-means) of the approximate search
+    # a learnt same-story score (storyclust.score, `tune --learn-score`) in place of cosine + number_weight x
+    # numbers, for edges and linkage alike (number_weight is then ignored); None: today's similarity
+    pair_score: Optional["PairScore"] = None
 
     def __post_init__(self) -> None:
         if self.method not in ("average", "hdbscan"):

@@ -375,6 +375,26 @@ def pairs_from_stories(articles, stories: Sequence[Optional[str]], *, negatives_
     })
 
 
+def _with_other_ratings(pairs, path):
+    """``pairs`` plus the SemEval ratings other than Overall the CSV has (``geography``, ``entities``, ...,
+    lower case; a :class:`~storyclust.score.PairScore` learns from all seven)."""
+    import pandas as pd
+
+    from .score import OVERALL, RATINGS
+
+    others = [r for j, r in enumerate(RATINGS) if j != OVERALL]
+    present = [r for r in others if r in pd.read_csv(path, nrows=0).columns]
+    if not present:
+        return pairs
+    extra = pd.read_csv(path, usecols=["pair_id", *present], dtype={"pair_id": str})
+    if len(extra) != len(pairs) or not (extra["pair_id"].to_numpy() == pairs["pair_id"].to_numpy()).all():
+        return pairs
+    out = pairs.copy()
+    for r in present:
+        out[r.lower()] = pd.to_numeric(extra[r], errors="coerce").to_numpy(dtype=float)
+    return out
+
+
 def load_labelled(semeval: Sequence[str] = (), gold: Sequence[str] = (), *, blocks: int = 5,
                   random_state: int = 0) -> LabelledData:
     """Articles and pairs from SemEval-layout CSVs and/or articles JSONL files with a gold ``story``
@@ -389,7 +409,7 @@ def load_labelled(semeval: Sequence[str] = (), gold: Sequence[str] = (), *, bloc
         data = load_semeval(str(path))
         for a in data.articles:
             articles[a.id] = a
-        frames.append(data.pairs)
+        frames.append(_with_other_ratings(data.pairs, path))
         sources.append((str(path), file_sha256(path)))
     for path in gold:
         g = load_gold_jsonl(str(path))
@@ -528,6 +548,99 @@ def tune_adapter(data: LabelledData, views: RawViews, base_model_id: str, *,
     adapter = fit_adapter(data, views, base_model_id, best["params"], cv=cv, settings=settings,
                           provenance=provenance, name=name, progress=progress)
     return adapter, {"baseline": baseline, "candidates": candidates, "chosen": best, "gain": gain}
+
+
+# --------------------------------------------------------------------------- a learnt pair score
+
+
+PAIR_SCORE_FILE = "pair_score.json"
+
+
+def _pair_ratings(pairs) -> np.ndarray:
+    from .score import RATINGS, ratings_matrix
+
+    others = {r: pairs[r.lower()].to_numpy(dtype=float) for r in RATINGS if r.lower() in pairs.columns}
+    return ratings_matrix(pairs["overall"].to_numpy(dtype=float), others)
+
+
+def tune_pair_score(data: LabelledData, views: RawViews, base_model_id: str, *, k: int = 5, random_state: int = 0,
+                    cluster_options=None, provenance: str = "", name: str = "", reference_weight: float = 8.0):
+    """Learn a :class:`~storyclust.score.PairScore` from every labelled pair of ``data`` (in the model's own
+    neutral space, no adapter) and measure it by k-fold CV through the clusterer against today's similarity.
+
+    Each fold fits a score on the training folds' pairs (alpha x rank chosen on them) and clusters every
+    article with it (:func:`storyclust.pipeline.cluster_articles`); held-out pairs are scored (pair F1 all /
+    cross-lingual, Pearson of the score). Raises ValueError on too few labelled pairs (the score's own
+    refusal) or too few connected components for ``k`` folds. Returns ``(score, report)``; the score's
+    provenance holds the training files with their SHA-256, the pair counts, the base model and the CV.
+    """
+    import dataclasses
+
+    import storyclust
+
+    from .evaluate import cross_validate_semeval, paired_gain, semeval_folds, stories_to_story_of
+    from .pipeline import cluster_articles
+    from .score import PairScore, labelled_features
+    from .settings import ClusterOptions
+
+    options = cluster_options or ClusterOptions()
+    pairs = data.pairs.reset_index(drop=True)
+    vectors, calib = views.vectors()
+    means = means_from_calibration(calib, views.calib_langs, reference_weight)
+    Z = neutral_space(data.articles, vectors, means, options)
+    F = labelled_features(data.articles, Z, pairs["id1"].tolist(), pairs["id2"].tolist())
+    Y = _pair_ratings(pairs)
+    PairScore.fit(F, Y, max_distance=options.max_distance)  # refuses too little data before any CV
+    fold_of = semeval_folds(pairs, k, random_state)
+    index = {(a, b): i for i, (a, b) in enumerate(zip(pairs["id1"], pairs["id2"]))}
+    current: dict[str, PairScore] = {}
+
+    def fit_space(train_pairs):
+        rows = np.array([index[(a, b)] for a, b in zip(train_pairs["id1"], train_pairs["id2"])], dtype=np.int64)
+        current["score"] = PairScore.fit(F[rows], Y[rows], folds=fold_of[rows], max_distance=options.max_distance)
+        return vectors, means
+
+    def cluster(articles, embeddings, opts, language_means):
+        score = current["score"]
+        stories = cluster_articles(articles, embeddings=embeddings, options=dataclasses.replace(opts, pair_score=score),
+                                   language_means=language_means)
+
+        def similarity(a, b):
+            i = index.get((a, b), index.get((b, a)))
+            return float(score(F[i:i + 1])[0])
+
+        return stories_to_story_of(stories), similarity
+
+    sem = _as_semeval(data)
+    baseline = cross_validate_semeval(sem, vectors, language_means=means, cluster_options=options, k=k,
+                                      random_state=random_state, folds=fold_of)
+    learnt = cross_validate_semeval(sem, fit_space, cluster_options=options, k=k, random_state=random_state,
+                                    cluster=cluster, folds=fold_of)
+    gain = {m: paired_gain(learnt["folds"], baseline["folds"], m) for m in ("f1", "xl_f1", "pearson")
+            if all(f.get(m) is not None for f in learnt["folds"] + baseline["folds"])}
+    cv = {"k": k, "random_state": random_state, "through": "the clusterer (pipeline.cluster_articles)",
+          "baseline": baseline["summary"], "score": learnt["summary"], "gain": gain,
+          "helps": bool(gain["f1"]["mean"] > gain["f1"]["se"])}
+    same = int((pairs["overall"] <= SAME_MAX).sum())
+    different = int((pairs["overall"] >= DIFF_MIN).sum())
+    record = {
+        "name": name,
+        "provenance": provenance,
+        "base_model_id": strip_adapter(base_model_id),
+        "space": "the base model's language-neutral vectors (no adapter)",
+        "training_data": [{"file": os.path.basename(p), "sha256": d} for p, d in data.sources],
+        "training_data_sha256": data.sha256,
+        "training_pairs": int(len(pairs)), "same_story_pairs": same, "different_story_pairs": different,
+        "ambiguous_pairs": int(len(pairs)) - same - different,
+        "cross_lingual_pairs": int(pairs["cross_lingual"].sum()),
+        "training_articles": int(len(data.articles)),
+        "ratings": [r for r in ("geography", "entities", "time", "narrative", "style", "tone") if r in pairs.columns],
+        "cv": cv,
+        "storyclust_version": getattr(storyclust, "__version__", "?"),
+    }
+    inner = semeval_folds(pairs, k, random_state)
+    score = PairScore.fit(F, Y, folds=inner, max_distance=options.max_distance, provenance=record)
+    return score, {"baseline": baseline, "score": learnt, "gain": gain, "cv": cv}
 
 
 # --------------------------------------------------------------------------- a second pass (experimental)

@@ -73,15 +73,21 @@ def _numbers(kind):
       help="Where converted models live [default: ~/.cache/storyclust].")
 @_opt("--pooling", env="POOLING", type=click.Choice(POOLINGS), default=_EMBED["pooling"], show_default=True,
       help="Pooling of the base model.")
+@_opt("--learn-score", "learn_score", env="TUNE_LEARN_SCORE", is_flag=True, default=False,
+      help="Learn a same-story pair score (OUTPUT/pair_score.json, for `--pair-score`) instead of an adapter: "
+           "a reduced-rank ridge over cosine, numbers, names, time gap, lengths and language relation, fitted on "
+           "all seven SemEval ratings (a gold JSONL gives Overall only), with its CV through the clusterer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the CV report as one JSON object.")
 def tune_command(semeval, gold, output, ranks, decays, loss, diagonal, epochs, folds, random_state, max_distance,
-                 name, provenance, model, backend, max_tokens, batch_size, cache_dir, pooling, as_json):
+                 name, provenance, model, backend, max_tokens, batch_size, cache_dir, pooling, learn_score, as_json):
     """Learn an adapter of the embedding from labelled pairs; settings chosen by cross-validation.
 
     \b
       storyclust tune --semeval pairs.csv -o my-adapter/
       storyclust tune --gold articles.jsonl -o my-adapter/
       storyclust cluster --adapter my-adapter/ articles.jsonl
+      storyclust tune --semeval pairs.csv --learn-score -o my-score/
+      storyclust cluster --pair-score my-score/pair_score.json articles.jsonl
     """
     from . import tune
     from .embed import load_embedder
@@ -98,6 +104,9 @@ def tune_command(semeval, gold, output, ranks, decays, loss, diagonal, epochs, f
     log.info("tune: %d articles, %d pairs; embedding with %s", len(data.articles), len(data.pairs), embedder.model_id)
     views = tune.RawViews.embed(data.articles, embedder, progress=progress)
     options = ClusterOptions(max_distance=max_distance)
+    if learn_score:
+        _learn_score(data, views, embedder.model_id, output, folds, random_state, options, provenance, name, as_json)
+        return
     try:
         adapter, report = tune.tune_adapter(
             data, views, embedder.model_id, grid={"rank": ranks, "weight_decay": decays},
@@ -122,3 +131,38 @@ def tune_command(semeval, gold, output, ranks, decays, loss, diagonal, epochs, f
         click.echo(f"{label:<14}{b[key]['mean']:>11.3f} ± {b[key]['sd']:.3f}{a[key]['mean']:>11.3f} ± "
                    f"{a[key]['sd']:.3f}{g[key]['mean']:>+11.3f} ({g[key]['se']:.3f})")
     click.echo(f"{folds}-fold CV by connected component of the pair graph; mean ± sd over folds")
+
+
+def _learn_score(data, views, model_id, output, folds, random_state, options, provenance, name, as_json) -> None:
+    """``tune --learn-score``: fit, cross-validate and write ``OUTPUT/pair_score.json``."""
+    import os
+
+    from . import tune
+
+    try:
+        score, report = tune.tune_pair_score(data, views, model_id, k=folds, random_state=random_state,
+                                             cluster_options=options, provenance=provenance, name=name)
+    except ValueError as exc:  # too few labelled pairs, too few components for the folds
+        raise click.ClickException(str(exc)) from exc
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, tune.PAIR_SCORE_FILE)
+    score.save(path)
+    cv = report["cv"]
+    summary = {"pair_score": path, "params": dict(score.params), "baseline": cv["baseline"], "cv": cv["score"],
+               "gain": cv["gain"], "helps": cv["helps"]}
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    u, c = score.linear_form()
+    click.echo(f"pair score written to {path}: cos " + " ".join(
+        f"{w:+.3f} x {n}" for n, w in zip(score.names[1:], u)) + f" {c:+.3f}")
+    b, a, g = cv["baseline"], cv["score"], cv["gain"]
+    click.echo(f"{'':<14}{'today':>18}{'pair score':>18}{'gain (SE)':>18}")
+    for key, label in (("f1", "F1 all"), ("xl_f1", "F1 cross-ling"), ("pearson", "Pearson")):
+        if key not in g:
+            continue
+        click.echo(f"{label:<14}{b[key]['mean']:>11.3f} ± {b[key]['sd']:.3f}{a[key]['mean']:>11.3f} ± "
+                   f"{a[key]['sd']:.3f}{g[key]['mean']:>+11.3f} ({g[key]['se']:.3f})")
+    click.echo(f"{folds}-fold CV through the clusterer, by connected component of the pair graph; mean ± sd over folds"
+               + ("" if cv["helps"] else "; the F1 gain is within its standard error: keep today's similarity "
+                  "unless your own evaluation says otherwise"))
