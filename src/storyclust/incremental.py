@@ -470,7 +470,8 @@ def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], fol
     (the shipped reference means plus every first copy of both), so clustering a part of the window
     puts it in the same language-neutral space as clustering all of it. In that space a story is
     touched when one of its first copies lies within reach of one of tonight's first copies: cosine
-    at least ``1 - max_distance - number_weight`` (the most shared numbers can add), inside the time
+    at least ``1 - max_distance - number_weight`` (the most shared numbers can add; with a learnt
+    pair score, the most it can add), inside the time
     window when both are dated. Stories an editor's new correction names, or holding a copy it
     detaches, are touched too. Only those are clustered again, so a night costs what tonight's
     articles reach, not the whole open window; the others keep their members as they are (a copy of
@@ -496,7 +497,8 @@ def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], fol
         if q_days is not None or d_days is not None:  # one side all undated: NaN there
             q_days = q_days if q_days is not None else np.full(len(tonight), np.nan)
             d_days = d_days if d_days is not None else np.full(len(old), np.nan)
-        reach = 1.0 - options.max_distance - options.number_weight
+        bonus = max(options.pair_score.max_bonus(), 0.0) if options.pair_score is not None else options.number_weight
+        reach = 1.0 - options.max_distance - bonus  # the clusterer's own candidate floor
         exact = len(tonight) * len(old) <= options.approximate_above ** 2
         hit = rows_near(Q, q_days, D, d_days, reach, options.time_window_days,
                         probes=None if exact else options.search_probes, random_state=options.random_state)
