@@ -74,6 +74,21 @@ def test_approximate_search_probing_every_cell_is_brute_force(nan_share, window)
     assert_same_edges(found, expected)
 
 
+@pytest.mark.parametrize("nan_share", (0.0, 0.5, 1.0))
+@pytest.mark.parametrize("window", (0.5, 60.0))
+@pytest.mark.parametrize("block_size", (16, 4096))
+def test_exact_search_in_one_big_story_is_brute_force(nan_share, window, block_size):
+    """300 reports of one story (every pair far over the threshold) among loose rows: the rows with many more
+    candidates than neighbours are cut to their possible top k in the block, and the edges stay brute force's."""
+    rng = np.random.default_rng(int(window) + block_size)
+    Z, days = mixed_corpus(400, nan_share, seed=5)
+    Z[:300] = rng.normal(size=12) + 0.15 * rng.normal(size=(300, 12))
+    Z = (Z / np.linalg.norm(Z, axis=1, keepdims=True)).astype(np.float32)
+    expected = brute_force_edges(Z, days, 0.5, window, neighbors=5)
+    found = as_dict(*candidate_edges(Z, days, 0.5, 5, window, block_size, return_similarity=True))
+    assert_same_edges(found, expected)
+
+
 def test_dated_rows_among_many_undated_link_within_the_window():
     """The shape of the reported bug: a few thousand undated rows and ~160 dated ones, shuffled."""
     rng = np.random.default_rng(0)

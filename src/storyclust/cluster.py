@@ -328,7 +328,7 @@ def candidate_edges(
         if probes:
             pieces = _cell_candidates(Z, floor, probes, random_state, block_size)
         else:
-            pieces = _exact_candidates(Z, days, floor, window, block_size)
+            pieces = _exact_candidates(Z, days, floor, window, block_size, neighbors=neighbors)
         rows, cols, sims = _top_edges(pieces, Z, min_sim, days, window, neighbors)
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)
     return (rows, cols, sims) if return_similarity else (rows, cols)
@@ -405,7 +405,7 @@ def _spans(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 def _block_task(Z, days, min_sim, window, neighbors, block_size, span):
     """One engine task of the exact search: the top-k edges of the rows of blocks ``span``."""
-    pieces = _exact_candidates(Z, days, min_sim - _SIM_SLACK, window, block_size, blocks=span)
+    pieces = _exact_candidates(Z, days, min_sim - _SIM_SLACK, window, block_size, blocks=span, neighbors=neighbors)
     return _top_edges(pieces, Z, min_sim, days, window, neighbors)
 
 
@@ -442,13 +442,19 @@ _BLOCK_FLOATS = 2**25  # similarities computed at once (128 MiB of float32)
 
 
 def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float, window: Optional[float],
-                      block_size: int, blocks: Optional[tuple[int, int]] = None):
+                      block_size: int, blocks: Optional[tuple[int, int]] = None, neighbors: Optional[int] = None):
     """(rows, cols, sims) of every pair at cosine >= min_sim, block by block (within the time window when set).
 
     With a window the rows are visited undated first, then in date order: a block that holds an
     undated row compares with every row, a block of dated rows with the undated rows and the
     dated rows within ``window`` of its dates (the caller drops the pairs outside the window).
-    ``blocks = (first, stop)``: only those blocks (a task of the engine's parallel search)."""
+    ``blocks = (first, stop)``: only those blocks (a task of the engine's parallel search).
+
+    ``neighbors``: a row with many more pairs over the threshold than that (the reports of one big
+    story are all alike) yields only those that can be among its top ``neighbors`` within the
+    products' rounding (:func:`_heavy_rows_cut`): a row meets all its candidates in its one block,
+    so the caller's top-k selection (:func:`_top_edges`) keeps the same edges, without sorting a
+    big story's n^2 pairs."""
     n = len(Z)
     if window is not None:
         dated = ~np.isnan(days)
@@ -471,8 +477,28 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
                 cand = np.concatenate([undated, order[lo:hi]])
         cand_idx = np.arange(n) if cand is None else cand
         S = Z[block] @ Z[cand_idx].T
-        r, c = np.nonzero(S >= min_sim)  # one cheap pass; the threshold keeps few entries per row
+        hits = S >= min_sim  # one cheap pass; the threshold keeps few entries per row, except in a big story
+        if neighbors is not None:
+            _heavy_rows_cut(S, hits, neighbors, None if window is None else days[block],
+                            None if window is None else days[cand_idx], window)
+        r, c = np.nonzero(hits)
         yield block[r], cand_idx[c], S[r, c]
+
+
+def _heavy_rows_cut(S: np.ndarray, hits: np.ndarray, neighbors: int, row_days: Optional[np.ndarray],
+                    col_days: Optional[np.ndarray], window: Optional[float]) -> None:
+    """In place: the rows of ``hits`` with more than 4 x (``neighbors`` + 1) pairs keep only the pairs within
+    2 x ``_SIM_SLACK`` of their (``neighbors`` + 1)-th best pair inside the date window (+1: the row itself may
+    be among them). Those are the only ones :func:`_top_edges` can keep when the block holds every candidate
+    of the row; a row whose candidates span several pieces keeps a superset (its local k-th is no higher)."""
+    heavy = np.flatnonzero(hits.sum(axis=1) > 4 * (neighbors + 1))
+    if not len(heavy) or S.shape[1] <= neighbors + 1:
+        return
+    admissible = hits[heavy]
+    if window is not None:  # pairs outside the window are dropped later: they must not set the k-th
+        admissible &= ~(np.abs(row_days[heavy][:, None] - col_days[None, :]) > window)
+    kth = np.partition(np.where(admissible, S[heavy], -np.inf), -(neighbors + 1), axis=1)[:, -(neighbors + 1)]
+    hits[heavy] = admissible & (S[heavy] >= (kth - 2 * _SIM_SLACK)[:, None])
 
 
 def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: int, block_size: int,
