@@ -386,6 +386,21 @@ def test_a_reprint_of_a_trimmed_first_copy_joins_its_story_through_a_kept_copy(t
     assert info.article.duplicate_of == "reprint-4"
 
 
+def test_two_reprints_of_an_article_older_than_the_window_follow_it(tmp_path, embedder):
+    """Two reprints of a member older than the story's latest members (outside the night's window): the first
+    becomes a copy of the stored article, the second, which copies the first, follows the same first copy."""
+    with open_store(tmp_path / "s.db") as store:
+        night(store, evergreen(0, 12), embedder, 0, recent_members=5)
+        first = store.member_info("war-0-0")
+        reprints = [replace(first.article, id=f"reprint-{k}", duplicate_of=None) for k in range(2)]
+        result, printed = night(store, reprints, embedder, 1, recent_members=5)
+        infos = [store.member_info(a.id) for a in reprints]
+    assert result.copies == 2 and {i.story_id for i in infos} == {first.story_id}
+    assert [i.article.duplicate_of for i in infos] == ["war-0-0", "war-0-0"]
+    assert [i.joined_by for i in infos] == ["duplicate", "duplicate"]
+    assert [s.story_id for s in printed] == [first.story_id] and set(printed[0].added) == {"reprint-0", "reprint-1"}
+
+
 def test_a_night_does_not_shingle_the_window_again(tmp_path, embedder, monkeypatch):
     """Near copies are found against the window's stored MinHash signatures: only tonight's texts are shingled."""
     from storyclust.ingest import dedupe

@@ -337,9 +337,13 @@ def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[
     batch_ids = {a.id for a in folded}
     forgotten = store.forgotten_by_hash(a.hash for a in loose if a.hash not in outside)
     out, reprints = [], {}
+    followed: dict[str, str] = {}  # tonight's first copies that turn out to copy a stored article outside the window
     for a in folded:
         if a.duplicate_of is None and a.hash in outside and outside[a.hash][0] not in batch_ids:
             a = replace(a, duplicate_of=outside[a.hash][0])
+            followed[a.id] = a.duplicate_of
+        elif a.duplicate_of in followed:  # a copy of one of those follows the same first copy (firsts come first)
+            a = replace(a, duplicate_of=followed[a.duplicate_of])
         if a.duplicate_of is None and a.hash in forgotten:
             reprints[a.id] = (a, forgotten[a.hash])
         elif a.duplicate_of in reprints:  # a copy of a reprint follows it (first copies come first)
