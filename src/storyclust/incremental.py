@@ -364,7 +364,7 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
         with store.transaction():
             for sid in sorted(reopen):
                 store.reopen(sid, now, run_id)
-    window = store.open_members(recent=state.recent_members, texts=False)  # texts: only the touched stories'
+    window = store.open_members(recent=state.recent_members, light=True)  # texts: only the touched stories'
     have = {m.article.id for m in window}
     open_ids = {s.story_id for s in store.stories(ids={info.story_id for info in named}) if s.status == "open"}
     window += [info for info in named if info.story_id in open_ids and info.article.id not in have]

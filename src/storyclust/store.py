@@ -873,17 +873,13 @@ class SQLiteStore:
         " JOIN articles a ON a.id = m.article_id"
     )
 
-    def _members(self, where: str, params: Sequence[object], *, light: bool = False, texts: bool = True
-                 ) -> list[StoredMember]:
-        """Members with their articles; ``light``: without the texts (``""``) and vectors (empty);
-        ``texts=False``: without the texts only."""
-        return self._member_rows(self._read(self._member_query(light, texts) + where, params))
+    def _members(self, where: str, params: Sequence[object], *, light: bool = False) -> list[StoredMember]:
+        """Members with their articles; ``light``: without the texts (``""``) and vectors (empty)."""
+        return self._member_rows(self._read(self._member_query(light) + where, params))
 
-    def _member_query(self, light: bool = False, texts: bool = True) -> str:
+    def _member_query(self, light: bool = False) -> str:
         query = self._MEMBER_QUERY.format(cols=self._ARTICLE_COLUMNS)
-        if light or not texts:
-            query = query.replace("a.text,", "'',", 1)
-        return query.replace("m.vector,", "x'',", 1) if light else query
+        return query.replace("a.text,", "'',", 1).replace("m.vector,", "x'',", 1) if light else query
 
     def _member_rows(self, rows: Iterable[Sequence]) -> list[StoredMember]:
         out = []
@@ -902,19 +898,19 @@ class SQLiteStore:
         """The members of one story, in the order they came in (``light``: no texts or vectors read)."""
         return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,), light=light)
 
-    def open_members(self, recent: Optional[int] = None, *, texts: bool = True) -> list[StoredMember]:
+    def open_members(self, recent: Optional[int] = None, *, light: bool = False) -> list[StoredMember]:
         """The members of the open stories, in the order the articles came in (the night's window).
 
         ``recent``: at most that many of each story, its latest arrivals (one indexed read per story).
-        ``texts=False``: the articles' texts are not read (``""``).
+        ``light``: without the articles' texts and the members' vectors.
         """
         if recent is None:
             return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open'"
-                                 " ORDER BY a.seq", (), texts=texts)
+                                 " ORDER BY a.seq", (), light=light)
         out = self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' AND s.size <= ?",
-                            (recent,), texts=texts)
+                            (recent,), light=light)
         for (sid,) in self._read("SELECT story_id FROM stories WHERE status = 'open' AND size > ?", (recent,)):
-            out += self._members(" WHERE m.story_id = ? ORDER BY m.seq DESC LIMIT ?", (sid, recent), texts=texts)
+            out += self._members(" WHERE m.story_id = ? ORDER BY m.seq DESC LIMIT ?", (sid, recent), light=light)
         out.sort(key=lambda m: m.seq)
         return out
 
