@@ -368,10 +368,10 @@ def _load_embedder(options: EmbedOptions, pair_score=None):
 def _check_pair_score(score, model_id: str) -> None:
     """Warn when a pair score was learnt on another model's (or the unadapted) space: its weights assume those
     cosines."""
-    from .embed.adapter import _compatible, strip_adapter
+    from .embed.adapter import compatible_models, strip_adapter
 
     learnt = score.provenance.get("base_model_id")
-    if learnt and not _compatible(model_id, learnt):  # the backend may differ, as for adapters
+    if learnt and not compatible_models(model_id, learnt):  # the backend may differ, as for adapters
         log.warning("the pair score was learnt on %s, not %s: its weights assume that model's cosines "
                     "(learn it again with `storyclust tune --learn-score`)", learnt, strip_adapter(model_id))
     elif strip_adapter(model_id) != model_id:

@@ -419,10 +419,13 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
                    corrections: Sequence[Correction] = (), fresh: Sequence[Correction] = (),
                    detached: Sequence[Article] = ()) -> _Night:
     """Steps 4 and 5: one partition of tonight's first copies and the open stories they touch, and its plan."""
-    window, means = _touched(store, space, window, folded, keys, embedder, options, fresh, detached)
+    window, means, read = _touched(store, space, window, folded, keys, embedder, options, fresh, detached)
     old_firsts = [m for m in window if m.article.duplicate_of is None]
     firsts = [m.article for m in old_firsts] + [a for a in folded if a.duplicate_of is None]
-    X = store.get_vectors(space, [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]])
+    wanted = [m.text_key for m in old_firsts] + [keys[a.id] for a in firsts[len(old_firsts):]]
+    unread = [k for k in dict.fromkeys(wanted) if k not in read]  # first copies an editor named, not read yet
+    read |= dict(zip(unread, store.get_vectors(space, unread)))
+    X = np.stack([read[k] for k in wanted]).astype(np.float32, copy=False) if wanted else np.zeros((0, 0), np.float32)
     all_copies = {a.id: a.duplicate_of for a in [m.article for m in window] + list(folded)
                   if a.duplicate_of is not None}
     part = pipeline.partition(firsts, X, options, means, engine=engine,
@@ -466,9 +469,9 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
 def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
              keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions,
              fresh: Sequence[Correction], detached: Sequence[Article]
-             ) -> tuple[list[StoredMember], Optional["LanguageMeans"]]:
-    """The members of the open stories that tonight can change (read with their texts), and the
-    language means to cluster them with.
+             ) -> tuple[list[StoredMember], Optional["LanguageMeans"], dict[str, np.ndarray]]:
+    """The members of the open stories that tonight can change (read with their texts), the
+    language means to cluster them with, and the vectors read on the way (by text key).
 
     The language means are those a partition of the whole window and tonight's articles would use
     (the shipped reference means plus every first copy of both), so clustering a part of the window
@@ -496,11 +499,9 @@ def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], fol
     if tonight and old:
         Q = means.neutralize(X_new, [a.lang for a in tonight])
         D = means.neutralize(X_old, [m.article.lang for m in old])
-        q_days = _days([pipeline.article_time(a) for a in tonight], len(tonight))
-        d_days = _days([pipeline.article_time(m.article) for m in old], len(old))
-        if q_days is not None or d_days is not None:  # one side all undated: NaN there
-            q_days = q_days if q_days is not None else np.full(len(tonight), np.nan)
-            d_days = d_days if d_days is not None else np.full(len(old), np.nan)
+        times = [pipeline.article_time(a) for a in tonight] + [pipeline.article_time(m.article) for m in old]
+        days = _days(times, len(times))
+        q_days, d_days = (None, None) if days is None else (days[: len(tonight)], days[len(tonight) :])
         bonus = max(options.pair_score.max_bonus(), 0.0) if options.pair_score is not None else options.number_weight
         reach = 1.0 - options.max_distance - bonus  # the clusterer's own candidate floor
         exact = len(tonight) * len(old) <= options.approximate_above ** 2
@@ -518,7 +519,8 @@ def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], fol
     sub = [replace(full[m.article.id], article=replace(full[m.article.id].article,
                                                         duplicate_of=m.article.duplicate_of))
            for m in window if m.article.id in full]
-    return sub, (base.language_means_ if outside else starting)
+    read = dict(zip([m.text_key for m in old], X_old)) | dict(zip([keys[a.id] for a in tonight], X_new))
+    return sub, (base.language_means_ if outside else starting), read
 
 
 class _StoredIds:

@@ -54,6 +54,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .evidence import group_evidence, number_evidence, pair_evidence, tfidf_rows
+
 FORMAT = "storyclust-pair-score/1"
 FEATURES = ("cos", "numbers", "names", "gap_days", "gap_unknown", "len_ratio", "xl_same_script", "xl_diff_script")
 RATINGS = ("Geography", "Entities", "Time", "Narrative", "Overall", "Style", "Tone")
@@ -144,8 +146,6 @@ class RowSignals:
     @classmethod
     def of(cls, texts: Optional[Sequence[str]], langs: Sequence[Optional[str]],
            days: Optional[np.ndarray]) -> "RowSignals":
-        from .evidence import number_evidence, tfidf_rows
-
         n = len(langs)
         if texts is None:
             numbers = names = None
@@ -164,12 +164,6 @@ class RowSignals:
         return cls(numbers, names, log_chars, lang, script, days)
 
 
-def _sparse_pairs(M, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    if M is None or not len(rows):
-        return np.zeros(len(rows))
-    return np.asarray(M[rows].multiply(M[cols]).sum(axis=1), dtype=np.float64).ravel()
-
-
 def pair_features(Z: np.ndarray, signals: RowSignals, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """The :data:`FEATURES` of each pair (rows[k], cols[k]): a (pairs, features) float64 matrix."""
     rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
@@ -178,8 +172,8 @@ def pair_features(Z: np.ndarray, signals: RowSignals, rows: np.ndarray, cols: np
         return F
     Z = np.asarray(Z)
     F[:, 0] = np.einsum("ij,ij->i", Z[rows].astype(np.float64), Z[cols].astype(np.float64))
-    F[:, 1] = _sparse_pairs(signals.numbers, rows, cols)
-    F[:, 2] = _sparse_pairs(signals.names, rows, cols)
+    F[:, 1] = pair_evidence(signals.numbers, rows, cols)  # row cosines of a row-normalised TF-IDF matrix
+    F[:, 2] = pair_evidence(signals.names, rows, cols)
     if signals.days is None:
         F[:, 4] = 1.0
     else:
@@ -203,11 +197,8 @@ def group_features(signals: RowSignals, members: np.ndarray):
     members = np.asarray(members, dtype=np.int64)
     m = len(members)
     for k, M in ((1, signals.numbers), (2, signals.names)):
-        if M is None:
-            yield k, None
-        else:
-            sub = M[members]
-            yield k, (sub @ sub.T).toarray().astype(np.float64)
+        dense = group_evidence(M, members)
+        yield k, None if dense is None else dense.astype(np.float64)
     if signals.days is None:
         yield 3, None
         yield 4, np.ones((m, m))

@@ -55,7 +55,7 @@ def strip_adapter(model_id: str) -> str:
     return model_id.split("|adapter=", 1)[0]
 
 
-def _compatible(base_id: str, trained_for: str) -> bool:
+def compatible_models(base_id: str, trained_for: str) -> bool:
     """Same model, max_tokens, prompt and pooling; the backend may differ (vectors at cosine ~0.997)."""
     def parts(mid: str) -> tuple:
         fields = strip_adapter(mid).split("|")
@@ -150,7 +150,7 @@ class AdaptedEmbedder:
 
     def __init__(self, base, adapter: Adapter) -> None:
         trained_for = adapter.base_model_id
-        if not trained_for or not _compatible(base.model_id, trained_for):
+        if not trained_for or not compatible_models(base.model_id, trained_for):
             raise AdapterMismatchError(
                 f"adapter {adapter.manifest.get('name', '')!r} was trained for {trained_for or 'an unknown model'!r}, "
                 f"not for {base.model_id!r}: train one for this model with `storyclust tune`")
@@ -188,6 +188,7 @@ __all__ = [
     "AdaptedEmbedder",
     "AdapterMismatchError",
     "apply_map",
+    "compatible_models",
     "base_label",
     "load_adapter",
     "strip_adapter",

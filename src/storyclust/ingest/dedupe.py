@@ -125,8 +125,7 @@ class Deduplicator:
         self._bands = permutations // self._rows
         self._by_hash: dict[str, tuple[str, str]] = {}  # content hash -> (first id, its first copy)
         self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self._bands)]
-        self._signatures = np.empty((0, permutations), dtype=np.uint32)  # row i: remembered article i
-        self._count = 0
+        self._signatures = np.empty((0, permutations), dtype=np.uint32)  # row i: remembered article i (of _roots)
         self._roots: list[str] = []
         self.signatures: dict[str, Optional[np.ndarray]] = {}  # article id -> its signature (None: too short)
 
@@ -175,13 +174,12 @@ class Deduplicator:
         return int(order[best]) if scores[best] >= self.threshold else None
 
     def _remember(self, signature: np.ndarray, keys: list[bytes], root: str) -> None:
-        index = self._count
+        index = len(self._roots)
         if index == len(self._signatures):  # grow by doubling: amortised O(1) per article
             grown = np.empty((max(64, 2 * index), self._signatures.shape[1]), dtype=np.uint32)
             grown[:index] = self._signatures[:index]
             self._signatures = grown
         self._signatures[index] = signature
-        self._count += 1
         self._roots.append(root)
         for band, key in enumerate(keys):
             self._buckets[band].setdefault(key, []).append(index)
