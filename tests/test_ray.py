@@ -44,8 +44,12 @@ def cluster():
     started = not ray.is_initialized()
     if started:
         path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+        # A busy two-core machine may leave the raylet a few seconds late with its health checks; the
+        # default threshold would have the GCS declare this one node dead, and Ray's driver (this
+        # pytest process) exit at once with nothing said. Here the node lives as long as the suite.
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path}})
+                 runtime_env={"env_vars": {"PYTHONPATH": path}},
+                 _system_config={"health_check_failure_threshold": 100, "health_check_timeout_ms": 30000})
     yield
     if started:
         ray.shutdown()
