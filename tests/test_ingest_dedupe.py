@@ -121,3 +121,38 @@ def test_ingest_marks_and_rejects_duplicates(tmp_path: Path, dedupe: bool) -> No
         assert stats.near_duplicates == 2 and not stats.rejects
     else:
         assert all(isinstance(i, Article) and i.duplicate_of is None for i in items)
+
+
+def test_an_index_built_at_once_matches_as_one_built_article_by_article() -> None:
+    """remember_many (a night's window, as one sorted array of band hashes) finds the same first copies as
+    remember called per article (one dict entry per band), for copies, near copies and new texts alike."""
+    rng = np.random.default_rng(7)
+    sentences = [s for text in (WIRE, REPUBLISHED, SAME_EVENT) for s in text.splitlines()]
+    words = " ".join(sentences).split()
+
+    def text(seed: int) -> str:
+        pick = np.random.default_rng(seed).choice(len(words), 120)
+        return " ".join(words[k] for k in pick)
+
+    earlier = [Article(id=f"old{i}", text=text(i)) for i in range(300)]
+    earlier += [Article(id="short", text="Too short."), Article(id="wire", text=WIRE)]
+    earlier += [Article(id="again", text=WIRE, duplicate_of="wire")]
+    tonight = [Article(id="rep", text=REPUBLISHED), Article(id="same", text=SAME_EVENT)]
+    for i in rng.choice(300, 40, replace=False):  # near copies: a few words of an old text changed
+        w = earlier[i].text.split()
+        for k in rng.choice(len(w), int(rng.integers(1, 4)), replace=False):
+            w[k] = "changed"
+        tonight.append(Article(id=f"new{i}", text=" ".join(w)))
+    tonight += [Article(id=f"fresh{i}", text=text(1000 + i)) for i in range(20)]
+
+    one, many = Deduplicator(), Deduplicator()
+    signatures = [one.signature(a) for a in earlier]
+    for a, s in zip(earlier, signatures):
+        one.remember(a, s)
+    many.remember_many(earlier, signatures)
+    got_one = [one.check(a, "night") for a in tonight]
+    got_many = [many.check(a, "night") for a in tonight]
+    assert got_many == got_one
+    found = {a.id: a.duplicate_of for a in got_one}
+    assert found["rep"] == "wire" and found["same"] is None
+    assert 10 < sum(d is not None and d.startswith("old") for d in found.values()) <= 40

@@ -163,8 +163,7 @@ def _near_index(earlier: Sequence[Article], threshold: Optional[float],
 
     index = Deduplicator(threshold=threshold)
     known = signatures or {}
-    for a in earlier:
-        index.remember(a, known[a.id] if a.id in known else index.signature(a))
+    index.remember_many(earlier, [known[a.id] if a.id in known else index.signature(a) for a in earlier])
     return index
 
 

@@ -8,6 +8,7 @@ data behind their backs.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -69,14 +70,19 @@ def valid_text(value: str) -> str:
     return value
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def _validate_strings(obj: Any) -> None:
     """Apply :func:`valid_text` to every ``str`` field of a frozen dataclass instance."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
+    for name in _field_names(type(obj)):
+        value = getattr(obj, name)
         if isinstance(value, str):
             fixed = valid_text(value)
             if fixed is not value:
-                object.__setattr__(obj, f.name, fixed)
+                object.__setattr__(obj, name, fixed)
 
 
 @dataclass(frozen=True, slots=True)

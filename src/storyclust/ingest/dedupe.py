@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import replace
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -125,6 +125,8 @@ class Deduplicator:
         self._bands = permutations // self._rows
         self._by_hash: dict[str, tuple[str, str]] = {}  # content hash -> (first id, its first copy)
         self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self._bands)]
+        self._salt = _mix64(np.arange(1, self._bands + 1, dtype=np.uint64))  # one per band
+        self._bulk: Optional[tuple[np.ndarray, np.ndarray]] = None  # remember_many's (sorted band hashes, rows)
         self._signatures = np.empty((0, permutations), dtype=np.uint32)  # row i: remembered article i (of _roots)
         self._roots: list[str] = []
         self.signatures: dict[str, Optional[np.ndarray]] = {}  # article id -> its signature (None: too short)
@@ -142,6 +144,41 @@ class Deduplicator:
         if signature is not None:
             keys = [signature[i * self._rows : (i + 1) * self._rows].tobytes() for i in range(self._bands)]
             self._remember(signature, keys, article.duplicate_of or article.id)
+
+    def remember_many(self, articles: Sequence[Article], signatures: Sequence[Optional[np.ndarray]]) -> None:
+        """:meth:`remember` for many articles at once, e.g. a night's window of earlier articles.
+
+        Their band keys are 64-bit hashes of the bands, cut from one stacked matrix and kept in one
+        sorted array (a search per lookup) instead of one dict entry per band and article: building
+        the index of 60,000 articles costs numpy's sort, not two million dict insertions. A hash
+        equal by chance only adds a candidate, which the signatures' comparison then judges."""
+        signed = []
+        for article, signature in zip(articles, signatures):
+            self._by_hash.setdefault(article.hash, (article.id, article.duplicate_of or article.id))
+            self.signatures[article.id] = signature
+            if signature is not None:
+                signed.append((signature, article.duplicate_of or article.id))
+        if not signed:
+            return
+        S = np.stack([sig for sig, _ in signed]).astype(np.uint32, copy=False)
+        start = len(self._roots)
+        self._grow(start + len(S))
+        self._signatures[start : start + len(S)] = S
+        self._roots += [root for _, root in signed]
+        keys = self._band_hashes(S).ravel()  # row-major: row i band b at i * bands + b
+        rows = np.repeat(np.arange(start, start + len(S), dtype=np.int64), self._bands)
+        if self._bulk is not None:
+            keys, rows = np.concatenate([self._bulk[0], keys]), np.concatenate([self._bulk[1], rows])
+        order = np.argsort(keys, kind="stable")  # rows stay in index order within a key
+        self._bulk = (keys[order], rows[order])
+
+    def _band_hashes(self, S: np.ndarray) -> np.ndarray:
+        """``(n, bands)`` uint64: a hash of each band of each signature row, salted by the band's number."""
+        B = S.reshape(len(S), self._bands, self._rows).astype(np.uint64)
+        h = self._salt
+        for j in range(self._rows):
+            h = _mix64(h ^ B[:, :, j])
+        return h
 
     def check(self, article: Article, source: str) -> Union[Article, Rejection]:
         first = self._by_hash.get(article.hash)
@@ -166,6 +203,15 @@ class Deduplicator:
         candidates: set[int] = set()
         for band, key in enumerate(keys):
             candidates.update(self._buckets[band].get(key, ()))
+        if self._bulk is not None:
+            bulk_keys, bulk_rows = self._bulk
+            wanted = self._band_hashes(signature[None, :])[0]
+            lo = np.searchsorted(bulk_keys, wanted)
+            hit = bulk_keys[np.minimum(lo, len(bulk_keys) - 1)] == wanted
+            if hit.any():
+                hi = np.searchsorted(bulk_keys, wanted[hit], side="right")
+                for a, b in zip(lo[hit].tolist(), hi.tolist()):
+                    candidates.update(bulk_rows[a:b].tolist())
         if not candidates:
             return None
         order = np.fromiter(sorted(candidates), dtype=np.int64, count=len(candidates))
@@ -175,11 +221,16 @@ class Deduplicator:
 
     def _remember(self, signature: np.ndarray, keys: list[bytes], root: str) -> None:
         index = len(self._roots)
-        if index == len(self._signatures):  # grow by doubling: amortised O(1) per article
-            grown = np.empty((max(64, 2 * index), self._signatures.shape[1]), dtype=np.uint32)
-            grown[:index] = self._signatures[:index]
-            self._signatures = grown
+        self._grow(index + 1)
         self._signatures[index] = signature
         self._roots.append(root)
         for band, key in enumerate(keys):
             self._buckets[band].setdefault(key, []).append(index)
+
+    def _grow(self, rows: int) -> None:
+        """Room for ``rows`` signatures, growing by doubling: amortised O(1) per article."""
+        have = len(self._signatures)
+        if rows > have:
+            grown = np.empty((max(64, 2 * have, rows), self._signatures.shape[1]), dtype=np.uint32)
+            grown[: len(self._roots)] = self._signatures[: len(self._roots)]
+            self._signatures = grown
