@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sample_stories import sample_stories
 
-from storyclust.labels import function_words, name_terms, story_labels
+from storyclust.labels import function_words, member_terms, name_terms, pack_terms, story_labels, unpack_terms
 from storyclust.types import Article, Story, StoryMember
 
 
@@ -110,3 +110,20 @@ def test_ten_thousand_short_stories_label_in_seconds():
     assert len(labels) == 10_000
     assert any(v.startswith("town") or v.startswith("Town") for v in labels["s42"])
     assert elapsed < 15.0, f"{elapsed:.1f} s for 10,000 stories"
+
+
+def test_labels_from_kept_terms_are_the_labels_computed_afresh():
+    """The nightly state keeps each member's terms (pack_terms); labels from them are the same labels,
+    in every script the samples have, and a blob of another format is computed again."""
+    stories = sample_stories()
+    members = [m.article for s in stories for m in s.members]
+    assert {a.lang for a in members} >= {"fr", "id", "en"}
+    kept = {a.id: unpack_terms(pack_terms(member_terms(a)), a.lang) for a in members}
+    assert all(kept[a.id] == member_terms(a) for a in members)  # keys, weights, surfaces and their order
+    cache = dict(kept)
+    assert story_labels(stories, terms=cache) == story_labels(stories)
+    partial: dict = {}  # empty: every member's terms are computed and added
+    assert story_labels(stories, terms=partial) == story_labels(stories) and partial.keys() == kept.keys()
+    assert unpack_terms(b"t0" + pack_terms({})[2:], "fr") is None
+    zh = Article(id="zh", title="四川发生地震", text="四川省昨日发生六级地震，地震造成多人受伤。救援队伍已经赶到地震灾区。", lang="zh")
+    assert unpack_terms(pack_terms(member_terms(zh)), "zh") == member_terms(zh)

@@ -199,3 +199,28 @@ def test_show_all_prints_unchanged_open_stories(tmp_path, embedder):
         publish(store, printed.extend, show_all=True)
     assert printed and {s.status for s in printed} == {"unchanged"}
     assert np.isclose(sum(s.size for s in printed), len(articles))
+
+
+def test_members_label_terms_are_kept_and_a_stale_blob_is_computed_again(tmp_path, embedder, monkeypatch):
+    """A member's text is tokenised for labels once: the night it first labels a story. Later nights read
+    its terms from the state; the labels are those of a run that computed everything afresh."""
+    from storyclust import labels as labels_mod
+
+    articles, _ = topic_articles(6, seed=4)
+    first, second = articles[::2], articles[1::2]
+    computed: list[str] = []
+    real = labels_mod.member_terms
+    monkeypatch.setattr(labels_mod, "member_terms", lambda a, stop=None: computed.append(a.id) or real(a, stop))
+    with open_store(tmp_path / "s.db") as store:
+        _night(store, first, embedder, story_window=timedelta(days=30))
+        assert sorted(computed) == sorted(a.id for a in first)
+        assert store.label_terms([a.id for a in articles]).keys() == {a.id for a in first}
+        with store.lock(), store.transaction():
+            store.set_label_terms({first[0].id: b"t0 from another format"})
+        computed.clear()
+        _, printed = _night(store, second, embedder, 1, story_window=timedelta(days=30))
+        kept = store.label_terms([a.id for a in articles])
+    assert set(computed) == {a.id for a in second} | {first[0].id}  # tonight's, and the stale one again
+    assert kept.keys() == {a.id for a in articles} and kept[first[0].id].startswith(labels_mod.TERMS_FORMAT)
+    fresh = labels_mod.story_labels(printed)  # the same stories, every member tokenised again
+    assert {s.story_id: s.labels for s in printed} == fresh and all(fresh.values())

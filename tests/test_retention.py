@@ -311,7 +311,7 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     with SQLiteStore(path) as store:
         assert store.schema_version == 2
         with store.lock():
-            assert store.schema_version == STATE_SCHEMA_VERSION == 3
+            assert store.schema_version == STATE_SCHEMA_VERSION == 4
         assert [m.seq for m in store.open_members(recent=5)] == [1]
 
 

@@ -565,8 +565,11 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
     store.set_duplicate_of(night.duplicate_of)
     for sid, receiver in plan.merged.items():  # members no night re-clustered follow the rest
         store.move_members(sid, receiver, "merge", run_id)
-    # the changed stories' labels, each against the others (a first night: every story, as one-shot)
-    labels = {s.story_id: s.labels for s in pipeline.with_labels(built)}
+    # the changed stories' labels, each against the others (a first night: every story, as one-shot); a
+    # member's terms are computed once, when its story first changes, and kept
+    terms = _label_terms(store, built)
+    labels = {s.story_id: s.labels for s in pipeline.with_labels(built, terms)}
+    store.set_label_terms(terms.fresh())
     receivers = set(plan.merged.values())
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
@@ -595,6 +598,31 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
         store.save_story(replace(story, status="closed", closed_run=run_id, updated_run=run_id))
         changed[story.story_id] = "closed"
     return changed
+
+
+class _Terms(dict):
+    """Members' label terms by article id (:func:`storyclust.labels.member_terms`), read from the state;
+    labelling adds those it computes, and :meth:`fresh` packs them to be kept."""
+
+    stored: frozenset[str] = frozenset()
+
+    def fresh(self) -> dict[str, bytes]:
+        from .labels import pack_terms
+
+        return {aid: pack_terms(t) for aid, t in self.items() if aid not in self.stored}
+
+
+def _label_terms(store: SQLiteStore, stories: Sequence[Story]) -> _Terms:
+    from .labels import unpack_terms
+
+    langs = {m.article.id: m.article.lang for s in stories for m in s.members}
+    terms = _Terms()
+    for aid, blob in store.label_terms(langs).items():
+        unpacked = unpack_terms(blob, langs[aid])
+        if unpacked is not None:
+            terms[aid] = unpacked
+    terms.stored = frozenset(terms)
+    return terms
 
 
 # -- publishing ----------------------------------------------------------------------

@@ -31,7 +31,8 @@ import math
 import re
 import sys
 import unicodedata
-from collections.abc import Sequence
+import zlib
+from collections.abc import MutableMapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Optional
@@ -183,7 +184,65 @@ def name_terms(text: str, stopwords: Optional[frozenset[str]] = None) -> list[tu
     return out
 
 
-def story_labels(stories: Sequence[Story], *, top_k: int = 5) -> dict[str, tuple[str, ...]]:
+#: A member's terms: ``{key: (weight, surface)}`` in order of first appearance; keys are ``("w", lang,
+#: word)``, ``("e", name)`` and ``("n", number)``, the weight 2 when the title has the term, else 1.
+MemberTerms = dict[tuple, tuple[float, str]]
+
+#: Format of :func:`pack_terms`' bytes; a stored blob of another format is computed again.
+TERMS_FORMAT = b"t1"
+
+
+def member_terms(article, stop: Optional[frozenset[str]] = None) -> MemberTerms:
+    """What one member brings to its story's labels (:data:`MemberTerms`), from its title and the
+    first :data:`TEXT_CHARS` characters of its text; a term counts once per member."""
+    stop = function_words() if stop is None else stop
+    lang = article.lang or ""
+    present: MemberTerms = {}
+    recurring = _recurring_grams(article.title or "", article.text[:TEXT_CHARS])
+    for part, factor in ((article.title or "", 2.0), (article.text[:TEXT_CHARS], 1.0)):
+        if not part:
+            continue
+        found: dict[tuple, str] = {}
+        for surface, term in _word_terms(part):
+            if term in stop or (recurring is not None and term in recurring[0] and term not in recurring[1]):
+                continue
+            key = ("w", lang, term)
+            if key not in found or surface == term:
+                found[key] = surface
+        if factor == 1.0 or not article.text:  # titles are often Title Cased: not names
+            for surface, term in name_terms(part, stop):
+                found.setdefault(("e", term), surface)
+        for number in number_tokens(part):
+            if len(number.replace(".", "")) >= 2:
+                found.setdefault(("n", number), number)
+        for key, surface in found.items():
+            old = present.get(key)
+            if old is None:
+                present[key] = (factor, surface)
+            elif surface == key[-1] and old[1] != surface:
+                present[key] = (old[0], surface)  # prefer the lower-case form of a word
+    return present
+
+
+def pack_terms(terms: MemberTerms) -> bytes:
+    """:func:`member_terms`' result as compact bytes (the state keeps them, so that a member's text is
+    not tokenised again every night its story changes); the language is the article's, not stored."""
+    rows = [[key[0], key[-1], int(weight), "" if surface == key[-1] else surface]
+            for key, (weight, surface) in terms.items()]
+    return TERMS_FORMAT + zlib.compress(json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode(), 1)
+
+
+def unpack_terms(blob: bytes, lang: Optional[str]) -> Optional[MemberTerms]:
+    """:func:`pack_terms`' bytes back, for an article in ``lang``; None for bytes of another format."""
+    if not blob.startswith(TERMS_FORMAT):
+        return None
+    lang = lang or ""
+    return {(kind, lang, term) if kind == "w" else (kind, term): (float(weight), surface or term)
+            for kind, term, weight, surface in json.loads(zlib.decompress(blob[len(TERMS_FORMAT):]))}
+
+
+def story_labels(stories: Sequence[Story], *, top_k: int = 5,
+                 terms: Optional[MutableMapping[str, MemberTerms]] = None) -> dict[str, tuple[str, ...]]:
     """``{story_id: labels}``: up to ``top_k`` keywords per story, most telling first.
 
     Each story is scored against the others in ``stories`` (class-based TF-IDF, see the module
@@ -191,10 +250,14 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5) -> dict[str, tuple
     apart from. A label is shown as written in the articles (a word that also appears in lower
     case is shown in lower case; names and acronyms keep their capitals; numbers are canonical:
     ``20000``, ``6.4``). Words that are part of a chosen name are not repeated.
+
+    ``terms`` (article id -> :func:`member_terms`) are the members' terms already known; the
+    others are computed and added to it.
     """
     if top_k <= 0:
         return {s.story_id: () for s in stories}
     stop = function_words()
+    terms = {} if terms is None else terms
     # Per story: term -> weight (member presence, titles double), surface, first position.
     tables: list[dict[tuple, float]] = []
     surfaces: list[dict[tuple, str]] = []
@@ -203,33 +266,9 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5) -> dict[str, tuple
         weights: dict[tuple, float] = {}
         shown: dict[tuple, str] = {}
         for member in story.members:
-            article = member.article
-            lang = article.lang or ""
-            # A term counts once per member (2 when the member's title has it, else 1).
-            present: dict[tuple, tuple[float, str]] = {}
-            recurring = _recurring_grams(article.title or "", article.text[:TEXT_CHARS])
-            for part, factor in ((article.title or "", 2.0), (article.text[:TEXT_CHARS], 1.0)):
-                if not part:
-                    continue
-                found: dict[tuple, str] = {}
-                for surface, term in _word_terms(part):
-                    if term in stop or (recurring is not None and term in recurring[0] and term not in recurring[1]):
-                        continue
-                    key = ("w", lang, term)
-                    if key not in found or surface == term:
-                        found[key] = surface
-                if factor == 1.0 or not article.text:  # titles are often Title Cased: not names
-                    for surface, term in name_terms(part, stop):
-                        found.setdefault(("e", term), surface)
-                for number in number_tokens(part):
-                    if len(number.replace(".", "")) >= 2:
-                        found.setdefault(("n", number), number)
-                for key, surface in found.items():
-                    old = present.get(key)
-                    if old is None:
-                        present[key] = (factor, surface)
-                    elif surface == key[-1] and old[1] != surface:
-                        present[key] = (old[0], surface)  # prefer the lower-case form of a word
+            present = terms.get(member.article.id)
+            if present is None:
+                present = terms[member.article.id] = member_terms(member.article, stop)
             for key, (factor, surface) in present.items():
                 weights[key] = weights.get(key, 0.0) + factor
                 old = shown.get(key)

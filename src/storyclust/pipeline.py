@@ -342,11 +342,12 @@ def build_story(story_id: str, members: Sequence[tuple[Article, np.ndarray, Opti
     return Story(story_id=story_id, members=tuple(ordered), singleton=len(ordered) == 1, **fields)
 
 
-def with_labels(stories: Sequence[Story]) -> list[Story]:
-    """``stories`` with their labels (:func:`storyclust.labels.story_labels`: c-TF-IDF against each other)."""
+def with_labels(stories: Sequence[Story], terms=None) -> list[Story]:
+    """``stories`` with their labels (:func:`storyclust.labels.story_labels`: c-TF-IDF against each other);
+    ``terms``: the members' label terms already known (the others are added to it)."""
     from .labels import story_labels
 
-    labels = story_labels(stories)
+    labels = story_labels(stories, terms=terms)
     return [replace(s, labels=labels.get(s.story_id, ())) for s in stories]
 
 

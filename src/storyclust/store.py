@@ -296,13 +296,18 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Schema 4: an article keeps the terms it brings to its story's labels (computed once)."""
+    db.execute("ALTER TABLE articles ADD COLUMN terms BLOB")
+
+
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 3
+STATE_SCHEMA_VERSION = 4
 
 #: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
 #: :func:`_create_v2` and migrated in the same transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
                "forgotten_stories", "corrections"}
@@ -622,6 +627,14 @@ class SQLiteStore:
         self._write_many("UPDATE articles SET minhash = ? WHERE id = ?",
                          ((np.ascontiguousarray(sig, dtype=np.uint32).tobytes(), aid)
                           for aid, sig in signatures.items() if sig is not None))
+
+    def label_terms(self, ids: Iterable[str]) -> dict[str, bytes]:
+        """The stored label terms (:func:`storyclust.labels.pack_terms`) of these articles, where kept."""
+        return dict(self._read_in("SELECT id, terms FROM articles WHERE id IN ({marks}) AND terms IS NOT NULL", ids))
+
+    def set_label_terms(self, terms: Mapping[str, bytes]) -> None:
+        """Keep articles' label terms, so that labels do not tokenise their texts again."""
+        self._write_many("UPDATE articles SET terms = ? WHERE id = ?", ((blob, aid) for aid, blob in terms.items()))
 
     def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
         """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new."""
