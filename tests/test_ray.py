@@ -47,8 +47,10 @@ def cluster():
         # A busy two-core machine may leave the raylet a few seconds late with its health checks; the
         # default threshold would have the GCS declare this one node dead, and Ray's driver (this
         # pytest process) exit at once with nothing said. Here the node lives as long as the suite.
+        # The object store is capped (the default takes 30% of the machine's memory in /dev/shm):
+        # what these tests share is a few MiB.
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path}},
+                 runtime_env={"env_vars": {"PYTHONPATH": path}}, object_store_memory=256 * 2**20,
                  _system_config={"health_check_failure_threshold": 100, "health_check_timeout_ms": 30000})
     yield
     if started:
