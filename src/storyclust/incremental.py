@@ -567,9 +567,9 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
         store.move_members(sid, receiver, "merge", run_id)
     # the changed stories' labels, each against the others (a first night: every story, as one-shot); a
     # member's terms are computed once, when its story first changes, and kept
-    terms = _label_terms(store, built)
+    terms = _KeptTerms(store, built)
     labels = {s.story_id: s.labels for s in pipeline.with_labels(built, terms)}
-    store.set_label_terms(terms.fresh())
+    store.set_label_terms(terms.fresh)
     receivers = set(plan.merged.values())
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
@@ -600,29 +600,24 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
     return changed
 
 
-class _Terms(dict):
-    """Members' label terms by article id (:func:`storyclust.labels.member_terms`), read from the state;
-    labelling adds those it computes, and :meth:`fresh` packs them to be kept."""
+class _KeptTerms:
+    """A member's label terms (:func:`storyclust.labels.member_terms`) as kept in the state, or computed
+    when it has none yet (a member's first labelled night, or a blob of another format); ``fresh`` then
+    holds those packed, to be kept. Only the packed bytes are held, ~1 KB a member."""
 
-    stored: frozenset[str] = frozenset()
+    def __init__(self, store: SQLiteStore, stories: Sequence[Story]) -> None:
+        self.kept = store.label_terms(m.article.id for s in stories for m in s.members)
+        self.fresh: dict[str, bytes] = {}
 
-    def fresh(self) -> dict[str, bytes]:
-        from .labels import pack_terms
+    def __call__(self, article: Article):
+        from .labels import member_terms, pack_terms, unpack_terms
 
-        return {aid: pack_terms(t) for aid, t in self.items() if aid not in self.stored}
-
-
-def _label_terms(store: SQLiteStore, stories: Sequence[Story]) -> _Terms:
-    from .labels import unpack_terms
-
-    langs = {m.article.id: m.article.lang for s in stories for m in s.members}
-    terms = _Terms()
-    for aid, blob in store.label_terms(langs).items():
-        unpacked = unpack_terms(blob, langs[aid])
-        if unpacked is not None:
-            terms[aid] = unpacked
-    terms.stored = frozenset(terms)
-    return terms
+        blob = self.kept.get(article.id)
+        terms = None if blob is None else unpack_terms(blob, article.lang)
+        if terms is None:
+            terms = member_terms(article)
+            self.fresh[article.id] = pack_terms(terms)
+        return terms
 
 
 # -- publishing ----------------------------------------------------------------------

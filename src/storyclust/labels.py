@@ -32,13 +32,13 @@ import re
 import sys
 import unicodedata
 import zlib
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Optional
 
 from .evidence import number_tokens
-from .types import Story
+from .types import Article, Story
 
 #: Characters of each member's text read for labels (after the title).
 TEXT_CHARS = 1500
@@ -192,7 +192,7 @@ MemberTerms = dict[tuple, tuple[float, str]]
 TERMS_FORMAT = b"t1"
 
 
-def member_terms(article, stop: Optional[frozenset[str]] = None) -> MemberTerms:
+def member_terms(article: Article, stop: Optional[frozenset[str]] = None) -> MemberTerms:
     """What one member brings to its story's labels (:data:`MemberTerms`), from its title and the
     first :data:`TEXT_CHARS` characters of its text; a term counts once per member."""
     stop = function_words() if stop is None else stop
@@ -242,7 +242,7 @@ def unpack_terms(blob: bytes, lang: Optional[str]) -> Optional[MemberTerms]:
 
 
 def story_labels(stories: Sequence[Story], *, top_k: int = 5,
-                 terms: Optional[MutableMapping[str, MemberTerms]] = None) -> dict[str, tuple[str, ...]]:
+                 terms: Optional[Callable[[Article], MemberTerms]] = None) -> dict[str, tuple[str, ...]]:
     """``{story_id: labels}``: up to ``top_k`` keywords per story, most telling first.
 
     Each story is scored against the others in ``stories`` (class-based TF-IDF, see the module
@@ -251,13 +251,13 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5,
     case is shown in lower case; names and acronyms keep their capitals; numbers are canonical:
     ``20000``, ``6.4``). Words that are part of a chosen name are not repeated.
 
-    ``terms`` (article id -> :func:`member_terms`) are the members' terms already known; the
-    others are computed and added to it.
+    ``terms`` gives a member's terms (default :func:`member_terms`; the nightly driver reads them from
+    the state). A member's terms are used and dropped, never held for the whole batch.
     """
     if top_k <= 0:
         return {s.story_id: () for s in stories}
     stop = function_words()
-    terms = {} if terms is None else terms
+    terms = terms or (lambda article: member_terms(article, stop))
     # Per story: term -> weight (member presence, titles double), surface, first position.
     tables: list[dict[tuple, float]] = []
     surfaces: list[dict[tuple, str]] = []
@@ -266,10 +266,7 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5,
         weights: dict[tuple, float] = {}
         shown: dict[tuple, str] = {}
         for member in story.members:
-            present = terms.get(member.article.id)
-            if present is None:
-                present = terms[member.article.id] = member_terms(member.article, stop)
-            for key, (factor, surface) in present.items():
+            for key, (factor, surface) in terms(member.article).items():
                 weights[key] = weights.get(key, 0.0) + factor
                 old = shown.get(key)
                 if old is None or (surface == key[-1] and old != surface):

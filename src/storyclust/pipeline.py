@@ -344,7 +344,7 @@ def build_story(story_id: str, members: Sequence[tuple[Article, np.ndarray, Opti
 
 def with_labels(stories: Sequence[Story], terms=None) -> list[Story]:
     """``stories`` with their labels (:func:`storyclust.labels.story_labels`: c-TF-IDF against each other);
-    ``terms``: the members' label terms already known (the others are added to it)."""
+    ``terms``: where the members' label terms come from (default: computed from their texts)."""
     from .labels import story_labels
 
     labels = story_labels(stories, terms=terms)
