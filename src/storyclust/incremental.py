@@ -606,17 +606,18 @@ class _KeptTerms:
     holds those packed, to be kept. Only the packed bytes are held, ~1 KB a member."""
 
     def __init__(self, store: SQLiteStore, stories: Sequence[Story]) -> None:
+        from . import labels
+
+        self.labels = labels  # imported once, not per member
         self.kept = store.label_terms(m.article.id for s in stories for m in s.members)
         self.fresh: dict[str, bytes] = {}
 
     def __call__(self, article: Article):
-        from .labels import member_terms, pack_terms, unpack_terms
-
         blob = self.kept.get(article.id)
-        terms = None if blob is None else unpack_terms(blob, article.lang)
+        terms = None if blob is None else self.labels.unpack_terms(blob, article.lang)
         if terms is None:
-            terms = member_terms(article)
-            self.fresh[article.id] = pack_terms(terms)
+            terms = self.labels.member_terms(article)
+            self.fresh[article.id] = self.labels.pack_terms(terms)
         return terms
 
 

@@ -139,11 +139,10 @@ class Deduplicator:
     def remember(self, article: Article, signature: Optional[np.ndarray]) -> None:
         """Register an article already placed (its ``duplicate_of`` final), with its known signature,
         without looking for its own match: later articles can match it."""
-        self._by_hash.setdefault(article.hash, (article.id, article.duplicate_of or article.id))
-        self.signatures[article.id] = signature
+        root = self._register(article, signature)
         if signature is not None:
             keys = [signature[i * self._rows : (i + 1) * self._rows].tobytes() for i in range(self._bands)]
-            self._remember(signature, keys, article.duplicate_of or article.id)
+            self._remember(signature, keys, root)
 
     def remember_many(self, articles: Sequence[Article], signatures: Sequence[Optional[np.ndarray]]) -> None:
         """:meth:`remember` for many articles at once, e.g. a night's window of earlier articles.
@@ -154,10 +153,9 @@ class Deduplicator:
         equal by chance only adds a candidate, which the signatures' comparison then judges."""
         signed = []
         for article, signature in zip(articles, signatures):
-            self._by_hash.setdefault(article.hash, (article.id, article.duplicate_of or article.id))
-            self.signatures[article.id] = signature
+            root = self._register(article, signature)
             if signature is not None:
-                signed.append((signature, article.duplicate_of or article.id))
+                signed.append((signature, root))
         if not signed:
             return
         S = np.stack([sig for sig, _ in signed]).astype(np.uint32, copy=False)
@@ -171,6 +169,13 @@ class Deduplicator:
             keys, rows = np.concatenate([self._bulk[0], keys]), np.concatenate([self._bulk[1], rows])
         order = np.argsort(keys, kind="stable")  # rows stay in index order within a key
         self._bulk = (keys[order], rows[order])
+
+    def _register(self, article: Article, signature: Optional[np.ndarray]) -> str:
+        """Note an article already placed (its content hash and signature); returns its first copy's id."""
+        root = article.duplicate_of or article.id
+        self._by_hash.setdefault(article.hash, (article.id, root))
+        self.signatures[article.id] = signature
+        return root
 
     def _band_hashes(self, S: np.ndarray) -> np.ndarray:
         """``(n, bands)`` uint64: a hash of each band of each signature row, salted by the band's number."""
