@@ -355,8 +355,16 @@ def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[
 
 def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Correction],
             fresh: Sequence[Correction], now: datetime, run_id: int) -> list[StoredMember]:
-    """The night's window: the open stories' latest members, and every member a correction names in an open
-    story; a correction not yet applied first opens again the closed stories of the articles it names."""
+    """The night's window: the open stories' members taken in within the story window (at most their latest
+    ``recent_members``), and every member a correction names in an open story. A correction not yet applied
+    first opens again the closed stories of the articles it names, and brings their latest members whatever
+    their age.
+
+    Older members are settled: they stay in their story (and follow it when it merges) and are not
+    clustered again. A dated one could rarely link tonight's dated articles anyway (they are, as a rule,
+    further apart than the clusterer's time window, as long as the story window), and every open story took an article
+    within the story window, or it would have closed, so each one is represented. A story that never goes
+    quiet thus weighs its last story window of arrivals, whatever its history."""
     named = [info for info in map(store.member_info, sorted(named_ids(corrections))) if info is not None]
     fresh_ids = named_ids(fresh)
     reopen = {info.story_id for info in named if info.article.id in fresh_ids}
@@ -364,8 +372,14 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
         with store.transaction():
             for sid in sorted(reopen):
                 store.reopen(sid, now, run_id)
-    window = store.open_members(recent=state.recent_members, light=True)  # texts: only the touched stories'
+    since = store.first_seq_since(now - state.story_window)
+    window = store.open_members(recent=state.recent_members, since_seq=since or 0, light=True)  # texts: later
     have = {m.article.id for m in window}
+    for sid in sorted(reopen):  # an editor's correction re-clusters the story it names, old members included
+        for m in store.latest_members(sid, state.recent_members, light=True):
+            if m.article.id not in have:
+                window.append(m)
+                have.add(m.article.id)
     open_ids = {s.story_id for s in store.stories(ids={info.story_id for info in named}) if s.status == "open"}
     window += [info for info in named if info.story_id in open_ids and info.article.id not in have]
     return sorted(window, key=lambda m: m.seq)
