@@ -2,7 +2,9 @@
 
 First, on ``../shared/eval/semeval_dev.csv`` (when present): pair F1 of a one-shot ``cluster``, of one
 ``--state`` night with every article (ARI against the one-shot partition must be 1.0), and of the same
-articles over four nights in random order, a day apart, with a story window longer than the replay.
+articles over four nights in random order, a day apart, with a story window longer than the replay
+(``--nights`` and ``--story-window`` change both: e.g. 14 nights with the default 7-day window, so that
+members older than the story window are settled while their stories stay open).
 
 Generates N short synthetic wire stories (default 2,000) from multilingual
 templates (English, French, German, Spanish, Indonesian; events such as
@@ -333,8 +335,9 @@ class CachedEmbedder:
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
-def semeval_replay(csv: Path, nights: int = 4, seed: int = 0) -> None:
-    """One-shot vs one nightly run vs ``nights`` nights (random order, a day apart) on the labelled pairs."""
+def semeval_replay(csv: Path, nights: int = 4, seed: int = 0, story_window: timedelta | None = None) -> None:
+    """One-shot vs one nightly run vs ``nights`` nights (random order, a day apart) on the labelled pairs,
+    with ``story_window`` (None: longer than the replay, ``nights`` + 30 days)."""
     from sklearn.metrics import adjusted_rand_score
 
     from storyclust.embed import load_embedder
@@ -360,7 +363,8 @@ def semeval_replay(csv: Path, nights: int = 4, seed: int = 0) -> None:
     t0 = time.perf_counter()
     one_shot = stories_to_story_of(cluster_articles(data.articles, embedder))
     line("one-shot cluster", one_shot, time.perf_counter() - t0, None)
-    window = StateOptions(story_window=timedelta(days=nights + 30))
+    window = StateOptions(story_window=story_window or timedelta(days=nights + 30))
+    print(f"  story window {window.story_window.days} d, {nights} nights a day apart")
     for n in (1, nights):
         order = data.articles[:]
         random.Random(seed).shuffle(order)
@@ -382,12 +386,16 @@ def main() -> int:
                         "semeval_dev.csv", help="labelled pairs for the one-shot vs nightly comparison "
                                                 "(default ../shared/eval/semeval_dev.csv; skipped when absent)")
     parser.add_argument("--only-semeval", action="store_true", help="skip the speed runs")
+    parser.add_argument("--nights", type=int, default=4, help="nights of the SemEval replay (default 4)")
+    parser.add_argument("--story-window", type=float, metavar="DAYS",
+                        help="story window of the SemEval replay (default: the nights + 30 days)")
     args = parser.parse_args()
     from storyclust.embed import auto_backend
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine   : {cpu}, {os.cpu_count()} cores, backend auto = {auto_backend()}")
     if args.semeval.is_file():
-        semeval_replay(args.semeval)
+        semeval_replay(args.semeval, nights=args.nights,
+                       story_window=None if args.story_window is None else timedelta(days=args.story_window))
     else:
         print(f"semeval   : {args.semeval} not found: one-shot vs nightly comparison skipped")
     if args.only_semeval:

@@ -251,6 +251,27 @@ def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(t
     assert story.first_published == min(dates) and story.last_published == max(dates)
 
 
+def test_a_night_settles_the_dated_members_taken_in_before_the_story_window(tmp_path, embedder):
+    """Six nights of one story with a 3-day story window: on the last night the window holds the members taken
+    in on nights 2-5 and the undated ones of night 0 (an undated article may link any other), not the dated
+    ones of nights 0-1, which stay in their story."""
+    with open_store(tmp_path / "s.db") as store:
+        for day in range(6):
+            articles = evergreen(day, 12)
+            if day == 0:
+                articles = [replace(a, published=None) if k < 2 else a for k, a in enumerate(articles)]
+            others = batch(f"bg{day}", 6, seed=day, day=day, topics={BACKGROUND[day % 5]})
+            night(store, articles + others, embedder, day, story_window=timedelta(days=3))
+        since = store.first_seq_since(NIGHT0 + timedelta(days=5) - timedelta(days=3))
+        window = {m.article.id for m in store.open_members(recent=500, since_seq=since, light=True)}
+        assert {i for i in window if i.startswith("war-")} == (
+            {"war-0-0", "war-0-1"} | {f"war-{d}-{k}" for d in range(2, 6) for k in range(12)})
+        war = {sid for aid, sid in store.memberships().items() if aid.startswith("war-")}
+        assert len(war) == 1 and store.stories(ids=war)[0].size == 72
+        assert [m.article.id for m in store.latest_members(war.pop(), 3, since_seq=since)] == [
+            "war-5-11", "war-5-10", "war-5-9"]
+
+
 def test_a_night_clusters_only_the_open_stories_its_articles_reach(tmp_path, embedder):
     """Night 2 brings one topic's follow-ups: only that topic's story is clustered again and reported; the other
     open stories keep their member rows untouched, and the partition is the one-shot partition of all nights."""
@@ -304,7 +325,8 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     raw.execute("BEGIN")
     _create_v2(raw)
     raw.execute("INSERT INTO runs (started_at, now) VALUES ('2026-03-01T00:00:00+00:00', '2026-03-01T00:00:00+00:00')")
-    raw.execute("INSERT INTO articles (id, hash, text, text_key, run_id) VALUES ('a', 'h', 'text', 'k', 1)")
+    raw.execute("INSERT INTO articles (id, hash, text, text_key, run_id, published) VALUES ('a', 'h', 'text', 'k', 1,"
+                " '2026-03-01T00:00:00+00:00')")
     raw.execute("INSERT INTO stories (story_id, status, size, last_activity, created_run, updated_run)"
                 " VALUES ('s_1', 'open', 1, '2026-03-01T00:00:00.000000+00:00', 1, 1)")
     raw.execute("INSERT INTO members (article_id, story_id, vector, similarity, run_id) VALUES ('a', 's_1', ?, 1, 1)",
@@ -321,7 +343,7 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
         # schema 5: the run's first article number, found by run time (what a night's window starts from)
         assert store.first_seq_since(datetime(2026, 2, 28, tzinfo=timezone.utc)) == 1
         assert store.first_seq_since(datetime(2026, 3, 2, tzinfo=timezone.utc)) is None
-        assert store.open_members(recent=5, since_seq=2) == []
+        assert store.open_members(recent=5, since_seq=2) == []  # settled: dated, and taken in before
 
 
 def test_outputs_are_created_through_the_umask(tmp_path):

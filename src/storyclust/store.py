@@ -935,15 +935,15 @@ class SQLiteStore:
         """The members of the open stories, in the order the articles came in (the night's window).
 
         ``recent``: at most that many of each story, its latest arrivals (one indexed read per story).
-        ``since_seq``: only members whose articles came in from that sequence number on
-        (:meth:`first_seq_since`).
+        ``since_seq``: only the members whose articles came in from that sequence number on
+        (:meth:`first_seq_since`), and the undated ones (an undated article may link any other).
         ``light``: without the articles' texts and the members' vectors.
         """
         if recent is None:
             return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open'"
-                                 " AND m.seq >= ? ORDER BY a.seq", (since_seq,), light=light)
+                                 f" AND {self._SINCE} ORDER BY a.seq", (since_seq,), light=light)
         out = self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' AND s.size <= ?"
-                            " AND m.seq >= ?", (recent, since_seq), light=light)
+                            f" AND {self._SINCE}", (recent, since_seq), light=light)
         for (sid,) in self._read("SELECT story_id FROM stories WHERE status = 'open' AND size > ?", (recent,)):
             out += self.latest_members(sid, recent, since_seq=since_seq, light=light)
         out.sort(key=lambda m: m.seq)
@@ -951,9 +951,11 @@ class SQLiteStore:
 
     def latest_members(self, story_id: str, limit: int, *, since_seq: int = 0, light: bool = False
                        ) -> list[StoredMember]:
-        """A story's latest ``limit`` members from sequence number ``since_seq`` on, latest first."""
-        return self._members(" WHERE m.story_id = ? AND m.seq >= ? ORDER BY m.seq DESC LIMIT ?",
+        """A story's latest ``limit`` members from sequence number ``since_seq`` on (and undated), latest first."""
+        return self._members(f" WHERE m.story_id = ? AND {self._SINCE} ORDER BY m.seq DESC LIMIT ?",
                              (story_id, since_seq, limit), light=light)
+
+    _SINCE = "(m.seq >= ? OR a.published IS NULL)"  # a member not settled: taken in lately, or undated
 
     def member_info(self, article_id: str) -> Optional[StoredMember]:
         """One article's story, vector and joining step (None when it is in no story)."""
