@@ -218,8 +218,7 @@ def test_kill_9_during_prune_leaves_a_state_the_next_run_uses(tmp_path, embedder
 
 def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(tmp_path, embedder):
     """An evergreen story takes 12 articles a night for 8 nights among other news; each night clusters at
-    most its 20 latest members (or, unbounded by count, those of the 3-day story window: its older members
-    are settled), and it stays one story with the right size and dates."""
+    most its 20 latest members, and it stays one story with the right size and dates."""
     runs = {}
     for recent in (20, 10_000):
         path = tmp_path / f"s{recent}.db"
@@ -236,11 +235,7 @@ def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(t
             runs[recent] = (clustered, store.memberships(), store.stories(ids=stories))
             dates = [store.member_info(i).article.published for i in ids]
     bounded, unbounded = runs[20], runs[10_000]
-    # unbounded by count: the story window's arrivals (tonight and the 2 nights before: 3 x 18) plus the other
-    # news still open, the same on night 8 as on night 4; before settling, night 8 clustered 40 more than night 4
-    assert max(unbounded[0][3:]) <= 3 * 18 + 6 and max(unbounded[0][3:]) - min(unbounded[0][3:]) <= 6
-    assert len({sid for aid, sid in unbounded[1].items() if aid.startswith("war-")}) == 1
-    assert unbounded[2][0].size == 96
+    assert unbounded[0][7] - unbounded[0][3] >= 40  # all of it, every night (near copies aside)
     # bounded: tonight's 18, the evergreen's 20 latest and at most the other news still open (3 nights of 6)
     assert max(bounded[0]) <= 18 + 20 + 3 * 6
     # one story throughout (clustering all of it every night is not only slower: on this embedder its
@@ -249,27 +244,6 @@ def test_a_story_that_never_goes_quiet_is_clustered_by_its_recent_members_only(t
     (story,) = bounded[2]
     assert story.size == 96 and story.status == "open"
     assert story.first_published == min(dates) and story.last_published == max(dates)
-
-
-def test_a_night_settles_the_dated_members_taken_in_before_the_story_window(tmp_path, embedder):
-    """Six nights of one story with a 3-day story window: on the last night the window holds the members taken
-    in on nights 2-5 and the undated ones of night 0 (an undated article may link any other), not the dated
-    ones of nights 0-1, which stay in their story."""
-    with open_store(tmp_path / "s.db") as store:
-        for day in range(6):
-            articles = evergreen(day, 12)
-            if day == 0:
-                articles = [replace(a, published=None) if k < 2 else a for k, a in enumerate(articles)]
-            others = batch(f"bg{day}", 6, seed=day, day=day, topics={BACKGROUND[day % 5]})
-            night(store, articles + others, embedder, day, story_window=timedelta(days=3))
-        since = store.first_seq_since(NIGHT0 + timedelta(days=5) - timedelta(days=3))
-        window = {m.article.id for m in store.open_members(recent=500, since_seq=since, light=True)}
-        assert {i for i in window if i.startswith("war-")} == (
-            {"war-0-0", "war-0-1"} | {f"war-{d}-{k}" for d in range(2, 6) for k in range(12)})
-        war = {sid for aid, sid in store.memberships().items() if aid.startswith("war-")}
-        assert len(war) == 1 and store.stories(ids=war)[0].size == 72
-        assert [m.article.id for m in store.latest_members(war.pop(), 3, since_seq=since)] == [
-            "war-5-11", "war-5-10", "war-5-9"]
 
 
 def test_a_night_clusters_only_the_open_stories_its_articles_reach(tmp_path, embedder):
@@ -325,8 +299,7 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     raw.execute("BEGIN")
     _create_v2(raw)
     raw.execute("INSERT INTO runs (started_at, now) VALUES ('2026-03-01T00:00:00+00:00', '2026-03-01T00:00:00+00:00')")
-    raw.execute("INSERT INTO articles (id, hash, text, text_key, run_id, published) VALUES ('a', 'h', 'text', 'k', 1,"
-                " '2026-03-01T00:00:00+00:00')")
+    raw.execute("INSERT INTO articles (id, hash, text, text_key, run_id) VALUES ('a', 'h', 'text', 'k', 1)")
     raw.execute("INSERT INTO stories (story_id, status, size, last_activity, created_run, updated_run)"
                 " VALUES ('s_1', 'open', 1, '2026-03-01T00:00:00.000000+00:00', 1, 1)")
     raw.execute("INSERT INTO members (article_id, story_id, vector, similarity, run_id) VALUES ('a', 's_1', ?, 1, 1)",
@@ -338,12 +311,8 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     with SQLiteStore(path) as store:
         assert store.schema_version == 2
         with store.lock():
-            assert store.schema_version == STATE_SCHEMA_VERSION == 5
+            assert store.schema_version == STATE_SCHEMA_VERSION == 4
         assert [m.seq for m in store.open_members(recent=5)] == [1]
-        # schema 5: the run's first article number, found by run time (what a night's window starts from)
-        assert store.first_seq_since(datetime(2026, 2, 28, tzinfo=timezone.utc)) == 1
-        assert store.first_seq_since(datetime(2026, 3, 2, tzinfo=timezone.utc)) is None
-        assert store.open_members(recent=5, since_seq=2) == []  # settled: dated, and taken in before
 
 
 def test_outputs_are_created_through_the_umask(tmp_path):

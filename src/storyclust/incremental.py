@@ -8,14 +8,12 @@ run lock throughout:
    unchanged file is not read again, except files with a transient rejection (``timeout``,
    ``unreadable``, a dead worker): those are read again next run.
 2. **Fold copies**: a pending article with the same text as a stored one, or a near copy of an
-   article of the window (:func:`storyclust.pipeline.fold_copies`), follows its first copy. The
-   window is the open stories' members taken in within ``story_window`` (at most
-   ``recent_members`` of each); older members are settled (:func:`_window`).
+   article of an open story (:func:`storyclust.pipeline.fold_copies`), follows its first copy.
 3. **Embed** the pending first copies whose vectors are not stored yet, in one call (so the
    vectors are the ones a one-shot run makes), and store them (one transaction).
-4. **Cluster** the pending first copies with those of the open stories they reach
-   (:func:`_touched`) by :func:`storyclust.pipeline.partition`: the same vectors, reference
-   means, evidence and options as a one-shot run on those articles.
+4. **Cluster** the first copies of every open story and the pending ones together with
+   :func:`storyclust.pipeline.partition`: the same vectors, reference means, evidence and
+   options as a one-shot run on those articles.
 5. **Plan** (:func:`plan_night`, a pure function): map the clusters onto the stories that exist,
    so each keeps its ID; a cluster that holds no story's articles is a new story (named as a
    one-shot run names it), a story whose articles all went to other stories closes with
@@ -357,17 +355,8 @@ def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[
 
 def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Correction],
             fresh: Sequence[Correction], now: datetime, run_id: int) -> list[StoredMember]:
-    """The night's window: the open stories' undated members and those taken in within the story window (at
-    most their latest ``recent_members``), and every member a correction names in an open story. A correction
-    not yet applied first opens again the closed stories of the articles it names, and brings their latest
-    members whatever their age.
-
-    Older dated members are settled: they stay in their story (and follow it when it merges) and are not
-    clustered again. They could rarely link tonight's dated articles anyway (as a rule further apart than
-    the clusterer's time window, as long as the story window), and every open story took an article within
-    the story window, or it would have closed, so each one is represented. Undated members stay, since an
-    undated article may link any other. A story that never goes quiet thus weighs its last story window of
-    arrivals and its undated members (at most ``recent_members`` in all), whatever its history."""
+    """The night's window: the open stories' latest members, and every member a correction names in an open
+    story; a correction not yet applied first opens again the closed stories of the articles it names."""
     named = [info for info in map(store.member_info, sorted(named_ids(corrections))) if info is not None]
     fresh_ids = named_ids(fresh)
     reopen = {info.story_id for info in named if info.article.id in fresh_ids}
@@ -375,14 +364,8 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
         with store.transaction():
             for sid in sorted(reopen):
                 store.reopen(sid, now, run_id)
-    since = store.first_seq_since(now - state.story_window)
-    window = store.open_members(recent=state.recent_members, since_seq=since or 0, light=True)  # texts: later
+    window = store.open_members(recent=state.recent_members, light=True)  # texts: only the touched stories'
     have = {m.article.id for m in window}
-    for sid in sorted(reopen):  # an editor's correction re-clusters the story it names, old members included
-        for m in store.latest_members(sid, state.recent_members, light=True):
-            if m.article.id not in have:
-                window.append(m)
-                have.add(m.article.id)
     open_ids = {s.story_id for s in store.stories(ids={info.story_id for info in named}) if s.status == "open"}
     window += [info for info in named if info.story_id in open_ids and info.article.id not in have]
     return sorted(window, key=lambda m: m.seq)

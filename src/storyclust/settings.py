@@ -144,10 +144,9 @@ class StateOptions:
         now: the run's time (None: the current UTC time); set it to replay nights.
         show_all: report every open story, not only the ones that changed.
         wait: wait for another run's lock (False: raise ``StateLocked``, exit 75 in the CLI).
-        recent_members: a night clusters at most this many of an open story's members, its latest
-            arrivals, and only those taken in within ``story_window``; older ones are settled and stay
-            where they are (a story that never goes quiet costs a night what its last week does, at
-            most what a story of this size does).
+        recent_members: a night clusters at most this many of an open story's members, its
+            latest arrivals; older ones stay where they are (a story that never goes quiet costs
+            a night what a story of this size does).
         keep: after the night, forget closed stories quiet for longer than this
             (:func:`storyclust.retention.prune`); None keeps everything.
     """

@@ -301,25 +301,13 @@ def _migrate_3_to_4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN terms BLOB")
 
 
-def _migrate_4_to_5(db: sqlite3.Connection) -> None:
-    """Schema 5: a run knows the first article sequence number it could take in, so a night finds the
-    members taken in within the story window by index (older members of an open story are settled)."""
-    db.execute("ALTER TABLE runs ADD COLUMN first_seq INTEGER")
-    db.execute("CREATE INDEX runs_now ON runs(now)")
-    db.execute("CREATE TEMP TABLE first_seqs AS SELECT run_id, MIN(seq) AS seq FROM articles GROUP BY run_id")
-    db.execute("CREATE INDEX temp.first_seqs_run ON first_seqs(run_id)")
-    db.execute("UPDATE runs SET first_seq = (SELECT f.seq FROM first_seqs f WHERE f.run_id = runs.run_id)")
-    db.execute("DROP TABLE temp.first_seqs")
-
-
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 5
+STATE_SCHEMA_VERSION = 4
 
 #: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
 #: :func:`_create_v2` and migrated in the same transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4,
-                                                                4: _migrate_4_to_5}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
                "forgotten_stories", "corrections"}
@@ -557,18 +545,11 @@ class SQLiteStore:
 
     def begin_run(self, now: datetime, model_id: Optional[str] = None) -> int:
         """Record the start of a run; returns its id."""
-        cur = self._write(  # first_seq: no article this run takes in has a lower seq (AUTOINCREMENT)
-            "INSERT INTO runs (started_at, now, model_id, first_seq) VALUES (?, ?, ?,"
-            " (SELECT coalesce(max(seq), 0) + 1 FROM articles))",
+        cur = self._write(
+            "INSERT INTO runs (started_at, now, model_id) VALUES (?, ?, ?)",
             (format_time(datetime.now(timezone.utc)), format_time(now), model_id),
         )
         return int(cur.lastrowid)
-
-    def first_seq_since(self, since: datetime) -> Optional[int]:
-        """The lowest article sequence number taken in by a run at or after ``since`` (run time), or None
-        when those runs took in nothing: members from that number on joined their story since then."""
-        rows = self._read("SELECT min(first_seq) FROM runs WHERE now >= ?", (format_time(since),))
-        return None if not rows or rows[0][0] is None else int(rows[0][0])
 
     def finish_run(self, run_id: int, counts: Mapping[str, int], model_id: Optional[str] = None) -> None:
         """Record the end of a run with its counts and, once known, its embedding model."""
@@ -930,32 +911,21 @@ class SQLiteStore:
         """The members of one story, in the order they came in (``light``: no texts or vectors read)."""
         return self._members(" WHERE m.story_id = ? ORDER BY a.seq", (story_id,), light=light)
 
-    def open_members(self, recent: Optional[int] = None, *, since_seq: int = 0, light: bool = False
-                     ) -> list[StoredMember]:
+    def open_members(self, recent: Optional[int] = None, *, light: bool = False) -> list[StoredMember]:
         """The members of the open stories, in the order the articles came in (the night's window).
 
         ``recent``: at most that many of each story, its latest arrivals (one indexed read per story).
-        ``since_seq``: only the members whose articles came in from that sequence number on
-        (:meth:`first_seq_since`), and the undated ones (an undated article may link any other).
         ``light``: without the articles' texts and the members' vectors.
         """
         if recent is None:
             return self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open'"
-                                 f" AND {self._SINCE} ORDER BY a.seq", (since_seq,), light=light)
-        out = self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' AND s.size <= ?"
-                            f" AND {self._SINCE}", (recent, since_seq), light=light)
+                                 " ORDER BY a.seq", (), light=light)
+        out = self._members(" JOIN stories s ON s.story_id = m.story_id WHERE s.status = 'open' AND s.size <= ?",
+                            (recent,), light=light)
         for (sid,) in self._read("SELECT story_id FROM stories WHERE status = 'open' AND size > ?", (recent,)):
-            out += self.latest_members(sid, recent, since_seq=since_seq, light=light)
+            out += self._members(" WHERE m.story_id = ? ORDER BY m.seq DESC LIMIT ?", (sid, recent), light=light)
         out.sort(key=lambda m: m.seq)
         return out
-
-    def latest_members(self, story_id: str, limit: int, *, since_seq: int = 0, light: bool = False
-                       ) -> list[StoredMember]:
-        """A story's latest ``limit`` members from sequence number ``since_seq`` on (and undated), latest first."""
-        return self._members(f" WHERE m.story_id = ? AND {self._SINCE} ORDER BY m.seq DESC LIMIT ?",
-                             (story_id, since_seq, limit), light=light)
-
-    _SINCE = "(m.seq >= ? OR a.published IS NULL)"  # a member not settled: taken in lately, or undated
 
     def member_info(self, article_id: str) -> Optional[StoredMember]:
         """One article's story, vector and joining step (None when it is in no story)."""
