@@ -8,12 +8,13 @@ run lock throughout:
    unchanged file is not read again, except files with a transient rejection (``timeout``,
    ``unreadable``, a dead worker): those are read again next run.
 2. **Fold copies**: a pending article with the same text as a stored one, or a near copy of an
-   article of an open story (:func:`storyclust.pipeline.fold_copies`), follows its first copy.
+   article of the window (:func:`storyclust.pipeline.fold_copies`), follows its first copy. The
+   window is the open stories' members, at most ``recent_members`` of each (:func:`_window`).
 3. **Embed** the pending first copies whose vectors are not stored yet, in one call (so the
    vectors are the ones a one-shot run makes), and store them (one transaction).
-4. **Cluster** the first copies of every open story and the pending ones together with
-   :func:`storyclust.pipeline.partition`: the same vectors, reference means, evidence and
-   options as a one-shot run on those articles.
+4. **Cluster** the pending first copies with those of the open stories they reach
+   (:func:`_touched`) by :func:`storyclust.pipeline.partition`: the same vectors, reference
+   means, evidence and options as a one-shot run on those articles.
 5. **Plan** (:func:`plan_night`, a pure function): map the clusters onto the stories that exist,
    so each keeps its ID; a cluster that holds no story's articles is a new story (named as a
    one-shot run names it), a story whose articles all went to other stories closes with
