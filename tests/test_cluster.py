@@ -220,3 +220,19 @@ def test_copies_of_copies_point_at_the_first_copy():
     loop = fold_copies([Article(id="x", text="one text here " * 5, duplicate_of="y"),
                         Article(id="y", text="another text there " * 5, duplicate_of="x")], threshold=None)
     assert [a.duplicate_of for a in loop] == [None, None]
+
+
+def test_folding_a_large_batch_of_linked_copies_is_linear():
+    """Ingest links near copies (``duplicate_of``); a night of 100,000 articles with 10% of them linked, against
+    a window of 100,000, took 10.8 s (no window) and minutes with one when every link copied the whole batch."""
+    import time
+
+    earlier = [Article(id=f"e{i}", text=f"earlier report number {i} " * 5) for i in range(100_000)]
+    batch = [Article(id=f"n{i}", text=f"tonight report number {i} " * 5,
+                     duplicate_of=(f"e{i}" if i % 20 == 0 else f"n{i - 1}") if i % 10 == 0 and i else None)
+             for i in range(100_000)]
+    start = time.perf_counter()
+    folded = fold_copies(batch, earlier=earlier, threshold=None)
+    assert time.perf_counter() - start < 3.0  # ~0.3 s here; the quadratic version needs minutes
+    linked = {a.id: a.duplicate_of for a in folded if a.duplicate_of}
+    assert len(linked) == 9_999 and linked["n20"] == "e20" and linked["n10"] == "n9"

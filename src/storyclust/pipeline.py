@@ -93,11 +93,11 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
     by_hash: dict[str, str] = {}
     for a in earlier:
         by_hash.setdefault(a.hash, roots[a.id])
-    batch = {a.id: a for a in articles}
+    chains = {a.id: a for a in articles} | known  # where a duplicate_of leads (built once: a batch is large)
     dedupe = _near_index(earlier, threshold, signatures)
     out: list[Article] = []
     for a in articles:
-        root = _chain_root(a, {**batch, **known}) if a.duplicate_of else None
+        root = _chain_root(a, chains) if a.duplicate_of else None
         if root is None and a.hash in by_hash:
             root = by_hash[a.hash]
         if root is None and dedupe is not None:
