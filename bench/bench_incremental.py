@@ -3,8 +3,8 @@
 First, on ``../shared/eval/semeval_dev.csv`` (when present): pair F1 of a one-shot ``cluster``, of one
 ``--state`` night with every article (ARI against the one-shot partition must be 1.0), and of the same
 articles over four nights in random order, a day apart, with a story window longer than the replay
-(``--nights`` and ``--story-window`` change both: e.g. 14 nights with the default 7-day window, so that
-members older than the story window are settled while their stories stay open).
+(``--nights`` and ``--story-window`` change both: e.g. 14 nights with the default 7-day window, where the two
+articles of a pair may come further apart than the story window; bench/README.md, "Settling old members").
 
 Generates N short synthetic wire stories (default 2,000) from multilingual
 templates (English, French, German, Spanish, Indonesian; events such as
