@@ -364,7 +364,7 @@ def semeval_replay(csv: Path, nights: int = 4, seed: int = 0, story_window: time
     one_shot = stories_to_story_of(cluster_articles(data.articles, embedder))
     line("one-shot cluster", one_shot, time.perf_counter() - t0, None)
     window = StateOptions(story_window=story_window or timedelta(days=nights + 30))
-    print(f"  story window {window.story_window.days} d, {nights} nights a day apart")
+    print(f"  story window {window.story_window / timedelta(days=1):g} d, {nights} nights a day apart")
     for n in (1, nights):
         order = data.articles[:]
         random.Random(seed).shuffle(order)
