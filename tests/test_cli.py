@@ -202,3 +202,21 @@ def test_explain_adds_each_members_evidence():
         if e["anchor"] is not None:
             assert e["anchor"] == anchors[0]["id"] and isinstance(e["shared_names"], list)
             assert isinstance(e["shared_numbers"], list) and "time_gap_hours" in e
+
+
+@pytest.mark.parametrize("nightly", [False, True])
+def test_run_shingles_each_text_once(tmp_path, monkeypatch, nightly):
+    """`run` finds near copies at ingest and folds copies again before clustering: the fold takes ingest's
+    MinHash signatures, so no text of the samples is shingled twice (one-shot and nightly alike)."""
+    from collections import Counter
+
+    from storyclust.ingest import dedupe
+
+    shingled: Counter[str] = Counter()
+    real = dedupe.shingle_hashes
+    monkeypatch.setattr(dedupe, "shingle_hashes", lambda text: (shingled.update([text]), real(text))[1])
+    state = ["--state", str(tmp_path / "state.db"), "--now", NIGHT] if nightly else []
+    result = invoke("run", str(SAMPLES), "-q", *state)
+    assert result.exit_code == 0, result.stderr
+    assert len(records(result.stdout)) > 1
+    assert len(shingled) >= 25 and set(shingled.values()) == {1}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,77 @@ def test_an_index_built_at_once_matches_as_one_built_article_by_article() -> Non
     found = {a.id: a.duplicate_of for a in got_one}
     assert found["rep"] == "wire" and found["same"] is None
     assert 10 < sum(d is not None and d.startswith("old") for d in found.values()) <= 40
+
+
+def _write_wires(folder: Path) -> Path:
+    folder.mkdir()
+    records = [{"id": "wire", "text": WIRE}, {"id": "copy", "text": REPUBLISHED}, {"id": "other", "text": SAME_EVENT},
+               {"id": "again", "text": WIRE}, {"id": "short", "text": "Lisbon votes on its second airport today. " * 3},
+               {"id": "few", "text": "Internationalisation " * 6}]
+    (folder / "wires.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+@pytest.mark.parametrize("driver", ["one-shot", "nightly"])
+def test_ingest_hands_its_signatures_to_the_fold_so_each_text_is_shingled_once(tmp_path: Path, monkeypatch,
+                                                                              driver: str) -> None:
+    """``run`` ingests (near copies found by MinHash) and then folds copies again before clustering; the
+    fold takes ingest's signatures instead of shingling every text a second time, with the same outcome
+    (stories, copies and, in a state, the signatures kept for later nights)."""
+    import sys
+
+    from storyclust.incremental import update_from_paths
+    from storyclust.ingest import dedupe
+    from storyclust.pipeline import cluster_articles
+    from storyclust.settings import StateOptions
+    from storyclust.store import open_store
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from wordhash import WordHashEmbedder
+
+    wires = _write_wires(tmp_path / "wires")
+    options = IngestOptions(jobs=1)
+
+    def outcome(handed_over: bool):
+        shingled: list[str] = []
+        real = dedupe.shingle_hashes
+        monkeypatch.setattr(dedupe, "shingle_hashes", lambda text: (shingled.append(text), real(text))[1])
+        if driver == "one-shot":
+            signatures: dict = {}
+            items = list(ingest_paths([wires], options, signatures=signatures if handed_over else None))
+            stories = cluster_articles(items, WordHashEmbedder(), signatures=signatures)
+            result = sorted((tuple(sorted((m.article.id, m.article.duplicate_of) for m in s.members)) for s in stories))
+        else:
+            with open_store(tmp_path / f"state-{handed_over}.db") as store:
+                now = StateOptions(now=NOW)
+                if handed_over:
+                    update_from_paths(store, [wires], WordHashEmbedder(), ingest_options=options, state=now)
+                else:  # the night without the hand-over: ingest's items alone
+                    from storyclust.incremental import update_stories
+                    update_stories(store, ingest_paths([wires], options), WordHashEmbedder(), state=now)
+                kept = store.signatures(["wire", "copy", "other", "short", "few"])
+                assert len(kept) == 4  # of five texts, one has too few distinct shingles to be signed
+                result = (sorted(store.memberships().items()), {k: v.tolist() for k, v in kept.items()})
+        monkeypatch.setattr(dedupe, "shingle_hashes", real)
+        return result, shingled
+
+    before, shingled_before = outcome(handed_over=False)
+    after, shingled = outcome(handed_over=True)
+    assert after == before
+    texts = Counter(shingled)
+    assert len(texts) == 5 and set(texts.values()) == {1}  # five distinct texts, each shingled once
+    assert Counter(shingled_before) == Counter({text: 2 for text in texts})  # ingest's and the fold's
+
+
+NOW = datetime(2026, 6, 3, 2, 30, tzinfo=timezone.utc)
+
+
+def test_signatures_of_another_recipe_are_not_handed_over(tmp_path: Path) -> None:
+    """Signatures made with other MinHash options would not match those the fold makes: none are handed over."""
+    wires = _write_wires(tmp_path / "wires")
+    signatures: dict = {}
+    list(ingest_paths([wires], IngestOptions(jobs=1, minhash_permutations=64), signatures=signatures))
+    assert signatures == {}
+    list(ingest_paths([wires], IngestOptions(jobs=1), signatures=signatures))
+    assert len(signatures) == 5  # "again" is the same text as "wire"
+    assert sum(sig is None for sig in signatures.values()) == 1  # too few shingles to judge: None, handed over too

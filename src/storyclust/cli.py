@@ -325,6 +325,7 @@ class _Intake:
     def __init__(self, rejects_fh) -> None:
         self.articles: list[Article] = []
         self.rejections: list[Rejection] = []
+        self.signatures: dict = {}  # ingest's MinHash signatures by content hash, for the clusterer's fold
         self._rejects_fh = rejects_fh
 
     def take(self, item: Article | Rejection) -> Article | Rejection:
@@ -350,7 +351,7 @@ def _intake(paths: list[str], options: IngestOptions, rejects: Optional[str],
     with open_output(rejects) if rejects else contextlib.nullcontext() as rejects_fh:
         intake = _Intake(rejects_fh)
         items = (intake.take(item) for item in ingest_paths(paths, options, stats=stats, progress=_show_progress(),
-                                                            engine=engine))
+                                                            engine=engine, signatures=intake.signatures))
         yield intake, items
     log.info("%s", stats.summary_line())
 
@@ -415,7 +416,8 @@ def _one_shot(intake: _Intake, items: Iterator, embed: EmbedOptions, options: Cl
             log.warning("corrections name %d ids not in this input (left out): %s", len(absent),
                         ", ".join(sorted(absent)[:10]))
     stories = cluster_articles(intake.articles, embedder, options=options, progress=_show_progress(),
-                               engine=engine and engine.for_embedder(embed), corrections=corrections)
+                               engine=engine and engine.for_embedder(embed), corrections=corrections,
+                               signatures=intake.signatures)
     with stage("write"):
         _publish_or_fail(lambda: _story_writer(output, out_opts)(stories))
     log.debug("%s", summary_line())
@@ -470,7 +472,8 @@ def _nightly(store, intake: _Intake, items: Iterator, files, embed: EmbedOptions
             items = list(items)
         _record(store, corrections, state, incoming={a.id for a in items if isinstance(a, Article)})
     update_stories(store, items, lambda: _load_embedder(embed, options.pair_score), options=options, state=state,
-                   progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed))
+                   progress=_show_progress(), files=files, engine=engine and engine.for_embedder(embed),
+                   signatures=intake.signatures)
     with stage("write"):
         _publish_or_fail(lambda: publish(store, _story_writer(output, out_opts), show_all=state.show_all,
                                          texts=out_opts.include_text or out_opts.explain),

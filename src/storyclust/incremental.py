@@ -218,6 +218,7 @@ def update_stories(
     progress: bool = False,
     files: Sequence[FileStamp] = (),
     engine=None,
+    signatures: Mapping[str, Optional[np.ndarray]] = {},
 ) -> RunResult:
     """Take ``items`` into ``store``, embed what is new and update the stories (steps 1-6 above).
 
@@ -227,6 +228,8 @@ def update_stories(
     Raises :class:`~storyclust.store.StateError` when the state was built with another model.
     The changes are queued in the outbox: :func:`publish` writes them. ``engine``
     (:mod:`storyclust.engine`) embeds and clusters elsewhere; the state stays with this process.
+    ``signatures``: MinHash signatures of the items' texts by content hash, as
+    ``ingest_paths(signatures=...)`` fills them: the fold does not shingle those texts again.
     """
     options = options or ClusterOptions()
     state = state or StateOptions()
@@ -242,7 +245,7 @@ def update_stories(
         embedded = copies = 0
         reprints: dict[str, tuple[Article, str]] = {}
         folded: list[Article] = []
-        signatures: dict[str, Optional[np.ndarray]] = {}
+        made: dict[str, Optional[np.ndarray]] = {}  # MinHash signatures by article id, kept with the night
         model_id = store.get_setting("model_id")
         corrections = store.corrections(removed=True)  # taken back ones too: their stories are clustered again
         fresh_corrections = [c for c in corrections if c.applied_run is None]
@@ -251,7 +254,7 @@ def update_stories(
             with stage("fold copies"):
                 window = _window(store, state, corrections, fresh_corrections, now, run_id)
                 if pending:
-                    folded, reprints = _fold(store, window, [a for a, _ in pending], options, signatures)
+                    folded, reprints = _fold(store, window, [a for a, _ in pending], options, made, signatures)
                 window, folded, detached = _detach(window, folded, live)
         if folded or (fresh_corrections and window):
             with stage("load model"):
@@ -266,7 +269,7 @@ def update_stories(
                 night = _cluster_night(store, space, window, folded, keys, model, options, engine, live,
                                        fresh_corrections, detached)
         with stage("apply"), store.transaction():
-            store.set_signatures({a.id: signatures.get(a.id) for a in folded})
+            store.set_signatures({a.id: made.get(a.id) for a in folded})
             store.forget([(a.id, a.hash, sid) for a, sid in reprints.values()], run_id)
             changed = _apply(store, night, run_id, now, state.story_window)
             store.mark_placed()
@@ -320,18 +323,20 @@ def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Se
 
 
 def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[Article],
-          options: ClusterOptions, signatures: dict[str, Optional[np.ndarray]]
-          ) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
+          options: ClusterOptions, signatures: dict[str, Optional[np.ndarray]],
+          known: Mapping[str, Optional[np.ndarray]] = {}) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
     """Step 2: pending articles with ``duplicate_of`` naming their first copy (or None), and apart
     ``{id: (article, story id)}`` the exact reprints of pruned articles (they start no story).
 
     The window's MinHash signatures are read from the state (computed once, when each article came);
-    ``signatures`` receives tonight's, to be stored with the night."""
+    ``signatures`` receives tonight's, to be stored with the night (``known``: those ingest made, by
+    content hash)."""
     signatures.update(store.signatures(m.article.id for m in window))
     unsigned = {m.article.id for m in window if m.article.id not in signatures}  # too short, or stored before
     texts = {m.article.id: m.article for m in store.members_by_id(unsigned)} if unsigned else {}  # signatures
     folded = pipeline.fold_copies(pending, earlier=[texts.get(m.article.id, m.article) for m in window],
-                                  threshold=options.near_duplicate_threshold, signatures=signatures)
+                                  threshold=options.near_duplicate_threshold, signatures=signatures,
+                                  text_signatures=known)
     in_window = {m.article.id for m in window}
     loose = [a for a in folded if a.duplicate_of is None or a.duplicate_of not in in_window]
     outside = store.first_copies_by_hash(a.hash for a in loose)  # exact copies of articles in closed stories
@@ -681,9 +686,11 @@ def update_from_paths(
     state = state or StateOptions()
     with store.lock(wait=state.wait):
         to_read, fresh, unchanged = files_to_read(store, paths)
-        items = ingest_paths(to_read, ingest_options, stats=stats, progress=progress) if to_read else iter(())
+        signatures: dict[str, Optional[np.ndarray]] = {}  # ingest's MinHash signatures, for the fold
+        items = ingest_paths(to_read, ingest_options, stats=stats, progress=progress,
+                             signatures=signatures) if to_read else iter(())
         result = update_stories(store, items, embedder, files=fresh, state=state, progress=progress,
-                                **kwargs)  # type: ignore[arg-type]
+                                signatures=signatures, **kwargs)  # type: ignore[arg-type]
     return replace(result, unchanged_files=unchanged)
 
 

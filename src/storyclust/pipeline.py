@@ -72,7 +72,8 @@ def first_key(article: Article) -> tuple:
 
 def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
                 threshold: Optional[float] = 0.8,
-                signatures: Optional[dict[str, Optional[np.ndarray]]] = None) -> list[Article]:
+                signatures: Optional[dict[str, Optional[np.ndarray]]] = None,
+                text_signatures: Mapping[str, Optional[np.ndarray]] = {}) -> list[Article]:
     """``articles`` with ``duplicate_of`` naming the first copy each one follows, or None.
 
     An article follows an earlier one (in ``earlier``, then in ``articles`` order) when its
@@ -85,6 +86,8 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
     ``signatures``: MinHash signatures by article id (:class:`~storyclust.ingest.dedupe.Deduplicator`),
     read for ``earlier`` articles when present (their texts are not shingled again) and filled in with
     every signature computed here, so that a caller can keep them (the nightly state does).
+    ``text_signatures``: signatures of texts by content hash, made with the default recipe
+    (``ingest_paths(signatures=...)`` fills one): those texts are not shingled again.
     """
     known = {a.id: a for a in earlier}
     roots: dict[str, str] = {}
@@ -101,11 +104,11 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
         if root is None and a.hash in by_hash:
             root = by_hash[a.hash]
         if root is None and dedupe is not None:
-            probe = dedupe.check(replace(a, duplicate_of=None), "")
+            probe = dedupe.check(replace(a, duplicate_of=None), "", *_known(text_signatures, a))
             found = getattr(probe, "duplicate_of", None)
             root = roots.get(found, found) if found else None
         elif dedupe is not None:
-            dedupe.check(replace(a, duplicate_of=root), "")  # remember its shingles under its root
+            dedupe.check(replace(a, duplicate_of=root), "", *_known(text_signatures, a))  # its shingles, under its root
         if root == a.id:
             root = None
         if dedupe is not None and signatures is not None and a.id in dedupe.signatures:
@@ -114,6 +117,11 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
         by_hash.setdefault(a.hash, roots[a.id])
         out.append(a if a.duplicate_of == root else replace(a, duplicate_of=root))
     return _to_first_copies(out, roots)
+
+
+def _known(by_text: Mapping[str, Optional[np.ndarray]], article: Article) -> tuple:
+    """``Deduplicator.check``'s optional signature argument: the known signature of the article's text, if any."""
+    return (by_text[article.hash],) if article.hash in by_text else ()
 
 
 def _to_first_copies(folded: list[Article], earlier_roots: dict[str, str]) -> list[Article]:
@@ -371,6 +379,7 @@ def cluster_articles(
     progress: bool = False,
     engine=None,
     corrections: Sequence[Correction] = (),
+    signatures: Mapping[str, Optional[np.ndarray]] = {},
 ) -> list[Story]:
     """Embed (unless ``embeddings``, one row per article, are given) and cluster ``articles`` into stories.
 
@@ -384,13 +393,16 @@ def cluster_articles(
 
     ``corrections`` (:mod:`storyclust.corrections`): an editor's links and unlinks, honoured as the
     nightly driver honours those kept in a state; articles a link places carry ``joined_by="editor"``.
+    ``signatures``: MinHash signatures of texts by content hash, as ``ingest_paths(signatures=...)`` fills
+    them (see :func:`fold_copies`).
     """
     options = options or ClusterOptions()
     if language_means is None:
         with stage("language means"):
             language_means = starting_language_means(embedder, options)
     with stage("fold copies"):
-        folded = detach_copies(fold_copies(articles, threshold=options.near_duplicate_threshold), corrections)
+        folded = fold_copies(articles, threshold=options.near_duplicate_threshold, text_signatures=signatures)
+        folded = detach_copies(folded, corrections)
     primary = [i for i, a in enumerate(folded) if a.duplicate_of is None]
     firsts = [folded[i] for i in primary]
     if embeddings is None:

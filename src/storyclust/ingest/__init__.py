@@ -19,9 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import numpy as np
 
 from ..types import Article, Rejection
 from .dedupe import Deduplicator
@@ -42,6 +45,7 @@ def ingest_paths(
     stats: Optional[IngestStats] = None,
     progress: bool = False,
     engine=None,
+    signatures: Optional[dict[str, Optional[np.ndarray]]] = None,
 ) -> Iterator[Union[Article, Rejection]]:
     """Read files and folders (``-`` = JSON Lines on stdin) into Articles and Rejections.
 
@@ -55,6 +59,10 @@ def ingest_paths(
     Stopping early (``close()``, an exception in the consumer, Ctrl-C) stops and
     reaps every worker process before the generator ends. ``engine`` (:mod:`storyclust.engine`)
     reads the files there instead of in local worker processes, with the same items in the same order.
+    ``signatures`` (a dict) receives the MinHash signature of each distinct text the near-duplicate check
+    shingled, by content hash, when its recipe is the one the clusterer's fold uses (the default
+    ``minhash_*`` and ``seed`` options): hand it to :func:`storyclust.pipeline.fold_copies`
+    (``text_signatures=``) and the texts are not shingled twice.
     """
     options = options or IngestOptions()
     stats = stats if stats is not None else IngestStats()
@@ -68,6 +76,8 @@ def ingest_paths(
         if options.dedupe
         else None
     )
+    if dedupe is not None and signatures is not None and dedupe.recipe == Deduplicator().recipe:
+        dedupe.by_text = signatures
     bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, disable=not progress, leave=False)
     results = _located_results(files, options) if engine is None else _engine_results(files, options, engine)
     try:

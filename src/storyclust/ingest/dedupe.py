@@ -32,6 +32,10 @@ MIN_SHINGLES = 8
 _BLOCK = 4096
 #: Default for :attr:`Deduplicator.max_chars` (and ``IngestOptions.minhash_max_chars``).
 MINHASH_MAX_CHARS = 200_000
+#: Defaults of the signature's length and seed (``IngestOptions.minhash_permutations`` and ``seed``).
+PERMUTATIONS = 128
+SEED = 1
+_UNKNOWN = object()  # check(): no signature given, compute it
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -116,10 +120,13 @@ class Deduplicator:
     """
 
     def __init__(
-        self, threshold: float = 0.8, permutations: int = 128, seed: int = 1, max_chars: int = MINHASH_MAX_CHARS
+        self, threshold: float = 0.8, permutations: int = PERMUTATIONS, seed: int = SEED,
+        max_chars: int = MINHASH_MAX_CHARS
     ) -> None:
         self.threshold = threshold
         self.max_chars = max_chars
+        #: the signature's recipe: two instances with equal ``recipe`` give a text the same signature
+        self.recipe = (permutations, seed, max_chars)
         self._perms = _Permutations(permutations, seed)
         self._rows = _rows_per_band(permutations, threshold)
         self._bands = permutations // self._rows
@@ -130,6 +137,9 @@ class Deduplicator:
         self._signatures = np.empty((0, permutations), dtype=np.uint32)  # row i: remembered article i (of _roots)
         self._roots: list[str] = []
         self.signatures: dict[str, Optional[np.ndarray]] = {}  # article id -> its signature (None: too short)
+        #: when set, also receives each text's signature by content hash (kept by the caller: ingest hands
+        #: them to the clusterer, whose fold would otherwise shingle the same texts again)
+        self.by_text: Optional[dict[str, Optional[np.ndarray]]] = None
 
     def signature(self, article: Article) -> Optional[np.ndarray]:
         """The article's MinHash signature (uint32, one per permutation); None for a text too short to judge."""
@@ -185,7 +195,9 @@ class Deduplicator:
             h = _mix64(h ^ B[:, :, j])
         return h
 
-    def check(self, article: Article, source: str) -> Union[Article, Rejection]:
+    def check(self, article: Article, source: str, signature=_UNKNOWN) -> Union[Article, Rejection]:
+        """The article as placed (see the class docstring). ``signature``: its text's signature when already
+        known (made with this instance's ``recipe``; None: too short), else it is computed."""
         first = self._by_hash.get(article.hash)
         if first is not None:
             first_id, root = first
@@ -193,7 +205,11 @@ class Deduplicator:
                 return Rejection(source, "duplicate", f"same text and id as article {first_id} read before")
             return article if article.duplicate_of else replace(article, duplicate_of=root)
         self._by_hash[article.hash] = (article.id, article.duplicate_of or article.id)
-        signature = self.signatures[article.id] = self.signature(article)
+        if signature is _UNKNOWN:
+            signature = self.signature(article)
+        self.signatures[article.id] = signature
+        if self.by_text is not None:
+            self.by_text[article.hash] = signature
         if signature is None:
             return article
         keys = [signature[i * self._rows : (i + 1) * self._rows].tobytes() for i in range(self._bands)]
