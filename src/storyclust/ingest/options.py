@@ -4,6 +4,8 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
+from .dedupe import MINHASH_MAX_CHARS, PERMUTATIONS, SEED
+
 __all__ = ["IngestOptions", "IngestStats"]
 
 
@@ -56,9 +58,9 @@ class IngestOptions:
     min_chars: int = 100
     dedupe: bool = True
     near_duplicate_threshold: float = 0.8
-    minhash_permutations: int = 128
-    minhash_max_chars: int = 200_000
-    seed: int = 1
+    minhash_permutations: int = PERMUTATIONS
+    minhash_max_chars: int = MINHASH_MAX_CHARS
+    seed: int = SEED
     fast_extract: bool = False
 
     def __post_init__(self) -> None:
