@@ -205,9 +205,11 @@ def test_explain_adds_each_members_evidence():
 
 
 @pytest.mark.parametrize("nightly", [False, True])
-def test_run_shingles_each_text_once(tmp_path, monkeypatch, nightly):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_run_shingles_each_text_once(tmp_path, monkeypatch, nightly, jobs):
     """`run` finds near copies at ingest and folds copies again before clustering: the fold takes ingest's
-    MinHash signatures, so no text of the samples is shingled twice (one-shot and nightly alike)."""
+    MinHash signatures, so no text of the samples is shingled twice (one-shot and nightly alike). With
+    workers, they shingle what they read: this process shingles nothing."""
     from collections import Counter
 
     from storyclust.ingest import dedupe
@@ -216,7 +218,10 @@ def test_run_shingles_each_text_once(tmp_path, monkeypatch, nightly):
     real = dedupe.shingle_hashes
     monkeypatch.setattr(dedupe, "shingle_hashes", lambda text: (shingled.update([text]), real(text))[1])
     state = ["--state", str(tmp_path / "state.db"), "--now", NIGHT] if nightly else []
-    result = invoke("run", str(SAMPLES), "-q", *state)
+    result = invoke("run", str(SAMPLES), "-q", "-j", jobs, *state)
     assert result.exit_code == 0, result.stderr
     assert len(records(result.stdout)) > 1
-    assert len(shingled) >= 25 and set(shingled.values()) == {1}
+    if jobs == "1":
+        assert len(shingled) >= 25 and set(shingled.values()) == {1}
+    else:
+        assert not shingled

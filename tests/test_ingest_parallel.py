@@ -169,3 +169,27 @@ def test_script_without_main_guard_gets_real_articles_from_workers(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [["Article", None]] * 4
     assert "Safe importing of main module" not in done.stderr
+
+
+def test_workers_shingle_and_the_parent_only_looks_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With workers, each article's MinHash signature is computed where it was read, in parallel: the parent's
+    near-copy check shingles nothing, finds the same copies and hands on the same signatures."""
+    from collections import Counter
+
+    from storyclust.ingest import dedupe
+
+    _mixed_corpus(tmp_path)
+    near = _html(*TOPICS[2], 2).replace("Paragraph 3 adds", "Paragraph 3 now adds")  # a light edit of 02.html
+    (tmp_path / "13.html").write_text(near)
+    serial_signatures: dict = {}
+    serial = list(ingest_paths([str(tmp_path)], IngestOptions(jobs=1), signatures=serial_signatures))
+    shingled: Counter[str] = Counter()
+    real = dedupe.shingle_hashes
+    monkeypatch.setattr(dedupe, "shingle_hashes", lambda text: (shingled.update([text]), real(text))[1])
+    parallel_signatures: dict = {}
+    parallel = list(ingest_paths([str(tmp_path)], IngestOptions(jobs=2), signatures=parallel_signatures))
+    assert parallel == serial and any(getattr(a, "duplicate_of", None) for a in parallel)
+    assert not shingled  # every file was read, and shingled, by a worker
+    assert parallel_signatures.keys() == serial_signatures.keys() and len(serial_signatures) >= 8
+    assert all((a is None and b is None) or (a == b).all()
+               for a, b in ((serial_signatures[k], parallel_signatures[k]) for k in serial_signatures))

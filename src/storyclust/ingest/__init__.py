@@ -88,7 +88,7 @@ def ingest_paths(
                 continue
             item = located.item
             if dedupe is not None and isinstance(item, Article):
-                item = dedupe.check(item, located.source)
+                item = dedupe.check(item, located.source, *located.signed)  # signed by the reader
             _count(item, stats)
             yield item
     finally:
@@ -134,7 +134,8 @@ def _engine_results(files: list[str], options: IngestOptions, engine) -> Iterato
 
 def _read_span(files: list[str], options: IngestOptions, span: tuple[int, int]) -> list:
     """``[(index, [Located, ...])]`` of ``files[span[0]:span[1]]`` (stdin left to the driver)."""
-    return [(k, [] if files[k] == STDIN else list(read_task(files[k], options))) for k in range(*span)]
+    return [(k, [] if files[k] == STDIN else list(read_task(files[k], options, sign=True)))
+            for k in range(*span)]
 
 
 def _located_results(files: list[str], options: IngestOptions) -> Iterator[tuple[int, Optional[Located]]]:

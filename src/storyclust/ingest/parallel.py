@@ -34,6 +34,7 @@ level is not run again in every worker.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -42,8 +43,9 @@ import signal
 import time
 from typing import Callable, Iterator, Optional
 
-from ..types import Rejection
+from ..types import Article, Rejection
 from ..workers import without_main_module
+from .dedupe import Deduplicator
 from .options import IngestOptions
 from .readers import Located, read_file
 from .timeout import time_limit
@@ -63,16 +65,33 @@ _PRELOAD = ["storyclust.ingest._preload"]
 STALL_ENV = "STORYCLUST_TEST_STALL"
 
 
-def read_task(path: str, options: IngestOptions) -> Iterator[Located]:
+def read_task(path: str, options: IngestOptions, *, sign: bool = False) -> Iterator[Located]:
     """:func:`read_file`, with an unexpected exception turned into one ``parse_error`` rejection.
 
-    Used in the parent (``jobs=1``) and in workers alike, so both give the same output.
+    Used in the parent (``jobs=1``) and in workers alike, so both give the same output. ``sign`` (in
+    workers), with ``options.dedupe``: each article comes with its MinHash signature (``Located.signed``),
+    so that workers shingle in parallel and the parent's near-copy check only looks signatures up. The
+    parent reading alone leaves that to the check, which skips exact copies.
     """
     try:
-        yield from read_file(path, options)
+        for located in read_file(path, options):
+            yield _signed(located, options) if sign else located
     except Exception as exc:  # a bug on a strange input must not end a long run
         detail = f"internal error while reading: {exc!r}"[:300].splitlines()[0]
         yield Located(path, Rejection(path, "parse_error", detail))
+
+
+def _signed(located: Located, options: IngestOptions) -> Located:
+    if not options.dedupe or not isinstance(located.item, Article):
+        return located
+    signer = _signer(options.minhash_permutations, options.seed, options.minhash_max_chars)
+    return located._replace(signed=(signer.signature(located.item),))
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(permutations: int, seed: int, max_chars: int) -> Deduplicator:
+    """One signing recipe per process (the permutations are drawn once)."""
+    return Deduplicator(permutations=permutations, seed=seed, max_chars=max_chars)
 
 
 def _stall_in_c(options: IngestOptions) -> None:
@@ -107,7 +126,7 @@ def _serve(conn: multiprocessing.connection.Connection, options: IngestOptions, 
             _stall_in_c(options)
         batch: list[Located] = []
         chars = 0
-        for located in read_task(path, options):
+        for located in read_task(path, options, sign=True):
             batch.append(located)
             chars += _weight(located)
             if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:

@@ -54,10 +54,13 @@ Item = Union[Article, Rejection]
 
 
 class Located(NamedTuple):
-    """An item and where it came from: the path, or ``path#N`` for record N."""
+    """An item and where it came from: the path, or ``path#N`` for record N; ``signed``: ``(signature,)``
+    when the reader already computed the article's MinHash signature (:func:`storyclust.ingest.parallel.read_task`,
+    in the worker), else ``()``."""
 
     source: str
     item: Item
+    signed: tuple = ()
 
 
 _KINDS = {
