@@ -193,3 +193,23 @@ def test_workers_shingle_and_the_parent_only_looks_up(tmp_path: Path, monkeypatc
     assert parallel_signatures.keys() == serial_signatures.keys() and len(serial_signatures) >= 8
     assert all((a is None and b is None) or (a == b).all()
                for a, b in ((serial_signatures[k], parallel_signatures[k]) for k in serial_signatures))
+
+
+def test_a_signature_that_fails_costs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing in the worker is an optimisation: if it raises, the article comes unsigned (the parent signs
+    it) and the rest of the file is read as usual, not turned into a ``parse_error``."""
+    from storyclust.ingest import dedupe
+    from storyclust.ingest.parallel import read_task
+
+    _mixed_corpus(tmp_path)
+    path = str(tmp_path / "08.jsonl")
+    signed = list(read_task(path, IngestOptions(), sign=True))
+    assert [len(located.signed) for located in signed] == [1, 1, 1, 0]  # three articles, one bad record
+
+    def broken(self, article):
+        raise MemoryError("no room to shingle")
+
+    monkeypatch.setattr(dedupe.Deduplicator, "signature", broken)
+    unsigned = list(read_task(path, IngestOptions(), sign=True))
+    assert [located.item for located in unsigned] == [located.item for located in signed]
+    assert all(located.signed == () for located in unsigned)

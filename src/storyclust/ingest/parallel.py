@@ -52,6 +52,8 @@ from .timeout import time_limit
 
 __all__ = ["read_task", "ordered_results", "FILE_DONE"]
 
+logger = logging.getLogger(__name__)
+
 #: Marker yielded after the last item of each file.
 FILE_DONE = None
 #: Files assigned to a worker at once (the one it reads, and the next ones).
@@ -82,10 +84,15 @@ def read_task(path: str, options: IngestOptions, *, sign: bool = False) -> Itera
 
 
 def _signed(located: Located, options: IngestOptions) -> Located:
+    """``located`` with its article's MinHash signature; unsigned (the parent signs it) if signing fails."""
     if not options.dedupe or not isinstance(located.item, Article):
         return located
     signer = _signer(options.minhash_permutations, options.seed, options.minhash_max_chars)
-    return located._replace(signed=(signer.signature(located.item),))
+    try:
+        return located._replace(signed=(signer.signature(located.item),))
+    except Exception:  # never cost the rest of the file: the parent's check computes it again
+        logger.debug("could not sign %s here", located.source, exc_info=True)
+        return located
 
 
 @functools.lru_cache(maxsize=4)
