@@ -39,8 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_pair_score import (DEFAULT_CACHE, DEFAULT_DEV, DEFAULT_EXTRA, base_id_folds, cpu_model,  # noqa: E402
-                              load_or_embed_views, load_pairs)
+from bench_pair_score import (add_data_arguments, base_id_folds, cpu_model, load_or_embed_views,  # noqa: E402
+                              load_pairs)
 
 from storyclust.cluster import StoryClusterer, _GLOBAL  # noqa: E402
 from storyclust.evaluate import paired_gain, score_semeval_pairs, stories_to_story_of, summarize_folds  # noqa: E402
@@ -160,10 +160,7 @@ def dominant(args, real: bool) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
-    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--seed", type=int, default=0)
+    add_data_arguments(parser)
     parser.add_argument("--weights", nargs="+", default=["8", "32", "128", "512", "1e6"],
                         help="reference_weight settings; the first is the one gains are measured against")
     parser.add_argument("--skip-quality", action="store_true", help="only the dominant-story part")

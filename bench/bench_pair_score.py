@@ -573,15 +573,21 @@ def verdict(rows: dict[str, list[dict]], base: list[dict]) -> tuple[bool, list[s
     return go, reasons
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dev``, ``--extra``, ``--cache`` and ``--seed``: the pairs, the cached views and the folds' seed,
+    as every bench on these two CSVs takes them."""
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="SemEval pairs CSV (default: %(default)s)")
     parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA,
                         help="second, disjoint pairs CSV ('' to leave out; default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="reuse/save the two views here (.npz; default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arguments(parser)
     parser.add_argument("--refresh", action="store_true", help="embed again even when the cache matches")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the folds the verdict uses (default 0)")
     parser.add_argument("--extra-seeds", type=int, nargs="*", default=[1, 2, 3, 4],
                         help="other fold seeds, printed as a robustness check only (default: 1 2 3 4)")
     parser.add_argument("--number-weight", type=float, default=ClusterOptions().number_weight,

@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_pair_score import (DEFAULT_CACHE, DEFAULT_DEV, DEFAULT_EXTRA, RATINGS, base_id_folds,  # noqa: E402
-                              cpu_model, load_or_embed_views, load_pairs, neutral, peak_rss_mb)
+from bench_pair_score import (RATINGS, add_data_arguments, base_id_folds, cpu_model,  # noqa: E402
+                              load_or_embed_views, load_pairs, neutral, peak_rss_mb)
 
 from storyclust.evaluate import paired_gain, score_semeval_pairs, stories_to_story_of, summarize_folds  # noqa: E402
 from storyclust.pipeline import cluster_articles  # noqa: E402
@@ -65,10 +65,7 @@ def f1_of(pred: np.ndarray, same: np.ndarray) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
-    parser.add_argument("--extra", type=Path, default=DEFAULT_EXTRA)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--seed", type=int, default=0)
+    add_data_arguments(parser)
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--threshold-grid", type=float, nargs="*", default=[],
                         help="diagnostic: also choose max_distance per fold among these values by training-pair F1, "
