@@ -324,19 +324,20 @@ def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Se
 
 def _fold(store: SQLiteStore, window: Sequence[StoredMember], pending: Sequence[Article],
           options: ClusterOptions, signatures: dict[str, Optional[np.ndarray]],
-          known: Mapping[str, Optional[np.ndarray]] = {}) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
+          text_signatures: Mapping[str, Optional[np.ndarray]] = {}
+          ) -> tuple[list[Article], dict[str, tuple[Article, str]]]:
     """Step 2: pending articles with ``duplicate_of`` naming their first copy (or None), and apart
     ``{id: (article, story id)}`` the exact reprints of pruned articles (they start no story).
 
     The window's MinHash signatures are read from the state (computed once, when each article came);
-    ``signatures`` receives tonight's, to be stored with the night (``known``: those ingest made, by
-    content hash)."""
+    ``signatures`` receives tonight's by article id, to be stored with the night; ``text_signatures`` are
+    those ingest made, by content hash."""
     signatures.update(store.signatures(m.article.id for m in window))
     unsigned = {m.article.id for m in window if m.article.id not in signatures}  # too short, or stored before
     texts = {m.article.id: m.article for m in store.members_by_id(unsigned)} if unsigned else {}  # signatures
     folded = pipeline.fold_copies(pending, earlier=[texts.get(m.article.id, m.article) for m in window],
                                   threshold=options.near_duplicate_threshold, signatures=signatures,
-                                  text_signatures=known)
+                                  text_signatures=text_signatures)
     in_window = {m.article.id for m in window}
     loose = [a for a in folded if a.duplicate_of is None or a.duplicate_of not in in_window]
     outside = store.first_copies_by_hash(a.hash for a in loose)  # exact copies of articles in closed stories

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
 
 from ..types import Article, Rejection
-from .dedupe import Deduplicator
+from .dedupe import DEFAULT_RECIPE, Deduplicator
 from .options import IngestOptions, IngestStats
 from .parallel import FILE_DONE, ordered_results, read_task
 from .readers import Located, read_jsonl_stream
@@ -76,7 +76,7 @@ def ingest_paths(
         if options.dedupe
         else None
     )
-    if dedupe is not None and signatures is not None and dedupe.recipe == Deduplicator().recipe:
+    if dedupe is not None and signatures is not None and dedupe.recipe == DEFAULT_RECIPE:
         dedupe.by_text = signatures
     bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, disable=not progress, leave=False)
     results = _located_results(files, options) if engine is None else _engine_results(files, options, engine)

@@ -35,6 +35,8 @@ MINHASH_MAX_CHARS = 200_000
 #: Defaults of the signature's length and seed (``IngestOptions.minhash_permutations`` and ``seed``).
 PERMUTATIONS = 128
 SEED = 1
+#: The default :attr:`Deduplicator.recipe`: the one the clusterer's fold of copies signs with.
+DEFAULT_RECIPE = (PERMUTATIONS, SEED, MINHASH_MAX_CHARS)
 _UNKNOWN = object()  # check(): no signature given, compute it
 
 
