@@ -16,6 +16,7 @@ from storyclust import cli as cli_mod
 from storyclust.cluster import ClusterOptions, StoryClusterer, _average_linkage
 from storyclust.corrections import Correction, CorrectionError, check, decided_by, read_corrections
 from storyclust.incremental import nightly
+from storyclust.labels import story_labels
 from storyclust.pipeline import cluster_articles
 from storyclust.settings import StateOptions
 from storyclust.store import open_store
@@ -166,6 +167,7 @@ def test_unlink_and_link_are_applied_by_the_next_run_and_kept_every_night(tmp_pa
         result, printed = night(store, [], embedder, 0.5)  # no new article: the corrections alone
         after = store.memberships()
         stories = {s.story_id: s for s in store.stories()}
+    assert_labels_are_fresh(printed)  # split, merged into and edited stories' kept label terms
     assert after["quake-0"] != after["quake-1"]
     assert after["quake-2"] == after[vote]
     changed = {s.story_id: s for s in printed}
@@ -184,7 +186,7 @@ def test_unlink_and_link_are_applied_by_the_next_run_and_kept_every_night(tmp_pa
         for day in (1, 2):
             bridge = [replace(a, id=f"bridge{day}-{a.id}", text=a.text + " " + articles[0].text + " " + articles[1].text,
                               published=a.published + timedelta(days=day)) for a in articles[:2]]
-            night(store, bridge, embedder, day)
+            assert_labels_are_fresh(night(store, bridge, embedder, day)[1])
         final = store.memberships()
     assert final["quake-0"] != final["quake-1"] and final["quake-2"] == final[vote]
 
@@ -196,6 +198,13 @@ def test_unlink_and_link_are_applied_by_the_next_run_and_kept_every_night(tmp_pa
     ids = sorted(final)
     from sklearn.metrics import adjusted_rand_score
     assert adjusted_rand_score([shot[i] for i in ids], [final[i] for i in ids]) == 1.0
+
+
+def assert_labels_are_fresh(printed):
+    """The night's changed stories are labelled as a fresh labelling of them, every member tokenised again,
+    would label them (the state sums each story's terms night after night)."""
+    changed = [s for s in printed if s.status in ("new", "updated")]
+    assert changed and {s.story_id: s.labels for s in changed} == story_labels(changed)
 
 
 def test_a_corrections_file_gives_one_shot_runs_the_nightly_partition(tmp_path, embedder):

@@ -202,8 +202,10 @@ def test_show_all_prints_unchanged_open_stories(tmp_path, embedder):
 
 
 def test_members_label_terms_are_kept_and_a_stale_blob_is_computed_again(tmp_path, embedder, monkeypatch):
-    """A member's text is tokenised for labels once: the night it first labels a story. Later nights read
-    its terms from the state; the labels are those of a run that computed everything afresh."""
+    """A member's text is tokenised for labels once: the night it first labels a story. A story that only
+    gains members adds tonight's terms to its kept table (no other member is read again); a story whose
+    table is stale is summed again over its members' kept terms, a stale member blob computed again. The
+    labels are those of a run that computed everything afresh."""
     from storyclust import labels as labels_mod
 
     articles, _ = topic_articles(6, seed=4)
@@ -215,12 +217,19 @@ def test_members_label_terms_are_kept_and_a_stale_blob_is_computed_again(tmp_pat
         _night(store, first, embedder, story_window=timedelta(days=30))
         assert sorted(computed) == sorted(a.id for a in first)
         assert store.label_terms([a.id for a in articles]).keys() == {a.id for a in first}
+        story_of = store.memberships()
+        other = next(a for a in first if story_of[a.id] != story_of[first[0].id])
+        assert set(store.story_terms(set(story_of.values()))) == set(story_of.values())
         with store.lock(), store.transaction():
-            store.set_label_terms({first[0].id: b"t0 from another format"})
+            store.set_label_terms({first[0].id: b"t0 from another format", other.id: b"t0 from another format"})
+            store.set_story_terms({story_of[first[0].id]: b"s0 from another format"})
         computed.clear()
         _, printed = _night(store, second, embedder, 1, story_window=timedelta(days=30))
         kept = store.label_terms([a.id for a in articles])
-    assert set(computed) == {a.id for a in second} | {first[0].id}  # tonight's, and the stale one again
-    assert kept.keys() == {a.id for a in articles} and kept[first[0].id].startswith(labels_mod.TERMS_FORMAT)
+        after = store.memberships()
+    assert {after[a.id] for a in articles} == set(story_of.values())  # every story only gained
+    # tonight's, and the stale member of the stale table; the other stale member's story only added tonight's
+    assert set(computed) == {a.id for a in second} | {first[0].id}
+    assert kept[first[0].id].startswith(labels_mod.TERMS_FORMAT) and not kept[other.id].startswith(labels_mod.TERMS_FORMAT)
     fresh = labels_mod.story_labels(printed)  # the same stories, every member tokenised again
     assert {s.story_id: s.labels for s in printed} == fresh and all(fresh.values())

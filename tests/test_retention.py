@@ -21,6 +21,7 @@ from wordhash import TOPICS, WordHashEmbedder, topic_articles
 
 from storyclust import cli as cli_mod
 from storyclust.incremental import current_stories, nightly, update_stories
+from storyclust.labels import story_labels
 from storyclust.retention import prune
 from storyclust.settings import ClusterOptions, StateOptions
 from storyclust.store import STATE_SCHEMA_VERSION, SQLiteStore, StateLocked, _create_v2, open_store
@@ -311,8 +312,9 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     with SQLiteStore(path) as store:
         assert store.schema_version == 2
         with store.lock():
-            assert store.schema_version == STATE_SCHEMA_VERSION == 4
+            assert store.schema_version == STATE_SCHEMA_VERSION == 5
         assert [m.seq for m in store.open_members(recent=5)] == [1]
+        assert store.story_terms(["s_1"]) == {}  # no table yet: summed over its members when it next changes
 
 
 def test_outputs_are_created_through_the_umask(tmp_path):
@@ -366,6 +368,8 @@ def test_prune_trims_a_story_that_never_goes_quiet_to_its_latest_members(tmp_pat
     assert recent <= set(kept)  # taken in after the cutoff: kept
     (record,) = [s for s in printed if s.story_id == war]
     assert record.forgotten == story.forgotten and record.size == story.size + 3
+    changed = [s for s in printed if s.status in ("new", "updated")]  # the trimmed story's terms summed again
+    assert {s.story_id: s.labels for s in changed} == story_labels(changed)
 
 
 def test_a_reprint_of_a_trimmed_first_copy_joins_its_story_through_a_kept_copy(tmp_path, embedder):

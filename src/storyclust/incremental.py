@@ -553,7 +553,7 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
     existing = {s.story_id: s for s in store.stories(ids=set(by_story) | set(plan.merged))}
     for sid, split_from in plan.new_stories.items():  # rows first: members reference them
         store.save_story(StoredStory(sid, "open", 0, None, None, now, run_id, run_id, split_from=split_from))
-    rows, built = [], []
+    rows = []
     for sid, aids in by_story.items():
         if plan.event(sid) is None and sid in existing:
             continue  # same members: their rows stay as they are
@@ -563,21 +563,19 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
         rows += [(a, sid, night.neutral[a], night.similarity[a], "duplicate") for a in aids if a in night.similarity]
         if not clustered:
             continue
-        built.append(pipeline.build_story(sid, [
+        story = pipeline.build_story(sid, [
             (night.articles[a], night.neutral[a], plan.joined_by.get(a) or night.joined_before.get(a) or "cluster")
-            for a in clustered]))
-        rows += [(m.article.id, sid, night.neutral[m.article.id], m.similarity, m.joined_by)
-                 for m in built[-1].members]
+            for a in clustered])
+        rows += [(m.article.id, sid, night.neutral[m.article.id], m.similarity, m.joined_by) for m in story.members]
     store.put_members(rows, run_id)
     store.set_duplicate_of(night.duplicate_of)
     for sid, receiver in plan.merged.items():  # members no night re-clustered follow the rest
         store.move_members(sid, receiver, "merge", run_id)
-    # the changed stories' labels, each against the others (a first night: every story, as one-shot); a
-    # member's terms are computed once, when its story first changes, and kept
-    terms = _KeptTerms(store, built)
-    labels = {s.story_id: s.labels for s in pipeline.with_labels(built, terms)}
-    store.set_label_terms(terms.fresh)
     receivers = set(plan.merged.values())
+    relabel = sorted(sid for sid in set(by_story) - set(plan.merged) if plan.event(sid) or sid not in existing)
+    labels = _labels(store, night, relabel, rebuild={sid for sid in relabel if sid not in existing
+                                                       or plan.removed.get(sid) or sid in receivers})
+    store.set_story_terms({sid: None for sid in plan.merged})
     changed: dict[str, str] = {}
     for sid in set(by_story) | set(plan.merged):
         event = plan.event(sid)
@@ -596,7 +594,7 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
             old.created_run if old else run_id, run_id,
             run_id if sid in plan.merged else (old.closed_run if old else None),
             plan.merged.get(sid), old.split_from if old else plan.new_stories.get(sid),
-            () if sid in plan.merged else labels.get(sid, old.labels if old else ()),
+            () if sid in plan.merged else labels[sid],
             0 if sid in plan.merged else (old.forgotten if old else 0) + sum(
                 existing[m].forgotten for m, into in plan.merged.items() if into == sid and m in existing),
         ))
@@ -607,25 +605,44 @@ def _apply(store: SQLiteStore, night: _Night, run_id: int, now: datetime, story_
     return changed
 
 
-class _KeptTerms:
-    """A member's label terms (:func:`storyclust.labels.member_terms`) as kept in the state, or computed
-    when it has none yet (a member's first labelled night, or a blob of another format); ``fresh`` then
-    holds those packed, to be kept. Only the packed bytes are held, ~1 KB a member."""
+def _labels(store: SQLiteStore, night: _Night, stories: Sequence[str], rebuild: Container[str]
+            ) -> dict[str, tuple[str, ...]]:
+    """Labels of the night's changed ``stories`` (their members as written tonight), each against the others.
 
-    def __init__(self, store: SQLiteStore, stories: Sequence[Story]) -> None:
-        from . import labels
+    A story's label terms summed over its members (:class:`storyclust.labels.TermTable`) are kept in the
+    state: a story that only gained members adds theirs, so labelling costs the night's members, not the
+    stories' histories. A story in ``rebuild`` (new, it lost members or took in a merged story's) or without
+    a kept table (pruned members, an older state) is summed again over its members. A member's own terms are
+    computed from its text once, the first night it is counted, and kept (``articles.terms``)."""
+    from .labels import TermTable, member_terms, pack_terms, table_labels, unpack_terms
 
-        self.labels = labels  # imported once, not per member
-        self.kept = store.label_terms(m.article.id for s in stories for m in s.members)
-        self.fresh: dict[str, bytes] = {}
-
-    def __call__(self, article: Article):
-        blob = self.kept.get(article.id)
-        terms = None if blob is None else self.labels.unpack_terms(blob, article.lang)
-        if terms is None:
-            terms = self.labels.member_terms(article)
-            self.fresh[article.id] = self.labels.pack_terms(terms)
-        return terms
+    kept = store.story_terms(s for s in stories if s not in rebuild)
+    tables: dict[str, TermTable] = {}
+    counted: dict[str, list[Article]] = {}  # story id -> the members to add to its table
+    for sid in stories:
+        table = None if sid in rebuild else TermTable.unpack(kept.get(sid))
+        if table is not None:
+            counted[sid] = [night.articles[a] for a in night.plan.added.get(sid, ())]
+        else:
+            table = TermTable()
+            counted[sid] = [m.article for m in store.story_members(sid, light=True)]  # no texts: terms are kept
+        tables[sid] = table
+    ids = [a.id for members in counted.values() for a in members]
+    blobs = store.label_terms(ids)
+    unread = [a for a in ids if a not in blobs and not (a in night.articles and night.articles[a].text)]
+    texts = {m.article.id: m.article for m in store.members_by_id(unread)} if unread else {}
+    fresh: dict[str, bytes] = {}
+    for sid, members in counted.items():
+        for article in members:
+            blob = blobs.get(article.id)
+            terms = None if blob is None else unpack_terms(blob, article.lang)
+            if terms is None:  # first counted, or a blob of another format
+                terms = member_terms(texts.get(article.id) or night.articles[article.id])
+                fresh[article.id] = blobs[article.id] = pack_terms(terms)
+            tables[sid].add(terms, pipeline.first_key(article))
+    store.set_label_terms(fresh)
+    store.set_story_terms({sid: table.pack() for sid, table in tables.items()})
+    return table_labels([(sid, tables[sid]) for sid in stories])
 
 
 # -- publishing ----------------------------------------------------------------------

@@ -241,6 +241,70 @@ def unpack_terms(blob: bytes, lang: Optional[str]) -> Optional[MemberTerms]:
             for kind, term, weight, surface in json.loads(zlib.decompress(blob[len(TERMS_FORMAT):]))}
 
 
+#: Format of :meth:`TermTable.pack`'s bytes; a stored table of another format is summed again.
+TABLE_FORMAT = b"s1"
+
+
+class TermTable:
+    """What a story's members bring to its labels, summed: the story's class in c-TF-IDF.
+
+    Per term: its weight (the members that carry it, titles double, as :func:`member_terms` counts
+    one member), the form shown (the lower-case form when a member writes it so, else the form of the
+    first member that has it) and where it first appears (that member's ``rank``, then the term's place
+    among the member's terms), which breaks ties between equal scores. A member's ``rank`` is its
+    position in the story, or any order key (the nightly state uses :func:`storyclust.pipeline.first_key`):
+    members may come in any order and the table is the one of the story in rank order.
+
+    Adding a member costs its own terms, whatever the story's size, so the nightly state keeps each
+    story's table (:meth:`pack`) and adds only the members a night brings.
+    """
+
+    __slots__ = ("size", "rows")
+
+    def __init__(self) -> None:
+        self.size = 0  # members added
+        self.rows: dict[tuple, list] = {}  # term key -> [weight, surface, rank, position]
+
+    def add(self, terms: MemberTerms, rank) -> None:
+        """Count one member's terms (:func:`member_terms`); ``rank`` orders it among the story's members."""
+        self.size += 1
+        rows = self.rows
+        for position, (key, (weight, surface)) in enumerate(terms.items()):
+            row = rows.get(key)
+            if row is None:
+                rows[key] = [weight, surface, rank, position]
+                continue
+            row[0] += weight
+            lower = key[-1]
+            if (rank, position) < (row[2], row[3]):  # an earlier member: its form, unless a lower-case one was seen
+                row[2], row[3] = rank, position
+                if row[1] != lower:
+                    row[1] = surface
+            if surface == lower:
+                row[1] = lower
+
+    def pack(self) -> bytes:
+        """Compact bytes (:meth:`unpack`); weights are whole (members count 1, titles 2)."""
+        ranks: dict = {}
+        rows = [[list(key), int(weight), "" if surface == key[-1] else surface, ranks.setdefault(rank, len(ranks)),
+                 position] for key, (weight, surface, rank, position) in self.rows.items()]
+        body = {"n": self.size, "r": [list(r) if isinstance(r, tuple) else r for r in ranks], "t": rows}
+        return TABLE_FORMAT + zlib.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), 1)
+
+    @classmethod
+    def unpack(cls, blob: Optional[bytes]) -> Optional["TermTable"]:
+        """:meth:`pack`'s bytes back; None for None or bytes of another format."""
+        if blob is None or not blob.startswith(TABLE_FORMAT):
+            return None
+        body = json.loads(zlib.decompress(blob[len(TABLE_FORMAT):]))
+        ranks = [tuple(r) if isinstance(r, list) else r for r in body["r"]]
+        table = cls()
+        table.size = body["n"]
+        table.rows = {tuple(key): [float(weight), surface or key[-1], ranks[r], position]
+                      for key, weight, surface, r, position in body["t"]}
+        return table
+
+
 def story_labels(stories: Sequence[Story], *, top_k: int = 5,
                  terms: Optional[Callable[[Article], MemberTerms]] = None) -> dict[str, tuple[str, ...]]:
     """``{story_id: labels}``: up to ``top_k`` keywords per story, most telling first.
@@ -251,43 +315,47 @@ def story_labels(stories: Sequence[Story], *, top_k: int = 5,
     case is shown in lower case; names and acronyms keep their capitals; numbers are canonical:
     ``20000``, ``6.4``). Words that are part of a chosen name are not repeated.
 
-    ``terms`` gives a member's terms (default :func:`member_terms`; the nightly driver reads them from
-    the state). A member's terms are used and dropped, never held for the whole batch.
+    ``terms`` gives a member's terms (default :func:`member_terms`). A member's terms are used and
+    dropped, never held for the whole batch.
     """
-    if top_k <= 0:
-        return {s.story_id: () for s in stories}
     stop = function_words()
     terms = terms or (lambda article: member_terms(article, stop))
-    # Per story: term -> weight (member presence, titles double), surface, first position.
-    tables: list[dict[tuple, float]] = []
-    surfaces: list[dict[tuple, str]] = []
-    batch: dict[tuple, float] = {}
+    tables = []
     for story in stories:
-        weights: dict[tuple, float] = {}
-        shown: dict[tuple, str] = {}
-        for member in story.members:
-            for key, (factor, surface) in terms(member.article).items():
-                weights[key] = weights.get(key, 0.0) + factor
-                old = shown.get(key)
-                if old is None or (surface == key[-1] and old != surface):
-                    shown[key] = surface
-        tables.append(weights)
-        surfaces.append(shown)
-        for key, w in weights.items():
-            batch[key] = batch.get(key, 0.0) + w
-    n = len(tables)
-    average = sum(sum(t.values()) for t in tables) / n if n else 0.0
+        table = TermTable()
+        if top_k > 0:
+            for rank, member in enumerate(story.members):
+                table.add(terms(member.article), rank)
+        tables.append((story.story_id, table))
+    return table_labels(tables, top_k=top_k)
+
+
+def table_labels(tables: Sequence[tuple[str, TermTable]], *, top_k: int = 5) -> dict[str, tuple[str, ...]]:
+    """``{story_id: labels}`` of stories given by their :class:`TermTable`, each scored against the others
+    (:func:`story_labels` on the stories the tables were summed from gives the same labels)."""
+    if top_k <= 0:
+        return {sid: () for sid, _ in tables}
+    batch: dict[tuple, float] = {}
+    total = 0.0
+    for _, table in tables:
+        story_total = 0.0
+        for key, row in table.rows.items():
+            batch[key] = batch.get(key, 0.0) + row[0]
+            story_total += row[0]
+        total += story_total
+    average = total / len(tables) if tables else 0.0
     out: dict[str, tuple[str, ...]] = {}
-    for story, weights, shown in zip(stories, tables, surfaces):
-        size = max(1, story.size)
+    for sid, table in tables:
+        size = max(1, table.size)
+        ordered = sorted(table.rows.items(), key=lambda kv: (kv[1][2], kv[1][3]))  # first appearance
         scored = []
-        for order, (key, w) in enumerate(weights.items()):
+        for order, (key, row) in enumerate(ordered):
             kind = key[0]
             boost = NAME_BOOST if kind == "e" else NUMBER_BOOST if kind == "n" else 1.0
-            score = boost * (w / size) * math.log(1.0 + average / batch[key])
+            score = boost * (row[0] / size) * math.log(1.0 + average / batch[key])
             scored.append((-round(score, 9), order, key))
         scored.sort()
-        out[story.story_id] = _pick(scored, shown, top_k)
+        out[sid] = _pick(scored, {key: row[1] for key, row in table.rows.items()}, top_k)
     return out
 
 

@@ -301,16 +301,22 @@ def _migrate_3_to_4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN terms BLOB")
 
 
+def _migrate_4_to_5(db: sqlite3.Connection) -> None:
+    """Schema 5: a story keeps its label terms summed over its members (a night adds only its own)."""
+    db.execute("CREATE TABLE story_terms (story_id TEXT PRIMARY KEY, terms BLOB NOT NULL)")
+
+
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 4
+STATE_SCHEMA_VERSION = 5
 
 #: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
 #: :func:`_create_v2` and migrated in the same transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4,
+                                                               4: _migrate_4_to_5}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
-               "forgotten_stories", "corrections"}
+               "forgotten_stories", "corrections", "story_terms"}
 
 
 def inspect_file(path: str) -> tuple[int, int, set[str]]:
@@ -636,6 +642,20 @@ class SQLiteStore:
         """Keep articles' label terms, so that labels do not tokenise their texts again."""
         self._write_many("UPDATE articles SET terms = ? WHERE id = ?", ((blob, aid) for aid, blob in terms.items()))
 
+    def story_terms(self, story_ids: Iterable[str]) -> dict[str, bytes]:
+        """The stored label-term tables (:meth:`storyclust.labels.TermTable.pack`) of these stories, where kept."""
+        return dict(self._read_in("SELECT story_id, terms FROM story_terms WHERE story_id IN ({marks})", story_ids))
+
+    def set_story_terms(self, tables: Mapping[str, Optional[bytes]]) -> None:
+        """Keep stories' label-term tables (None: drop it, to be summed again over the members when needed)."""
+        self._write_many("INSERT OR REPLACE INTO story_terms (story_id, terms) VALUES (?, ?)",
+                         ((sid, blob) for sid, blob in tables.items() if blob is not None))
+        self._drop_story_terms([sid for sid, blob in tables.items() if blob is None])
+
+    def _drop_story_terms(self, story_ids: Sequence[str]) -> None:
+        for chunk in _chunks(list(story_ids)):
+            self._write(f"DELETE FROM story_terms WHERE story_id IN ({','.join('?' * len(chunk))})", chunk)
+
     def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
         """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new."""
         before = self._db.total_changes
@@ -707,9 +727,11 @@ class SQLiteStore:
 
     def forget(self, articles: Iterable[tuple[str, str, str]], run_id: int) -> int:
         """Keep only a tombstone ``(id, content hash, story id)`` of these articles: their rows, members
-        and vectors (when no kept article shares the text) go. Returns how many vectors went."""
+        and vectors (when no kept article shares the text) go, and their stories' label-term tables (summed
+        again over the members left when the story next changes). Returns how many vectors went."""
         rows = list(articles)
         vectors = 0
+        self._drop_story_terms(sorted({sid for _, _, sid in rows}))
         self._write_many("INSERT OR REPLACE INTO forgotten (id, hash, story_id, run_id) VALUES (?, ?, ?, ?)",
                          ((aid, h, sid, run_id) for aid, h, sid in rows))
         for chunk in _chunks([aid for aid, _, _ in rows]):
@@ -732,6 +754,7 @@ class SQLiteStore:
                         f" SELECT story_id, size, last_activity, ? FROM stories WHERE story_id IN ({marks})",
                         (run_id, *chunk))
             self._write(f"DELETE FROM stories WHERE story_id IN ({marks})", chunk)
+        self._drop_story_terms(story_ids)
 
     def stories_quiet_since(self, cutoff: datetime) -> list[str]:
         """IDs of the closed and merged stories whose last activity is before ``cutoff``."""
