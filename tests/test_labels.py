@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import time
+import zlib
 from datetime import datetime, timezone
 
 from sample_stories import sample_stories
 
-from storyclust.labels import function_words, member_terms, name_terms, pack_terms, story_labels, unpack_terms
+import random
+
+from storyclust.labels import (TermTable, function_words, member_terms, name_terms, pack_terms, story_labels,
+                              table_labels, unpack_terms)
 from storyclust.types import Article, Story, StoryMember
 
 
@@ -126,3 +130,45 @@ def test_labels_from_kept_terms_are_the_labels_computed_afresh():
     assert unpack_terms(b"t0" + pack_terms({})[2:], "fr") is None
     zh = Article(id="zh", title="四川发生地震", text="四川省昨日发生六级地震，地震造成多人受伤。救援队伍已经赶到地震灾区。", lang="zh")
     assert unpack_terms(pack_terms(member_terms(zh)), "zh") == member_terms(zh)
+
+
+def _state(table: TermTable) -> dict:
+    """What a table holds, independent of the order rows were added in."""
+    return {"size": table.size,
+            "rows": {key: (table.weights[row], table.surfaces[row], table.ranks[table.rank_of[row]], table.positions[row])
+                     for row, key in enumerate(table.keys)}}
+
+
+def test_a_packed_table_comes_back_whole_and_members_added_in_any_order_give_the_same_labels():
+    """The nightly state keeps a table per story (TermTable.pack) and adds a night's members to it; members
+    come in any order with any rank (tuples, as the state's order keys are), through any number of pack and
+    unpack round trips, and the labels are those of the story summed at once in rank order. An empty table,
+    a one-term table and words of several scripts survive; bytes of another format give None (summed again)."""
+    stories = list(sample_stories())
+    stories.append(story("zh", ("zh", "四川发生地震", "四川省昨日发生六级地震，地震造成多人受伤。救援队伍已经赶到地震灾区。"),
+                         ("ar", "زلزال في سيتشوان", "ضرب زلزال بقوة 6 درجات إقليم سيتشوان وأصيب العشرات.")))
+    rng = random.Random(7)
+    tables = []
+    for s in stories:
+        members = [((f"2026-01-{1 + i // 3:02d}", i), member_terms(m.article)) for i, m in enumerate(s.members)]
+        rng.shuffle(members)
+        table = TermTable()
+        for i, (rank, terms) in enumerate(members):
+            table.add(terms, rank)
+            if i % 2:
+                again = TermTable.unpack(table.pack())
+                assert _state(again) == _state(table)
+                table = again
+        tables.append((s.story_id, TermTable.unpack(table.pack())))
+    assert table_labels(tables) == story_labels(stories)
+    assert table_labels(tables, top_k=8) == story_labels(stories, top_k=8)
+
+    empty = TermTable.unpack(TermTable().pack())
+    assert len(empty) == 0 and empty.size == 0
+    one = TermTable()
+    one.add({("n", "6.4"): (2.0, "6,4")}, 3)
+    back = TermTable.unpack(one.pack())
+    assert _state(back) == _state(one) and back.surfaces == ["6,4"]
+    assert table_labels([("a", back), ("b", empty)]) == {"a": ("6,4",), "b": ()}
+    assert TermTable.unpack(None) is None
+    assert TermTable.unpack(b"s1" + zlib.compress(b"[]")) is None  # the previous format: summed again

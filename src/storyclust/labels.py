@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 import sys
 import unicodedata
 import zlib
@@ -36,6 +37,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Optional
+
+import numpy as np
 
 from .evidence import number_tokens
 from .types import Article, Story
@@ -242,7 +245,17 @@ def unpack_terms(blob: bytes, lang: Optional[str]) -> Optional[MemberTerms]:
 
 
 #: Format of :meth:`TermTable.pack`'s bytes; a stored table of another format is summed again.
-TABLE_FORMAT = b"s1"
+TABLE_FORMAT = b"s2"
+#: Joins a term key's parts (kind, language for words, term) into one string: terms never contain it.
+_KEY_SEP = "\x1f"
+#: Separates a packed table's keys and surfaces.
+_ROW_SEP = "\x1e"
+_BOOST = {"e": NAME_BOOST, "n": NUMBER_BOOST, "w": 1.0}
+
+
+def _term(key: str) -> str:
+    """The term of a table key (its last part): the lower-case form a label is shown in, unless written otherwise."""
+    return key[key.rfind(_KEY_SEP) + 1:]
 
 
 class TermTable:
@@ -256,52 +269,91 @@ class TermTable:
     members may come in any order and the table is the one of the story in rank order.
 
     Adding a member costs its own terms, whatever the story's size, so the nightly state keeps each
-    story's table (:meth:`pack`) and adds only the members a night brings.
+    story's table (:meth:`pack`) and adds only the members a night brings. The table is kept by columns
+    (one list per field, a term's key a plain string), so that packing, unpacking and scoring a story of
+    thousands of terms cost a few list and array operations rather than an object per term.
     """
 
-    __slots__ = ("size", "rows")
+    __slots__ = ("size", "keys", "weights", "surfaces", "ranks", "rank_of", "positions", "_index", "_rank_ids")
 
     def __init__(self) -> None:
         self.size = 0  # members added
-        self.rows: dict[tuple, list] = {}  # term key -> [weight, surface, rank, position]
+        self.keys: list[str] = []  # per term: kind, language (words only) and term, joined by _KEY_SEP
+        self.weights: list[float] = []
+        self.surfaces: list[str] = []  # the form shown, "" when it is the term itself
+        self.ranks: list = []  # the members' ranks that terms first appear in
+        self.rank_of: list[int] = []  # per term: its first member's rank, as an index into ranks
+        self.positions: list[int] = []  # per term: its place among that member's terms
+        self._index: Optional[dict[str, int]] = None  # key -> row, built when a member is added
+        self._rank_ids: Optional[dict] = None  # rank -> index into ranks
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
     def add(self, terms: MemberTerms, rank) -> None:
         """Count one member's terms (:func:`member_terms`); ``rank`` orders it among the story's members."""
+        if self._index is None:
+            self._index = {key: row for row, key in enumerate(self.keys)}
+            self._rank_ids = {r: i for i, r in enumerate(self.ranks)}
+        index, rank_ids = self._index, self._rank_ids
+        r = rank_ids.get(rank)
+        if r is None:
+            r = rank_ids[rank] = len(self.ranks)
+            self.ranks.append(rank)
         self.size += 1
-        rows = self.rows
+        keys, weights, surfaces, ranks, rank_of, positions = (
+            self.keys, self.weights, self.surfaces, self.ranks, self.rank_of, self.positions)
         for position, (key, (weight, surface)) in enumerate(terms.items()):
-            row = rows.get(key)
-            if row is None:
-                rows[key] = [weight, surface, rank, position]
-                continue
-            row[0] += weight
             lower = key[-1]
-            if (rank, position) < (row[2], row[3]):  # an earlier member: its form, unless a lower-case one was seen
-                row[2], row[3] = rank, position
-                if row[1] != lower:
-                    row[1] = surface
-            if surface == lower:
-                row[1] = lower
+            shown = "" if surface == lower else surface
+            joined = _KEY_SEP.join(key)
+            row = index.get(joined)
+            if row is None:
+                index[joined] = len(keys)
+                keys.append(joined)
+                weights.append(weight)
+                surfaces.append(shown)
+                rank_of.append(r)
+                positions.append(position)
+                continue
+            weights[row] += weight
+            if (rank, position) < (ranks[rank_of[row]], positions[row]):  # an earlier member: its form,
+                rank_of[row], positions[row] = r, position                # unless a lower-case one was seen
+                if surfaces[row]:
+                    surfaces[row] = shown
+            if not shown:
+                surfaces[row] = ""
 
     def pack(self) -> bytes:
         """Compact bytes (:meth:`unpack`); weights are whole (members count 1, titles 2)."""
-        ranks: dict = {}
-        rows = [[list(key), int(weight), "" if surface == key[-1] else surface, ranks.setdefault(rank, len(ranks)),
-                 position] for key, (weight, surface, rank, position) in self.rows.items()]
-        body = {"n": self.size, "r": [list(r) if isinstance(r, tuple) else r for r in ranks], "t": rows}
-        return TABLE_FORMAT + zlib.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), 1)
+        used, rank_of = np.unique(np.asarray(self.rank_of, dtype=np.int64), return_inverse=True)
+        head = json.dumps({"n": self.size, "r": [list(r) if isinstance(r, tuple) else r
+                                                 for r in (self.ranks[i] for i in used.tolist())]},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+        keys = _ROW_SEP.join(self.keys).encode()
+        surfaces = _ROW_SEP.join(self.surfaces).encode()
+        columns = np.array([self.weights, rank_of.reshape(-1), self.positions], dtype="<i4").reshape(3, -1)
+        body = struct.pack("<4I", len(self.keys), len(head), len(keys), len(surfaces))
+        return TABLE_FORMAT + zlib.compress(body + head + keys + surfaces + columns.tobytes(), 1)
 
     @classmethod
     def unpack(cls, blob: Optional[bytes]) -> Optional["TermTable"]:
         """:meth:`pack`'s bytes back; None for None or bytes of another format."""
         if blob is None or not blob.startswith(TABLE_FORMAT):
             return None
-        body = json.loads(zlib.decompress(blob[len(TABLE_FORMAT):]))
-        ranks = [tuple(r) if isinstance(r, list) else r for r in body["r"]]
+        body = zlib.decompress(blob[len(TABLE_FORMAT):])
+        n, head, keys, surfaces = struct.unpack_from("<4I", body)
+        at = struct.calcsize("<4I")
+        header = json.loads(body[at:at + head])
+        at += head
         table = cls()
-        table.size = body["n"]
-        table.rows = {tuple(key): [float(weight), surface or key[-1], ranks[r], position]
-                      for key, weight, surface, r, position in body["t"]}
+        table.size = header["n"]
+        table.ranks = [tuple(r) if isinstance(r, list) else r for r in header["r"]]
+        if n:
+            table.keys = body[at:at + keys].decode().split(_ROW_SEP)
+            table.surfaces = body[at + keys:at + keys + surfaces].decode().split(_ROW_SEP)
+            columns = np.frombuffer(body, dtype="<i4", count=3 * n, offset=at + keys + surfaces).reshape(3, n)
+            table.weights, table.rank_of, table.positions = (c.tolist() for c in columns)
         return table
 
 
@@ -335,27 +387,24 @@ def table_labels(tables: Sequence[tuple[str, TermTable]], *, top_k: int = 5) -> 
     (:func:`story_labels` on the stories the tables were summed from gives the same labels)."""
     if top_k <= 0:
         return {sid: () for sid, _ in tables}
-    batch: dict[tuple, float] = {}
-    total = 0.0
+    batch: dict[str, float] = {}
+    get = batch.get
     for _, table in tables:
-        story_total = 0.0
-        for key, row in table.rows.items():
-            batch[key] = batch.get(key, 0.0) + row[0]
-            story_total += row[0]
-        total += story_total
-    average = total / len(tables) if tables else 0.0
+        for key, weight in zip(table.keys, table.weights):
+            batch[key] = get(key, 0.0) + weight
+    average = sum(batch.values()) / len(tables) if tables else 0.0
     out: dict[str, tuple[str, ...]] = {}
     for sid, table in tables:
-        size = max(1, table.size)
-        ordered = sorted(table.rows.items(), key=lambda kv: (kv[1][2], kv[1][3]))  # first appearance
-        scored = []
-        for order, (key, row) in enumerate(ordered):
-            kind = key[0]
-            boost = NAME_BOOST if kind == "e" else NUMBER_BOOST if kind == "n" else 1.0
-            score = boost * (row[0] / size) * math.log(1.0 + average / batch[key])
-            scored.append((-round(score, 9), order, key))
-        scored.sort()
-        out[sid] = _pick(scored, {key: row[1] for key, row in table.rows.items()}, top_k)
+        n = len(table.keys)
+        weights = np.fromiter(table.weights, dtype=np.float64, count=n)
+        across = np.fromiter(map(batch.__getitem__, table.keys), dtype=np.float64, count=n)
+        boost = np.fromiter((_BOOST[key[0]] for key in table.keys), dtype=np.float64, count=n)
+        score = np.round(boost * (weights / max(1, table.size)) * np.log(1.0 + average / across), 9)
+        rank_order = np.empty(len(table.ranks), dtype=np.int64)  # each rank's place among the ranks
+        rank_order[sorted(range(len(table.ranks)), key=table.ranks.__getitem__)] = np.arange(len(table.ranks))
+        first_seen = rank_order[np.asarray(table.rank_of, dtype=np.int64)] if n else np.zeros(0, dtype=np.int64)
+        ranked = np.lexsort((np.asarray(table.positions, dtype=np.int64), first_seen, -score))
+        out[sid] = _pick(table, ranked.tolist(), top_k)
     return out
 
 
@@ -366,39 +415,42 @@ def _is_gram(label: str) -> bool:
     return bool(_GRAM.match(label))
 
 
-def _pick(scored: list[tuple[float, int, tuple]], shown: dict[tuple, str], top_k: int) -> tuple[str, ...]:
-    """The first ``top_k`` labels of a ranking, without words already said by a chosen name.
+def _pick(table: TermTable, ranked: list[int], top_k: int) -> tuple[str, ...]:
+    """The first ``top_k`` labels of a ranking (``table``'s rows, best first), without words already said
+    by a chosen name.
 
     At most 2/5 of the labels are numbers and 3/5 names while there are other candidates, so that
     a story with a long vote count still gets a word or two.
     """
     caps = {"n": max(1, top_k * 2 // 5), "e": max(1, -(-top_k * 3 // 5)), "w": top_k}
-    chosen: list[tuple[str, tuple, set[str]]] = []  # (label, key, its words)
+    chosen: list[tuple[int, str, str, set[str]]] = []  # (place in the ranking, label, kind, its words)
     for capped in (True, False):
-        for _, _, key in scored:
+        for place, row in enumerate(ranked):
             if len(chosen) == top_k:
                 break
-            if capped and sum(1 for _, k, _ in chosen if k[0] == key[0]) >= caps[key[0]]:
+            key = table.keys[row]
+            kind = key[0]
+            if capped and sum(1 for c in chosen if c[2] == kind) >= caps[kind]:
                 continue
-            if any(k == key for _, k, _ in chosen):
+            if any(c[0] == place for c in chosen):
                 continue
-            label = shown[key]
+            term = _term(key)
+            label = table.surfaces[row] or term
             words = set(label.casefold().split())
-            if key[0] == "w" and any(key[-1] in c for _, _, c in chosen):
+            if kind == "w" and any(term in c[3] for c in chosen):
                 continue  # a word of a name already chosen
-            if key[0] == "w" and _is_gram(label) and any(
-                    _is_gram(c) and (c[1] == label[0] or c[0] == label[1]) for c, _, _ in chosen):
+            if kind == "w" and _is_gram(label) and any(
+                    _is_gram(c[1]) and (c[1][1] == label[0] or c[1][0] == label[1]) for c in chosen):
                 continue  # 京地 after 北京: a bigram straddling a word already chosen
-            if key[0] == "e":
-                if any(words <= c for _, _, c in chosen):
+            if kind == "e":
+                if any(words <= c[3] for c in chosen):
                     continue
                 # a name replaces the words (and shorter names) it contains that were chosen before it
-                chosen = [c for c in chosen if not c[2] <= words]
-            if label.casefold() in (c[0].casefold() for c in chosen):
+                chosen = [c for c in chosen if not c[3] <= words]
+            if label.casefold() in (c[1].casefold() for c in chosen):
                 continue
-            chosen.append((label, key, words))
-    order = {key: i for i, (_, _, key) in enumerate(scored)}
-    return tuple(label for label, _, _ in sorted(chosen, key=lambda c: order[c[1]]))
+            chosen.append((place, label, kind, words))
+    return tuple(label for _, label, _, _ in sorted(chosen))
 
 
 if __name__ == "__main__":  # pragma: no cover - quick look: python -m storyclust.labels stories.jsonl
