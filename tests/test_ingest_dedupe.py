@@ -5,12 +5,13 @@ import json
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
 
 from storyclust.ingest import IngestOptions, IngestStats, ingest_paths
-from storyclust.ingest.dedupe import Deduplicator, shingle_hashes
+from storyclust.ingest.dedupe import Deduplicator, _rows_per_band, shingle_hashes
 from storyclust.types import Article, Rejection
 
 WIRE = """LISBON, June 3 - Portugal's parliament approved on Thursday a plan to build a second airport for Lisbon, ending more than fifty years of debate over where the capital's growing air traffic should go.
@@ -232,3 +233,155 @@ def test_signatures_of_another_recipe_are_not_handed_over(tmp_path: Path) -> Non
     list(ingest_paths([wires], IngestOptions(jobs=1), signatures=signatures))
     assert len(signatures) == 5  # "again" is the same text as "wire"
     assert sum(sig is None for sig in signatures.values()) == 1  # too few shingles to judge: None, handed over too
+
+
+# -- finding a near copy gives what comparing the signature with every remembered one gives -----------
+
+K = 128  # permutations
+
+
+def _compare_every_row(remembered: np.ndarray, signature: np.ndarray, threshold: float) -> Optional[int]:
+    """Brute force: the earliest row of the highest estimated Jaccard >= threshold, every row compared."""
+    if not len(remembered):
+        return None
+    scores = (remembered == signature).mean(axis=1)
+    best = int(np.argmax(scores))
+    return best if scores[best] >= threshold else None
+
+
+def _min_equal(threshold: float) -> int:
+    """The least number of equal positions of K whose share reaches ``threshold`` (K + 1: none)."""
+    return next((m for m in range(K + 1) if m / K >= threshold), K + 1)
+
+
+def _variant(rng: np.random.Generator, signature: np.ndarray, changed: int, rows: int, spread: bool) -> np.ndarray:
+    """``signature`` with ``changed`` positions changed: spread, one per band while bands last, so that as
+    many bands as possible are spoiled (the fewest shared bands a signature this close can have), or
+    packed into as few bands as possible."""
+    slots = rng.permuted(np.arange(K).reshape(K // rows, rows), axis=1)[rng.permutation(K // rows)]
+    positions = (slots.T if spread else slots).ravel()[:changed]
+    out = signature.copy()
+    out[positions] ^= rng.integers(1, 2**32, size=len(positions), dtype=np.uint32)  # another value
+    return out
+
+
+def _shared_bands(a: np.ndarray, b: np.ndarray, rows: int) -> int:
+    return int((a.reshape(-1, rows) == b.reshape(-1, rows)).all(axis=1).sum())
+
+
+@pytest.mark.parametrize("threshold", [0.78, 0.8, 103 / K, 0.9, 0.95, 1.0])
+@pytest.mark.parametrize("expect", [False, True])
+def test_matches_at_the_edge_of_the_threshold_are_those_of_comparing_every_signature(threshold: float,
+                                                                                   expect: bool) -> None:
+    """Signatures made to sit at the threshold (one equal position fewer, as many, one more than a match
+    needs), their differences spread to spoil as many bands as possible or packed into few: only the
+    rows sharing enough bands are compared, and the match is exactly the brute force's, ties (the
+    earliest row wins) and rows of the bulk index and of the buckets alike."""
+    rng = np.random.default_rng(int(threshold * 1000) + expect)
+    rows, edge = _rows_per_band(K, threshold), K - _min_equal(threshold)  # edge: a match's most differences
+    index = Deduplicator(threshold)
+    bases = [rng.integers(0, 2**32, K, dtype=np.uint32) for _ in range(40)]
+    offsets = [(-1, 0, 1, 2), (1, 2), (0, 0, 1)]  # differences past the edge: any, only misses, many ties
+    variants = [(f"b{b}v{j}", _variant(rng, base, max(0, edge + int(rng.choice(offsets[b % 3]))), rows,
+                                       spread=rng.random() < 0.8))
+                for b, base in enumerate(bases) for j in range(6)]
+    order = rng.permutation(len(variants))
+    bulk = [variants[k] for k in order[: len(order) // 2]]
+    one_by_one = [variants[k] for k in order[len(order) // 2 :]]
+    queries = [(f"q{b}", base) for b, base in enumerate(bases)]
+    queries += [(f"q{k}", rng.integers(0, 2**32, K, dtype=np.uint32)) for k in range(40, 50)]  # unrelated
+    queries += [(f"w{k}", sig) for k, (_, sig) in enumerate(variants[:: 17])]  # its siblings: twice as far
+    queries = [queries[k] for k in rng.permutation(len(queries))]
+
+    index.remember_many([Article(id=i, text=f"text {i}") for i, _ in bulk], [sig for _, sig in bulk])
+    for i, sig in one_by_one:
+        index.remember(Article(id=i, text=f"text {i}"), sig)
+    if expect:
+        index.expect(sig for _, sig in queries)
+    got = [index.check(Article(id=i, text=f"text {i}"), "night", sig).duplicate_of for i, sig in queries]
+
+    remembered, roots, want = [sig for _, sig in bulk + one_by_one], [i for i, _ in bulk + one_by_one], []
+    at_edge = near_misses = 0
+    for i, sig in queries:
+        match = _compare_every_row(np.array(remembered), sig, threshold)
+        want.append(None if match is None else roots[match])
+        fewest = K - int((np.array(remembered) == sig).sum(axis=1).max())  # the closest row's differences
+        if match is not None and fewest == edge:
+            at_edge += _shared_bands(remembered[match], sig, rows) == K // rows - edge  # as few bands as can be
+        near_misses += match is None and fewest == edge + 1
+        remembered.append(sig)
+        roots.append(roots[match] if match is not None else i)
+    assert got == want
+    assert at_edge >= 5  # matches at the threshold's edge that share only the bands the bound asks for
+    assert near_misses >= 5  # a difference past it
+
+
+def _brute_force_best_match(self: Deduplicator, signature: np.ndarray, keys: np.ndarray) -> Optional[int]:
+    """``Deduplicator._best_match`` comparing every remembered signature, whatever bands they share."""
+    return _compare_every_row(self._signatures[: len(self._roots)], signature, self.threshold)
+
+
+def test_the_fold_finds_the_copies_that_comparing_every_signature_finds(monkeypatch) -> None:
+    """fold_copies over a night (a window holding copies; tonight reprints, near copies of the window
+    and of each other, exact copies, short texts, a ``duplicate_of`` known or not; some texts' signatures
+    handed over, some signed by the fold, a few made to sit at the threshold's edge) finds the same first
+    copies, and hands back the same signatures, as the fold whose index compares every remembered signature."""
+    from storyclust.pipeline import fold_copies
+
+    rng = np.random.default_rng(11)
+    words = " ".join(s for text in (WIRE, REPUBLISHED, SAME_EVENT) for s in text.splitlines()).split()
+
+    def text(seed: int) -> str:
+        own = np.random.default_rng(seed)
+        return " ".join(words[k] for k in own.choice(len(words), int(own.integers(20, 150))))
+
+    def edited(base: str) -> str:
+        w = base.split()
+        for k in rng.choice(len(w), int(rng.integers(1, 5)), replace=False):
+            w[k] = str(rng.integers(1000))
+        return " ".join(w)
+
+    earlier = [Article(id=f"old{i}", text=text(i)) for i in range(400)]
+    earlier += [Article(id=f"oldcopy{i}", text=edited(earlier[i].text), duplicate_of=f"old{i}")
+                for i in range(0, 40, 3)]
+    earlier += [Article(id="short", text="Too short."), Article(id="wire", text=WIRE)]
+    tonight = [Article(id="rep", text=REPUBLISHED), Article(id="same", text=SAME_EVENT), Article(id="wire2", text=WIRE)]
+    for i in range(300):
+        kind = rng.integers(6)
+        source = (earlier + tonight)[int(rng.integers(len(earlier) + len(tonight)))]
+        if kind == 0:
+            tonight.append(Article(id=f"fresh{i}", text=text(1000 + i)))
+        elif kind == 1:
+            tonight.append(Article(id=f"exact{i}", text=source.text.upper()))
+        elif kind == 2:
+            tonight.append(Article(id=f"short{i}", text=" ".join(str(n) for n in rng.integers(100, size=5))))
+        elif kind == 3:
+            told = str(rng.choice([source.id, "nobody"]))  # its duplicate_of: known, or not
+            tonight.append(Article(id=f"told{i}", text=edited(source.text), duplicate_of=told))
+        else:
+            tonight.append(Article(id=f"near{i}", text=edited(source.text)))
+
+    reference = Deduplicator()
+    signatures = {a.id: reference.signature(a) for a in earlier if rng.random() < 0.9}  # a few stored unsigned
+    handed = {a.hash: reference.signature(a) for a in tonight if rng.random() < 0.6}
+    # signatures at the edge of the threshold: tonight's texts a changed position short of, at, or one past it
+    signed = [(a, s) for a in earlier if (s := signatures.get(a.id)) is not None]
+    rows, edge = _rows_per_band(K, 0.8), K - _min_equal(0.8)
+    for i in range(60):
+        source, sig = signed[int(rng.integers(len(signed)))]
+        a = Article(id=f"edge{i}", text=f"edge text {i}")
+        handed[a.hash] = _variant(rng, sig, edge + int(rng.integers(-1, 2)), rows, spread=rng.random() < 0.8)
+        tonight.insert(int(rng.integers(len(tonight) + 1)), a)
+
+    def fold() -> tuple[list, dict]:
+        kept = dict(signatures)
+        folded = fold_copies(tonight, earlier=earlier, signatures=kept, text_signatures=handed)
+        return [(a.id, a.duplicate_of) for a in folded], {k: None if v is None else v.tolist() for k, v in kept.items()}
+
+    got = fold()
+    monkeypatch.setattr(Deduplicator, "_best_match", _brute_force_best_match)
+    want = fold()
+    assert got == want
+    copies = dict(want[0])
+    assert sum(copies[f"near{i}"] is not None for i in range(300) if f"near{i}" in copies) > 50
+    assert 5 < sum(copies[f"edge{i}"] is not None for i in range(60)) < 55

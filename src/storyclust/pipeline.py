@@ -98,25 +98,45 @@ def fold_copies(articles: Sequence[Article], *, earlier: Sequence[Article] = (),
         by_hash.setdefault(a.hash, roots[a.id])
     chains = {a.id: a for a in articles} | known  # where a duplicate_of leads (built once: a batch is large)
     dedupe = _near_index(earlier, threshold, signatures)
+    to_check = _signatures_to_check(articles, by_hash, dedupe, text_signatures) if dedupe is not None else {}
     out: list[Article] = []
     for a in articles:
         root = _chain_root(a, chains) if a.duplicate_of else None
         if root is None and a.hash in by_hash:
             root = by_hash[a.hash]
         if root is None and dedupe is not None:
-            probe = dedupe.check(replace(a, duplicate_of=None), "", *_known(text_signatures, a))
+            probe = dedupe.check(_following(a, None), "", *_known(to_check, a))
             found = getattr(probe, "duplicate_of", None)
             root = roots.get(found, found) if found else None
         elif dedupe is not None:
-            dedupe.check(replace(a, duplicate_of=root), "", *_known(text_signatures, a))  # its shingles, under its root
+            dedupe.check(_following(a, root), "", *_known(to_check, a))  # its shingles, under its root
         if root == a.id:
             root = None
         if dedupe is not None and signatures is not None and a.id in dedupe.signatures:
             signatures[a.id] = dedupe.signatures[a.id]
         roots[a.id] = root or a.id
         by_hash.setdefault(a.hash, roots[a.id])
-        out.append(a if a.duplicate_of == root else replace(a, duplicate_of=root))
+        out.append(_following(a, root))
     return _to_first_copies(out, roots)
+
+
+def _following(article: Article, root: Optional[str]) -> Article:
+    """``article`` with ``duplicate_of=root``; itself when it has that already (``replace`` validates every field)."""
+    return article if article.duplicate_of == root else replace(article, duplicate_of=root)
+
+
+def _signatures_to_check(articles: Sequence[Article], earlier_hashes: Container[str], index,
+                         text_signatures: Mapping[str, Optional[np.ndarray]]) -> dict[str, Optional[np.ndarray]]:
+    """By content hash, the signatures of the texts :func:`fold_copies` will hand to ``index.check``: the
+    first article of each content hash that no earlier article has (the others are exact copies, known
+    by their hash). ``text_signatures``' when there, else signed here, all before the loop, and passed to
+    ``index.expect`` so that their bands are hashed in one go."""
+    todo: dict[str, Optional[np.ndarray]] = {}
+    for a in articles:
+        if a.hash not in earlier_hashes and a.hash not in todo:
+            todo[a.hash] = text_signatures[a.hash] if a.hash in text_signatures else index.signature(a)
+    index.expect(todo.values())
+    return todo
 
 
 def _known(by_text: Mapping[str, Optional[np.ndarray]], article: Article) -> tuple:
@@ -140,7 +160,7 @@ def _to_first_copies(folded: list[Article], earlier_roots: dict[str, str]) -> li
             current = min(path, key=position.__getitem__)
         root = earlier_roots.get(current, current) if current not in by_id else current
         root = None if root == a.id else root
-        out.append(a if a.duplicate_of == root else replace(a, duplicate_of=root))
+        out.append(_following(a, root))
     return out
 
 
