@@ -6,6 +6,7 @@ test_incremental.py.
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -70,6 +71,22 @@ def test_copies_follow_their_first_copy_and_ids_are_never_reused():
     plan = plan_night([["a"], ["b"]], {}, arts, copies={"copy": "b"}, taken=taken)
     assert plan.story_of["copy"] == plan.story_of["b"] and plan.joined_by["copy"] == "duplicate"
     assert plan.story_of["a"] not in taken
+
+
+def test_many_stories_merging_in_one_night_cost_the_night_not_its_square():
+    """A night where 20,000 old stories pair up (each cluster takes two of them: the older keeps its ID, the
+    other merges into it): each merge looks at its own story's clusters, not at every article of the night
+    (the plan once scanned the whole night per merged story: minutes here)."""
+    n = 20_000
+    arts = {f"a{i}": Article(id=f"a{i}", text=f"text {i}", hash=f"h{i}") for i in range(2 * n)}
+    old = {f"a{i}": f"s_{i:06d}" for i in range(2 * n)}
+    start = time.perf_counter()
+    plan = plan_night([[f"a{2 * k}", f"a{2 * k + 1}"] for k in range(n)], old, arts,
+                      story_rank={f"s_{i:06d}": i for i in range(2 * n)})
+    elapsed = time.perf_counter() - start
+    assert plan.merged == {f"s_{2 * k + 1:06d}": f"s_{2 * k:06d}" for k in range(n)}
+    assert not plan.new_stories and plan.joined_by[f"a{2 * n - 1}"] == "merge"
+    assert elapsed < 10.0, f"{elapsed:.1f} s to plan {n} merges"
 
 
 # -- whole nights on the deterministic embedder ---------------------------------------

@@ -165,6 +165,25 @@ def test_articles_are_keyed_by_id_and_pending_until_placed(db):
     assert db.member_info("a2") is None
 
 
+def test_an_article_read_back_is_the_article_stored_every_field_of_it(db):
+    """The store builds articles it reads without checking them again (Article.from_valid): every field
+    comes back in its place, strings that were repaired on the way in stay repaired, and the article is
+    equal to one built and checked afresh."""
+    full = Article(id="é1", text="Séisme de magnitude 6,4 \ud800 à Sichuan", title="四川 \udcff", url="https://x.test/a",
+                   path="/wires/a.html", lang="fr", lang_confidence=0.93, published=T0,
+                   retrieved=datetime(2026, 11, 2, tzinfo=timezone.utc), source="Reuters", author="Ana", duplicate_of=None)
+    bare = Article(id="b2", text="plain")
+    with db.transaction():
+        run = db.begin_run(T0)
+        db.add_articles([(full, "k1"), (bare, "k2")], run)
+    back = {a.id: a for a, _ in db.pending_articles()}
+    assert back == {"é1": full, "b2": bare}
+    assert "\ufffd" in back["é1"].text and back["é1"].hash == full.hash
+    assert Article.from_valid(*(getattr(full, f) for f in Article.__dataclass_fields__)) == full
+    with pytest.raises(ValueError):
+        Article.from_valid("x", "text", *[None] * 10, "")
+
+
 def test_vectors_per_space(db):
     rng = np.random.default_rng(0)
     v1, v2 = _unit(rng), _unit(rng)

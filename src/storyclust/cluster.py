@@ -99,14 +99,15 @@ class StoryClusterer:
     # -- language neutralisation -------------------------------------------------
     def update_language_means(self, X: np.ndarray, langs: Sequence[Optional[str]]) -> None:
         """Add the rows of ``X`` to the running per-language sums."""
-        X = np.asarray(X, dtype=np.float64)
-        keys = [lang or _GLOBAL for lang in langs]
-        for key in set(keys):
-            rows = X[[i for i, k in enumerate(keys) if k == key]]
-            self._add(key, rows.sum(axis=0), len(rows))
-        if any(k != _GLOBAL for k in keys):
-            known = [i for i, k in enumerate(keys) if k != _GLOBAL]
-            self._add(_GLOBAL, X[known].sum(axis=0), len(known))
+        X = np.asarray(X)
+        rows_of: dict[str, list[int]] = {}
+        for i, lang in enumerate(langs):
+            rows_of.setdefault(lang or _GLOBAL, []).append(i)
+        for key, rows in rows_of.items():  # summed in float64, each language's rows in their order
+            self._add(key, X[rows].astype(np.float64).sum(axis=0), len(rows))
+        if set(rows_of) - {_GLOBAL}:
+            known = sorted(i for key, rows in rows_of.items() if key != _GLOBAL for i in rows)
+            self._add(_GLOBAL, X[known].astype(np.float64).sum(axis=0), len(known))
 
     def _add(self, key: str, total: np.ndarray, count: int) -> None:
         old_sum, old_n = self.language_means_.get(key, (np.zeros_like(total), 0))
@@ -373,7 +374,7 @@ def _pair_cosines(Z: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int 
     out = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), chunk):
         r, c = rows[start : start + chunk], cols[start : start + chunk]
-        out[start : start + chunk] = np.einsum("ij,ij->i", Z[r].astype(np.float64), Z[c].astype(np.float64))
+        out[start : start + chunk] = np.einsum("ij,ij->i", Z[r], Z[c], dtype=np.float64)  # cast as it sums
     return out
 
 

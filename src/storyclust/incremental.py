@@ -179,9 +179,11 @@ def plan_night(
         sources = Counter(old_story[a] for a in groups[gi] if a in old_story)
         plan.new_stories[sid] = min(sources, key=lambda s: (-sources[s], story_rank.get(s, 1 << 62), s)) \
             if sources else None
+    groups_of: dict[str, list[tuple[int, int]]] = {}  # old story -> (group, its articles there)
+    for (gi, sid), count in overlap.items():
+        groups_of.setdefault(sid, []).append((gi, count))
     for sid in sorted(set(old_story.values()) - set(group_of_story)):
-        receivers = Counter(story_of_group[gi] for gi, group in enumerate(groups) for a in group
-                            if old_story.get(a) == sid)
+        receivers = Counter({story_of_group[gi]: count for gi, count in groups_of[sid]})  # one story per group
         plan.merged[sid] = min(receivers, key=lambda s: (-receivers[s], s))
     for gi, group in enumerate(groups):
         sid = story_of_group[gi]
@@ -523,11 +525,16 @@ def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], fol
     full = {m.article.id: m for m in store.members_by_id(chosen)} if chosen else {}
     logger.debug("%d of %d open stories within reach of tonight's articles", len(touched),
                  len({m.story_id for m in window}))
-    sub = [replace(full[m.article.id], article=replace(full[m.article.id].article,
-                                                        duplicate_of=m.article.duplicate_of))
-           for m in window if m.article.id in full]
+    sub = [_member_following(full[m.article.id], m.article.duplicate_of) for m in window if m.article.id in full]
     read = dict(zip([m.text_key for m in old], X_old)) | dict(zip([keys[a.id] for a in tonight], X_new))
     return sub, (base.language_means_ if outside else starting), read
+
+
+def _member_following(member: StoredMember, duplicate_of: Optional[str]) -> StoredMember:
+    """``member`` with its article following ``duplicate_of`` (tonight's corrections may have detached it)."""
+    if member.article.duplicate_of == duplicate_of:
+        return member
+    return replace(member, article=replace(member.article, duplicate_of=duplicate_of))
 
 
 class _StoredIds:

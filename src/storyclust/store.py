@@ -682,11 +682,9 @@ class SQLiteStore:
 
     @staticmethod
     def _article(row: Sequence) -> tuple[Article, str]:
-        article = Article(
-            id=row[0], text=row[1], title=row[2], url=row[3], path=row[4], lang=row[5], lang_confidence=row[6],
-            published=_opt_time(row[7]), retrieved=_opt_time(row[8]), source=row[9], author=row[10],
-            duplicate_of=row[11], hash=row[12],
-        )
+        article = Article.from_valid(  # stored articles were checked on the way in
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], _opt_time(row[7]), _opt_time(row[8]), row[9],
+            row[10], row[11], row[12])
         return article, row[13]
 
     def pending_articles(self) -> list[tuple[Article, str]]:
