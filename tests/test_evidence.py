@@ -64,6 +64,12 @@ def test_shared_numbers_join_a_pair_just_under_the_threshold() -> None:
     assert len(set(apart)) == 3
     off = StoryClusterer(ClusterOptions(max_distance=0.50, number_weight=0.0, neutralize=False))
     assert len(set(off.fit_predict(X, texts=texts))) == 3
+    # the numbers found beforehand (as the nightly state keeps them) are the same evidence as the texts
+    kept = StoryClusterer(options).fit(X, numbers=[number_tokens(t) for t in texts])
+    assert list(kept.labels_) == list(joined)
+    assert (kept.evidence_ != StoryClusterer(options).fit(X, texts=texts).evidence_).nnz == 0
+    with pytest.raises(ValueError):
+        kept.partial_fit(X[:1])  # rows are added by their texts
 
 
 def test_shared_numbers_alone_do_not_join_unrelated_articles() -> None:

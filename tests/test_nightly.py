@@ -218,6 +218,39 @@ def test_show_all_prints_unchanged_open_stories(tmp_path, embedder):
     assert np.isclose(sum(s.size for s in printed), len(articles))
 
 
+def test_an_articles_numbers_are_found_once_and_a_state_without_them_finds_them_from_texts(tmp_path, embedder,
+                                                                                           monkeypatch):
+    """The clusterer's number evidence comes from numbers each article keeps from the night it is stored
+    (schema 6): a later night reads the window's touched members without their texts and tokenises only its
+    own articles. Articles kept without numbers (stored before schema 6) are tokenised from their texts once,
+    then kept, and the stories and labels are the same either way."""
+    from storyclust import cluster, incremental
+
+    articles, _ = topic_articles(6, seed=4)
+    first, second = articles[::2], articles[1::2]
+    tokenised: list[str] = []
+    real = incremental.number_tokens
+    monkeypatch.setattr(incremental, "number_tokens", lambda text: tokenised.append(text) or real(text))
+    monkeypatch.setattr(cluster, "number_evidence", lambda texts: pytest.fail("the partition tokenised texts"))
+    runs = {}
+    for kept in (True, False):
+        with open_store(tmp_path / f"{kept}.db") as store:
+            _night(store, first, embedder, story_window=timedelta(days=30))
+            assert store.article_numbers([first[0].id]) == {first[0].id: real(f"{first[0].title}\n{first[0].text}")}
+            if not kept:
+                with store.lock(), store.transaction():
+                    store._write("UPDATE articles SET numbers = NULL")
+            tokenised.clear()
+            _, printed = _night(store, second, embedder, 1, story_window=timedelta(days=30))
+            runs[kept] = ({s.story_id: (sorted(m.article.id for m in s.members), s.labels) for s in printed},
+                          store.memberships(), len(tokenised))
+            clustered = [a.id for a in first if store.member_info(a.id).joined_by != "duplicate"]
+            assert store.article_numbers(clustered).keys() == set(clustered)  # found once, then kept
+    assert runs[True][:2] == runs[False][:2] and len(runs[True][0]) >= 2
+    assert runs[True][2] == len(second)  # tonight's articles only
+    assert runs[False][2] > len(second)  # and the touched window's members, from their texts
+
+
 def test_members_label_terms_are_kept_and_a_stale_blob_is_computed_again(tmp_path, embedder, monkeypatch):
     """A member's text is tokenised for labels once: the night it first labels a story. A story that only
     gains members adds tonight's terms to its kept table (no other member is read again); a story whose

@@ -312,9 +312,10 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     with SQLiteStore(path) as store:
         assert store.schema_version == 2
         with store.lock():
-            assert store.schema_version == STATE_SCHEMA_VERSION == 5
+            assert store.schema_version == STATE_SCHEMA_VERSION == 6
         assert [m.seq for m in store.open_members(recent=5)] == [1]
         assert store.story_terms(["s_1"]) == {}  # no table yet: summed over its members when it next changes
+        assert store.article_numbers(["a"]) == {}  # none kept: found from its text when it is next clustered
 
 
 def test_outputs_are_created_through_the_umask(tmp_path):

@@ -47,7 +47,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .disjoint import DisjointSets
-from .evidence import group_evidence, number_evidence, pair_evidence
+from .evidence import group_evidence, number_evidence, pair_evidence, tfidf_rows
 from .score import RowSignals
 from .settings import ClusterOptions
 
@@ -140,8 +140,13 @@ class StoryClusterer:
         texts: Sequence[str] | None = None,
         must_link: Sequence[tuple[int, int]] = (),
         cannot_link: Sequence[tuple[int, int]] = (),
+        numbers: Sequence[Sequence[str]] | None = None,
     ) -> "StoryClusterer":
         """Cluster the rows of ``X`` afresh; ``texts`` (one per row) add the numbers they share as evidence.
+
+        ``numbers``: the rows' numbers already found (:func:`~storyclust.evidence.number_tokens` of each
+        text), in place of ``texts`` for the evidence: the same evidence without tokenising the texts again.
+        A learnt pair score still reads ``texts``.
 
         ``must_link`` / ``cannot_link``: pairs of rows an editor put in one story / apart. A must-link
         pair always ends in one story (and with it everything linked to either row); a cannot-link
@@ -153,21 +158,23 @@ class StoryClusterer:
         X = np.asarray(X, dtype=np.float32)
         n = len(X)
         langs = list(langs) if langs is not None else [None] * n
-        if len(langs) != n or (texts is not None and len(texts) != n):
-            raise ValueError("langs and texts must have one entry per row of X")
+        if len(langs) != n or (texts is not None and len(texts) != n) or (numbers is not None and len(numbers) != n):
+            raise ValueError("langs, texts and numbers must have one entry per row of X")
         if n:
             self.update_language_means(X, langs)
         Z = self.neutralize(X, langs)
         days = _days(published, n)
         score = self.options.pair_score
-        use_numbers = texts is not None and self.options.number_weight > 0 and score is None
+        use_numbers = (texts is not None or numbers is not None) and self.options.number_weight > 0 and score is None
         self.neutral_ = Z
-        self.evidence_ = number_evidence(texts) if use_numbers else None
+        self.evidence_ = None
+        if use_numbers:
+            self.evidence_ = tfidf_rows(numbers) if numbers is not None else number_evidence(texts)
         self.signals_ = RowSignals.of(texts, langs, days) if score is not None else None
         self.constraints_ = Constraints.of(n, must_link, cannot_link)
         self.labels_ = self._cluster(Z, days)
         self._seen = (X, list(langs), None if published is None else list(published),
-                      None if texts is None else list(texts))
+                      None if texts is None else list(texts), numbers is not None)
         return self
 
     def partial_fit(self, X, langs=None, published=None, texts=None) -> "StoryClusterer":
@@ -178,7 +185,9 @@ class StoryClusterer:
         """
         if not hasattr(self, "_seen"):
             return self.fit(X, langs, published, texts)
-        X0, langs0, pub0, texts0 = self._seen
+        X0, langs0, pub0, texts0, had_numbers = self._seen
+        if had_numbers:
+            raise ValueError("partial_fit adds rows by their texts: fit this clusterer with texts, not numbers")
         X = np.asarray(X, dtype=np.float32)
         langs = list(langs) if langs is not None else [None] * len(X)
         if (pub0 is None) != (published is None) or (texts0 is None) != (texts is None):

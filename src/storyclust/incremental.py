@@ -46,6 +46,7 @@ from . import pipeline
 from .settings import ClusterOptions, StateOptions, parse_window
 from .store import FileStamp, SQLiteStore, StateError, StoredMember, StoredStory
 from .corrections import Correction, detach_unlinked_copies, linked_ids, named_ids
+from .evidence import evidence_text, number_tokens
 from .timing import stage
 from .types import Article, Rejection, Story, StoryMember
 
@@ -272,6 +273,7 @@ def update_stories(
                                        fresh_corrections, detached)
         with stage("apply"), store.transaction():
             store.set_signatures({a.id: made.get(a.id) for a in folded})
+            store.set_article_numbers(night.numbers)
             store.forget([(a.id, a.hash, sid) for a, sid in reprints.values()], run_id)
             changed = _apply(store, night, run_id, now, state.story_window)
             store.mark_placed()
@@ -313,10 +315,11 @@ def _take_in(store: SQLiteStore, items: Iterable[Article | Rejection], files: Se
         fresh.setdefault(item.id, item)
     known = store.known_ids(fresh)
     new = [(a, pipeline.text_key(a)) for aid, a in fresh.items() if aid not in known]
+    numbers = {a.id: number_tokens(evidence_text(a)) for a, _ in new}  # kept: no night tokenises them again
     keep = [s for s in files if not any(src == s.path or src.startswith(s.path + "#") for src in retry)]
     with store.transaction():
         run_id = store.begin_run(now, store.get_setting("model_id"))
-        ingested = store.add_articles(new, run_id)
+        ingested = store.add_articles(new, run_id, numbers)
         store.record_files(keep, run_id)
     if len(keep) < len(files):
         logger.info("%d files had a transient failure: they are read again next run", len(files) - len(keep))
@@ -421,6 +424,7 @@ class _Night:
     articles: dict[str, Article] = field(default_factory=dict)  # every article of the window and of tonight
     clustered: int = 0
     similarity: dict[str, float] = field(default_factory=dict)  # copies placed beside a member not clustered
+    numbers: dict[str, list[str]] = field(default_factory=dict)  # numbers found from texts tonight, to keep
 
 
 def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
@@ -437,8 +441,9 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
     X = np.stack([read[k] for k in wanted]).astype(np.float32, copy=False) if wanted else np.zeros((0, 0), np.float32)
     all_copies = {a.id: a.duplicate_of for a in [m.article for m in window] + list(folded)
                   if a.duplicate_of is not None}
-    part = pipeline.partition(firsts, X, options, means, engine=engine,
-                              corrections=corrections, copies=all_copies)
+    found: dict[str, list[str]] = {}
+    part = pipeline.partition(firsts, X, options, means, engine=engine, corrections=corrections, copies=all_copies,
+                              numbers=None if options.pair_score is not None else _numbers(store, firsts, found))
     clustered_ids = {a.id for a in firsts}
     # the window's copies follow their first copies when those are clustered again (a copy of an older,
     # settled member stays where it is); tonight's copies always get a place
@@ -472,7 +477,7 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
             neutral[cid] = neutral[root]
     duplicate_of = {a.id: a.duplicate_of for a in folded} | {a.id: None for a in detached}
     return _Night(plan, neutral, duplicate_of, {m.article.id: m.joined_by for m in window}, articles, len(firsts),
-                  similarity)
+                  similarity, found)
 
 
 def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
@@ -522,12 +527,27 @@ def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], fol
     base = StoryClusterer(options, language_means=starting)
     base.update_language_means(X_old[outside], [old[k].article.lang for k in outside])
     chosen = [m.article.id for m in window if m.story_id in touched]
-    full = {m.article.id: m for m in store.members_by_id(chosen)} if chosen else {}
+    # without a learnt pair score the clusterer needs no texts: their numbers are kept (_numbers)
+    light = options.pair_score is None
+    full = {m.article.id: m for m in store.members_by_id(chosen, light=light)} if chosen else {}
     logger.debug("%d of %d open stories within reach of tonight's articles", len(touched),
                  len({m.story_id for m in window}))
     sub = [_member_following(full[m.article.id], m.article.duplicate_of) for m in window if m.article.id in full]
     read = dict(zip([m.text_key for m in old], X_old)) | dict(zip([keys[a.id] for a in tonight], X_new))
     return sub, (base.language_means_ if outside else starting), read
+
+
+def _numbers(store: SQLiteStore, articles: Sequence[Article], found: dict[str, list[str]]) -> list[list[str]]:
+    """The numbers of each article's text (the clusterer's evidence), as kept when it was stored. For an
+    article stored before schema 6 they are found from its text (read when the article came without it) and
+    added to ``found``, which the night keeps."""
+    kept = store.article_numbers([a.id for a in articles])
+    missing = [a.id for a in articles if a.id not in kept and not a.text]
+    texts = {m.article.id: m.article for m in store.members_by_id(missing)} if missing else {}
+    for a in articles:
+        if a.id not in kept:
+            kept[a.id] = found[a.id] = number_tokens(evidence_text(texts.get(a.id, a)))
+    return [kept[a.id] for a in articles]
 
 
 def _member_following(member: StoredMember, duplicate_of: Optional[str]) -> StoredMember:
@@ -621,7 +641,7 @@ def _labels(store: SQLiteStore, night: _Night, stories: Sequence[str], rebuild: 
     stories' histories. A story in ``rebuild`` (new, it lost members or took in a merged story's) or without
     a kept table (pruned members, an older state) is summed again over its members. A member's own terms are
     computed from its text once, the first night it is counted, and kept (``articles.terms``)."""
-    from .labels import TermTable, member_terms, pack_terms, table_labels, unpack_terms
+    from .labels import TERMS_FORMAT, TermTable, member_terms, pack_terms, table_labels, unpack_terms
 
     kept = store.story_terms(s for s in stories if s not in rebuild)
     tables: dict[str, TermTable] = {}
@@ -636,7 +656,9 @@ def _labels(store: SQLiteStore, night: _Night, stories: Sequence[str], rebuild: 
         tables[sid] = table
     ids = [a.id for members in counted.values() for a in members]
     blobs = store.label_terms(ids)
-    unread = [a for a in ids if a not in blobs and not (a in night.articles and night.articles[a].text)]
+    # members whose terms must be found from a text the night did not read (window members come without)
+    unread = [a for a in ids if not blobs.get(a, b"").startswith(TERMS_FORMAT)
+              and not (a in night.articles and night.articles[a].text)]
     texts = {m.article.id: m.article for m in store.members_by_id(unread)} if unread else {}
     fresh: dict[str, bytes] = {}
     for sid, members in counted.items():

@@ -306,14 +306,20 @@ def _migrate_4_to_5(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE story_terms (story_id TEXT PRIMARY KEY, terms BLOB NOT NULL)")
 
 
+def _migrate_5_to_6(db: sqlite3.Connection) -> None:
+    """Schema 6: an article keeps the numbers of its text (the clusterer's number evidence), found once when
+    it is stored; an article stored before has none (NULL) and its numbers are found from its text."""
+    db.execute("ALTER TABLE articles ADD COLUMN numbers TEXT")
+
+
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 5
+STATE_SCHEMA_VERSION = 6
 
 #: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
 #: :func:`_create_v2` and migrated in the same transaction.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4,
-                                                               4: _migrate_4_to_5}
+                                                               4: _migrate_4_to_5, 5: _migrate_5_to_6}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
                "forgotten_stories", "corrections", "story_terms"}
@@ -656,20 +662,36 @@ class SQLiteStore:
         for chunk in _chunks(list(story_ids)):
             self._write(f"DELETE FROM story_terms WHERE story_id IN ({','.join('?' * len(chunk))})", chunk)
 
-    def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int) -> int:
-        """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new."""
+    def add_articles(self, items: Sequence[tuple[Article, str]], run_id: int,
+                     numbers: Mapping[str, Sequence[str]] = {}) -> int:
+        """Store ``(article, text key)`` pairs (ids already stored are ignored); returns how many were new.
+
+        ``numbers``: by article id, the numbers of its text (:func:`storyclust.evidence.number_tokens` of
+        :func:`~storyclust.evidence.evidence_text`), kept so that no night tokenises the text again."""
         before = self._db.total_changes
         self._write_many(
             "INSERT OR IGNORE INTO articles (id, hash, text, title, url, path, lang, lang_confidence,"
-            " published, retrieved, source, author, duplicate_of, text_key, run_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " published, retrieved, source, author, duplicate_of, text_key, run_id, numbers)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (a.id, a.hash, a.text, a.title, a.url, a.path, a.lang, a.lang_confidence,
-                 _opt_iso(a.published), _opt_iso(a.retrieved), a.source, a.author, a.duplicate_of, key, run_id)
+                 _opt_iso(a.published), _opt_iso(a.retrieved), a.source, a.author, a.duplicate_of, key, run_id,
+                 None if a.id not in numbers else " ".join(numbers[a.id]))
                 for a, key in items
             ),
         )
         return self._db.total_changes - before
+
+    def article_numbers(self, ids: Iterable[str]) -> dict[str, list[str]]:
+        """The kept numbers (:meth:`add_articles`) of these articles, where kept (not for articles stored
+        by a version before schema 6)."""
+        return {aid: numbers.split() for aid, numbers in self._read_in(
+            "SELECT id, numbers FROM articles WHERE id IN ({marks}) AND numbers IS NOT NULL", ids)}
+
+    def set_article_numbers(self, numbers: Mapping[str, Sequence[str]]) -> None:
+        """Keep the numbers found for articles stored without them (before schema 6)."""
+        self._write_many("UPDATE articles SET numbers = ? WHERE id = ?",
+                         ((" ".join(tokens), aid) for aid, tokens in numbers.items()))
 
     def set_duplicate_of(self, pairs: Mapping[str, Optional[str]]) -> None:
         """Record the first copy each article follows (``article id -> first copy id or None``)."""
@@ -922,9 +944,9 @@ class SQLiteStore:
             out.append(StoredMember(article, r[14], _vec(r[15]), float(r[16]), r[17], key, int(r[18])))
         return out
 
-    def members_by_id(self, article_ids: Iterable[str]) -> list[StoredMember]:
-        """The members named (with texts and vectors), in the order their articles came in."""
-        found = self._member_rows(self._read_in(self._member_query() + " WHERE m.article_id IN ({marks})",
+    def members_by_id(self, article_ids: Iterable[str], *, light: bool = False) -> list[StoredMember]:
+        """The members named (with texts and vectors unless ``light``), in the order their articles came in."""
+        found = self._member_rows(self._read_in(self._member_query(light) + " WHERE m.article_id IN ({marks})",
                                                 article_ids))
         return sorted(found, key=lambda m: m.seq)
 
