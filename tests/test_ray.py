@@ -28,6 +28,7 @@ from storyclust import cli as cli_mod  # noqa: E402
 from storyclust.cluster import candidate_edges  # noqa: E402
 from storyclust.engine import LocalEngine, make_engine  # noqa: E402
 from storyclust.engine.ray_engine import RayEngine  # noqa: E402
+from storyclust.evidence import number_tokens  # noqa: E402
 from storyclust.pipeline import cluster_articles, embed  # noqa: E402
 from storyclust.schema import article_to_record  # noqa: E402
 from storyclust.settings import EmbedOptions  # noqa: E402
@@ -114,6 +115,25 @@ def test_synthetic_articles_give_the_local_stories_and_ids():
     assert story_key(cluster_articles(articles, embedder, engine=LocalEngine())) == story_key(local)
     assert sum(not s.singleton for s in local) >= 6 and any(m.joined_by == "duplicate" for s in local
                                                               for m in s.members)
+
+
+def test_a_consumer_that_took_every_result_cancels_no_task(monkeypatch):
+    """Ingest reads ``zip(spans, engine.imap(...))``: it takes every result and never asks imap for its end,
+    so the generator is closed suspended. That must cancel no task: cancelling one Ray is completing can
+    abort the driver (seen in CI: "Tried to complete task that was not pending"). A consumer that stops
+    early still cancels the tasks whose results it did not take."""
+    engine = RayEngine(workers=2)
+    cancelled: list = []
+    monkeypatch.setattr(ray, "cancel", lambda ref, **kw: cancelled.append(ref))
+    tasks = [f"{k} and {k + 1}" for k in range(6)]
+    results = engine.imap(number_tokens, tasks)
+    assert [r for _, r in zip(tasks, results)] == [number_tokens(t) for t in tasks]
+    results.close()
+    assert cancelled == []
+    early = engine.imap(number_tokens, tasks)
+    assert next(early) == ["0", "1"]
+    early.close()
+    assert len(cancelled) == len(tasks) - 1
 
 
 def test_ingest_on_ray_gives_the_local_items_and_rejections(tmp_path):

@@ -187,19 +187,23 @@ class RayEngine:
             remote = self._remote[(fn, errors)] = ray.remote(num_cpus=1, **({"max_retries": 0} if errors else {}))(fn)
         refs = [ray.put(value) for value in shared]
         pending = [remote.remote(*refs, task) for task in tasks]
-        finished = False
+        got = 0  # results taken: those tasks are over
         try:
             for ref in pending:
                 try:
-                    yield ray.get(ref)
+                    result = ray.get(ref)
                 except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError,
                         ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
                     if not errors:
                         raise
-                    yield exc
-            finished = True
-        finally:  # a consumer that stops early (Ctrl-C, close()) leaves no task running
-            for ref in pending if not finished else ():
+                    result = exc
+                got += 1
+                yield result
+        finally:  # a consumer that stops early (Ctrl-C, close()) leaves no task running. Only the tasks whose
+            # results were not taken are cancelled: a consumer that took every result and never asked for
+            # the end (zip with a shorter iterable) cancels nothing, as cancelling a task Ray is completing
+            # can abort the driver (Ray's "Tried to complete task that was not pending", ray-project/ray#54798)
+            for ref in pending[got:]:
                 ray.cancel(ref, force=True)
 
 
