@@ -1053,7 +1053,8 @@ def run_year(args: argparse.Namespace, state: Path, prune: Optional[Callable], o
             w0 = time.perf_counter()
             with store.lock(), interrupted_note(k):
                 result = update_stories(store, news_night.articles, embedder, files=news_night.files,
-                                        state=StateOptions(now=now, story_window=args.story_window))
+                                        state=StateOptions(now=now, story_window=args.story_window,
+                                                           members_in_full=args.members_in_full))
                 with peaks.stage("publish"):
                     publish(store, sink)
                 if prune is not None:
@@ -1135,6 +1136,10 @@ def main() -> int:
                         help="retention: prune after each night, keeping this long (e.g. 30d; default: no pruning)")
     parser.add_argument("--story-window", type=str, default=f"{StateOptions().story_window.days}d",
                         help="StateOptions.story_window (default: the library's, %(default)s)")
+    parser.add_argument("--members-in-full", type=int, default=StateOptions().members_in_full, metavar="N",
+                        help="StateOptions.members_in_full: cluster an open story's latest N members one by one and "
+                             "its older dated ones as one weighted summary per day (default: the library's, "
+                             "%(default)s: all one by one)")
     parser.add_argument("--every", type=int, default=10, help="print every N-th night (default 10)")
     parser.add_argument("--evergreen-per-night", type=int, default=300,
                         help="articles of the evergreen story per night (default 300)")
@@ -1178,7 +1183,8 @@ def main() -> int:
     print(f"code      : {code_description()}")
     print(f"run       : {args.nights} nights x {args.per_night:,} articles, evergreen "
           f"{0 if args.no_evergreen else args.evergreen_per_night}/night, {args.undated:.0%} undated, story window "
-          f"{args.story_window_text}, keep {args.keep_text or 'everything'}, seed {args.seed}, state {state}")
+          f"{args.story_window_text}, keep {args.keep_text or 'everything'}, members in full "
+          f"{'all' if args.members_in_full is None else args.members_in_full}, seed {args.seed}, state {state}")
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupt)
     nights: list[Night] = []

@@ -225,3 +225,19 @@ def test_run_shingles_each_text_once(tmp_path, monkeypatch, nightly, jobs):
         assert len(shingled) >= 25 and set(shingled.values()) == {1}
     else:
         assert not shingled
+
+
+def test_members_in_full_comes_from_the_flag_or_the_environment_and_minus_one_turns_summaries_off(tmp_path,
+                                                                                                 monkeypatch):
+    from storyclust.settings import StateOptions
+
+    seen: list[StateOptions] = []
+    check = StateOptions.__post_init__
+    monkeypatch.setattr(StateOptions, "__post_init__", lambda self: (seen.append(self), check(self))[1])
+    state = str(tmp_path / "s.db")
+    assert invoke("run", str(SAMPLES / "wires"), "--state", state, "--now", NIGHT).exit_code == 0
+    assert invoke("run", str(SAMPLES / "wires"), "--state", state, "--members-in-full", "-1").exit_code == 0
+    assert invoke("run", str(SAMPLES / "wires"), "--state", state, env={"STORYCLUST_MEMBERS_IN_FULL": "3"}).exit_code == 0
+    assert invoke("run", str(SAMPLES / "wires"), "--state", state, "--members-in-full", "-2").exit_code == 2
+    assert StateOptions().members_in_full is None  # off unless asked for
+    assert [s.members_in_full for s in seen if s.path] == [None, None, 3]

@@ -236,3 +236,79 @@ def test_folding_a_large_batch_of_linked_copies_is_linear():
     assert time.perf_counter() - start < 3.0  # ~0.3 s here; the quadratic version needs minutes
     linked = {a.id: a.duplicate_of for a in folded if a.duplicate_of}
     assert len(linked) == 9_999 and linked["n20"] == "e20" and linked["n10"] == "n9"
+
+
+# -- weighted summaries (nightly runs cluster a long story's older members as a few weighted rows) ---------
+
+
+def test_the_weighted_average_tree_is_scipys_and_a_weight_counts_as_that_many_rows():
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist, squareform
+
+    from storyclust.cluster import weighted_average_tree
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        m = int(rng.integers(3, 30))
+        P = rng.normal(size=(m, 4))
+        D = squareform(pdist(P))
+        ours, theirs = weighted_average_tree(D, np.ones(m)), linkage(pdist(P), method="average")
+        assert np.allclose(ours[:, 2], theirs[:, 2])
+        w = rng.integers(1, 5, size=m)
+        copies = linkage(pdist(np.repeat(P, w, axis=0)), method="average")  # each row w times, at distance 0
+        weighted = weighted_average_tree(D, w)
+        assert np.allclose(np.sort(weighted[:, 2]), np.sort(copies[:, 2])[w.sum() - m:])
+        for t in (0.5, 1.5, 3.0):
+            assert _same_partition(np.repeat(fcluster(weighted, t, "distance"), w), fcluster(copies, t, "distance"))
+
+
+def _settled_corpus():
+    """One topic in three waves: 30 old rows (days 0-1), 6 rows of day 5, 2 rows of day 10; with a 7-day window
+    the old rows are near the day-5 rows and far from the day-10 ones."""
+    rng = np.random.default_rng(1)
+    topic = _unit(rng.normal(size=DIM))
+    noise = np.r_[np.full(36, 0.15), np.full(2, 0.6)][:, None]  # the day-10 rows a little further off
+    X = _unit(topic + noise * rng.normal(size=(38, DIM)) / np.sqrt(DIM)).astype(np.float32)
+    t0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    dates = [t0 + timedelta(hours=float(h)) for h in rng.uniform(0, 40, 30)]
+    dates += [t0 + timedelta(days=5, hours=k) for k in range(6)] + [t0 + timedelta(days=10, hours=k) for k in range(2)]
+    return X, ["en"] * 38, dates
+
+
+def test_settled_rows_cluster_as_their_rows_would_and_their_weight_counts():
+    from storyclust.cluster import Settled
+
+    X, langs, dates = _settled_corpus()
+    opts = ClusterOptions(time_window_days=7, neutralize=False)
+    full = StoryClusterer(opts).fit_predict(X, langs=langs, published=dates)
+    assert len(set(full[:36])) == 1 and full[36] == full[37] != full[0]  # day 10 stands apart from the weight of the old
+    pooled = StoryClusterer(opts).fit(X, langs=langs, published=dates,
+                                      settled=Settled([0] * 30 + [-1] * 8, anchor=[35])).labels_
+    assert _same_partition(pooled, full)
+    # the same summary weighing one row: the day-10 rows join, which no clustering of the rows themselves does
+    one = StoryClusterer(opts)
+    one.fit(np.vstack([_unit(X[:30].mean(axis=0, keepdims=True)), X[30:]]), langs=langs[29:],
+            published=[dates[0]] + dates[30:])
+    assert len(set(one.labels_)) == 1
+
+
+def test_a_summary_is_joined_to_its_story_in_the_candidate_graph():
+    """A pool's mean date can lie outside the time window of its story's rows while most of its rows lie
+    inside: no candidate edge reaches the summary, its anchor does."""
+    from storyclust.cluster import Settled
+
+    rng = np.random.default_rng(2)
+    topic = _unit(rng.normal(size=DIM))
+    X = _unit(topic + 0.15 * rng.normal(size=(14, DIM)) / np.sqrt(DIM)).astype(np.float32)
+    t0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    dates = [t0 + timedelta(days=3)] * 9 + [t0 - timedelta(days=40)] + [t0 + timedelta(days=6.5)] * 4
+    opts = ClusterOptions(time_window_days=7, neutralize=False)
+    pools = [0] * 10 + [-1] * 4
+    anchored = StoryClusterer(opts).fit(X, langs=["en"] * 14, published=dates, settled=Settled(pools, [10])).labels_
+    alone = StoryClusterer(opts).fit(X, langs=["en"] * 14, published=dates, settled=Settled(pools)).labels_
+    assert len(set(anchored)) == 1
+    assert alone[0] != alone[10] and len(set(alone[10:])) == 1
+    # a row named by an editor's pair is clustered on its own even when settled
+    apart = StoryClusterer(opts).fit(X, langs=["en"] * 14, published=dates, settled=Settled(pools, [10]),
+                                     cannot_link=[(0, 13)]).labels_
+    assert apart[0] != apart[13] and apart[1] == apart[2]

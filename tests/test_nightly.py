@@ -283,3 +283,41 @@ def test_members_label_terms_are_kept_and_a_stale_blob_is_computed_again(tmp_pat
     assert kept[first[0].id].startswith(labels_mod.TERMS_FORMAT) and not kept[other.id].startswith(labels_mod.TERMS_FORMAT)
     fresh = labels_mod.story_labels(printed)  # the same stories, every member tokenised again
     assert {s.story_id: s.labels for s in printed} == fresh and all(fresh.values())
+
+
+def _waves(nights: int, per_night: int, seed: int) -> list[list[Article]]:
+    """Six topics that each take ``per_night`` articles every night for ``nights`` nights: dated that night
+    (every third undated), in English, French and Russian labels, so each story outgrows a small window."""
+    from wordhash import TOPICS
+
+    rng = np.random.default_rng(seed)
+    filler = "said the on in for with reported officials local people after news".split()
+    out = []
+    for night in range(nights):
+        batch = []
+        for t, (topic, words) in enumerate(TOPICS.items()):
+            for k in range(per_night):
+                picked = list(rng.choice(words.split(), size=9, replace=False)) + list(rng.choice(filler, size=2))
+                aid = f"{topic}-{night}-{k}"
+                when = NIGHT0 + timedelta(days=night - 1, hours=2 + 3 * k + t)
+                batch.append(Article(id=aid, text=" ".join(picked) + f" ({aid})", lang=("en", "fr", "ru")[k % 3],
+                                     published=None if (night + k + t) % 3 == 0 else when))
+        out.append(batch)
+    return out
+
+
+def test_a_long_story_clustered_through_summaries_of_its_older_members_stays_whole(
+        tmp_path, embedder, caplog):
+    waves = _waves(12, 3, seed=11)
+    ids = [a.id for batch in waves for a in batch]
+    ends = {}
+    for in_full in (None, 5):
+        with open_store(tmp_path / f"s{in_full}.db") as store, caplog.at_level("INFO", logger="storyclust.cluster"):
+            caplog.clear()
+            for night, batch in enumerate(waves):
+                _night(store, batch, embedder, night, members_in_full=in_full)
+            ends[in_full] = store.memberships()
+            pooled = [r.getMessage() for r in caplog.records if "settled rows" in r.getMessage()]
+        assert bool(pooled) == (in_full is not None)  # the older members did go through summaries
+    assert adjusted_rand_score(_partition(ends[None], ids), _partition(ends[5], ids)) == 1.0
+    assert len(set(ends[5].values())) == 6  # one story per topic, twelve nights long

@@ -276,14 +276,20 @@ state_options = _apply([
     _option("--recent-members", var="RECENT_MEMBERS", type=click.IntRange(min=1), default=_STATE["recent_members"],
             show_default=True,
             help="With --state: a night re-clusters at most this many of an open story's latest members."),
+    _option("--members-in-full", var="MEMBERS_IN_FULL", type=click.IntRange(min=-1),
+            default=-1 if _STATE["members_in_full"] is None else _STATE["members_in_full"], show_default=True,
+            help="With --state: of those, this many are clustered one by one and the older dated ones as weighted "
+                 "summaries, one per day of publication (-1: every member one by one)."),
 ])
 
 
 def _state_settings(params: dict) -> Optional[StateOptions]:
     path = params.pop("state")
+    in_full = params.pop("members_in_full")
     state = StateOptions(path=path, story_window=params.pop("story_window"), now=params.pop("now"),
                          show_all=params.pop("show_all"), wait=params.pop("wait"), keep=params.pop("keep"),
-                         recent_members=params.pop("recent_members"))
+                         recent_members=params.pop("recent_members"),
+                         members_in_full=None if in_full < 0 else in_full)
     return state if path else None
 
 

@@ -26,7 +26,11 @@ articles except the last, which only ever sees one small candidate group at a ti
    ``max_distance``; ``method="average"`` uses average linkage alone. Average
    linkage keeps a story cohesive: every member must be, on average, close to
    the others, which is what separates two earthquakes that single linkage (and
-   plain HDBSCAN) would chain together.
+   plain HDBSCAN) would chain together. Rows may come pooled (``fit(settled=...)``,
+   how a nightly run clusters a long story's older members): one summary row per
+   pool, its rows' mean, weighing as many rows in the linkage
+   (:func:`weighted_average_tree`), so a story's history counts as it would row by
+   row at the cost of a few rows.
 
 Complexity, for n articles in dimension d with k neighbours: neutralisation
 O(n d); candidate graph O(n^2 d) multiply-adds in blocks of bounded memory
@@ -141,6 +145,7 @@ class StoryClusterer:
         must_link: Sequence[tuple[int, int]] = (),
         cannot_link: Sequence[tuple[int, int]] = (),
         numbers: Sequence[Sequence[str]] | None = None,
+        settled: Optional["Settled"] = None,
     ) -> "StoryClusterer":
         """Cluster the rows of ``X`` afresh; ``texts`` (one per row) add the numbers they share as evidence.
 
@@ -153,6 +158,12 @@ class StoryClusterer:
         pair never does, whatever chain of evidence joins them: the story holding both is cut where
         its average-linkage tree separates them. The two must not contradict each other (a
         cannot-link pair joined by a chain of must-links): :func:`storyclust.corrections` refuses that.
+
+        ``settled`` (:class:`Settled`): rows pooled into weighted summary rows (parts of a story's older members,
+        in nightly runs), each clustered as one row: their mean neutral vector, mean date and mean number
+        evidence, weighing as many rows in the average linkage (:func:`summarize`). They count in the language
+        means and come out with their pool's label. Rows an editor's pair names stay on their own; with a learnt
+        pair score (which reads every row's text) every row does.
         """
         self._reset_means()
         X = np.asarray(X, dtype=np.float32)
@@ -172,7 +183,26 @@ class StoryClusterer:
             self.evidence_ = tfidf_rows(numbers) if numbers is not None else number_evidence(texts)
         self.signals_ = RowSignals.of(texts, langs, days) if score is not None else None
         self.constraints_ = Constraints.of(n, must_link, cannot_link)
-        self.labels_ = self._cluster(Z, days)
+        self.weights_ = self.spread_ = self.anchors_ = None
+        pooled = None
+        if settled is not None and score is None and n:
+            if len(settled.pool) != n:
+                raise ValueError("settled must have one entry per row of X")
+            pooled = summarize(Z, days, settled, self.constraints_)
+        if pooled is None:
+            self.labels_ = self._cluster(Z, days)
+        else:  # cluster the summaries in place of their rows, then hand each row its summary's label
+            full_evidence, full_constraints = self.evidence_, self.constraints_
+            self.evidence_ = pooled.evidence(full_evidence)
+            self.constraints_ = pooled.constraints(full_constraints)
+            self.weights_, self.spread_, self.anchors_ = pooled.weights, pooled.spread, pooled.anchors
+            log.info("%d rows clustered as %d: %d settled rows as %d summaries", n, len(pooled.Z),
+                     n - len(pooled.free), len(pooled.Z) - len(pooled.free))
+            try:
+                self.labels_ = self._cluster(pooled.Z, pooled.days)[pooled.row_of]
+            finally:
+                self.evidence_, self.constraints_ = full_evidence, full_constraints
+                self.weights_ = self.spread_ = self.anchors_ = None
         self._seen = (X, list(langs), None if published is None else list(published),
                       None if texts is None else list(texts), numbers is not None)
         return self
@@ -231,6 +261,8 @@ class StoryClusterer:
             rows, cols = rows[keep], cols[keep]
         if self.constraints_ is not None:  # linked rows share a candidate group
             rows, cols = np.r_[rows, self.constraints_.must[:, 0]], np.r_[cols, self.constraints_.must[:, 1]]
+        if self.anchors_ is not None:  # a summary is reached wherever its story is
+            rows, cols = np.r_[rows, self.anchors_[:, 0]], np.r_[cols, self.anchors_[:, 1]]
         groups = _components(n, rows, cols)
         if self.engine is not None:
             split = _split_groups_on(self.engine, self, Z, days, groups, rows, cols)
@@ -253,8 +285,10 @@ class StoryClusterer:
             r, c = rows[inside], cols[inside]
             keep = self._similarity(Z, r, c) >= 1.0 - stricter
             r, c = r[keep], c[keep]
-            if self.constraints_ is not None:  # linked rows stay in one part
-                r, c = np.r_[r, self.constraints_.must[:, 0]], np.r_[c, self.constraints_.must[:, 1]]
+            extra = [self.constraints_.must] if self.constraints_ is not None else []  # linked rows stay in one part
+            extra += [self.anchors_] if self.anchors_ is not None else []  # and summaries with their stories
+            if extra:
+                r, c = np.r_[r, *(e[:, 0] for e in extra)], np.r_[c, *(e[:, 1] for e in extra)]
                 inside = np.isin(r, members) & np.isin(c, members)
                 r, c = r[inside], c[inside]
             local = {m: i for i, m in enumerate(members)}
@@ -265,13 +299,17 @@ class StoryClusterer:
             for part in parts:
                 out.extend(self._split_group(Z, days, members[part], r, c, stricter))
             return out
+        weights = None if self.weights_ is None else self.weights_[members]
+        if weights is not None and not (weights > 1).any():
+            weights = None  # rows alone: the plain average linkage, as a run without summaries
+        spread = None if weights is None else [self.spread_[k] for k in members.tolist()]
         bonus = None
         if self.options.pair_score is not None:  # the learnt score minus the cosine
             bonus = self.options.pair_score.group_bonus(self.signals_, members)
         elif self.evidence_ is not None:
             bonus = self.options.number_weight * group_evidence(self.evidence_, members)
         D = _group_distances(Z[members], None if days is None else days[members], self.options.time_window_days,
-                             bonus)
+                             bonus, spread)
         must, cannot = self.constraints_.within(members) if self.constraints_ is not None else (None, None)
         if cannot is not None:  # an unlinked pair is as far apart as two articles can be
             D[cannot[:, 0], cannot[:, 1]] = D[cannot[:, 1], cannot[:, 0]] = 2.0
@@ -280,15 +318,112 @@ class StoryClusterer:
         else:
             parts = [np.arange(len(members))]
         stories = [part[sub] for part in parts
-                   for sub in _average_linkage(D[np.ix_(part, part)], threshold, _inside(cannot, part, len(members)))]
+                   for sub in _average_linkage(D[np.ix_(part, part)], threshold, _inside(cannot, part, len(members)),
+                                               None if weights is None else weights[part])]
         if must is not None and len(must):  # a link joins the two stories, not only the two articles,
             stories = _join_linked(stories, must, len(members))
             if len(cannot):  # except what an unlink keeps from one of them: cut where the tree separates the pair,
                 D[must[:, 0], must[:, 1]] = D[must[:, 1], must[:, 0]] = 0.0  # linked articles merging first
                 stories = [part[sub] for part in stories
                            for sub in _average_linkage(D[np.ix_(part, part)], np.inf,
-                                                       _inside(cannot, part, len(members)))]
+                                                       _inside(cannot, part, len(members)),
+                                                       None if weights is None else weights[part])]
         return [members[story] for story in stories]
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Rows pooled into weighted summary rows (:func:`summarize`); free rows first, in their order."""
+
+    Z: np.ndarray  # float32: the free rows, then each pool's mean (not a unit row: its dot products are means)
+    days: Optional[np.ndarray]  # each reduced row's mean day (NaN: undated)
+    weights: np.ndarray  # float64: how many rows each reduced row stands for
+    row_of: np.ndarray  # int64: the reduced row of every row
+    free: np.ndarray  # int64: the rows left on their own, in order
+    mean: object  # scipy CSR (pools x rows): each pool's row of averaging weights
+    spread: list  # per reduced row: the sorted days of a dated pool's rows, else None
+    anchors: np.ndarray  # (k, 2) int64: candidate edges from each summary to its anchor's reduced row
+
+    def evidence(self, evidence):
+        """The number evidence of the reduced rows: the free rows' own, each pool's mean (None stays None)."""
+        if evidence is None:
+            return None
+        from scipy.sparse import csr_matrix, vstack
+
+        return csr_matrix(vstack([evidence[self.free], self.mean @ evidence]), dtype=np.float32)
+
+    def constraints(self, constraints: Optional["Constraints"]) -> Optional["Constraints"]:
+        if constraints is None:
+            return None
+        return Constraints(self.row_of[constraints.must], self.row_of[constraints.cannot])
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Rows to cluster as weighted summaries (``StoryClusterer.fit(settled=...)``).
+
+    ``pool``: one entry per row, -1 for a row clustered on its own, else the number of its pool (0, 1, ...).
+    ``anchor``: one entry per pool, a row the pool's summary is joined to in the candidate graph (a row of the
+    same story), or -1. Rows of one story are joined in that graph by their nearest neighbours; a summary's
+    mean vector is no nearest neighbour of anything, so without its anchor it could stand alone and leave
+    its story, whatever the average linkage says."""
+
+    pool: Sequence[int]
+    anchor: Sequence[int] = ()
+
+
+def summarize(Z: np.ndarray, days: Optional[np.ndarray], settled: Settled,
+              constraints: Optional["Constraints"] = None) -> Optional[Summaries]:
+    """Pool the rows that share a pool number (>= 0) into one summary row each (dated and undated
+    rows apart), joined in the candidate graph to their anchors.
+
+    The mean of unit rows gives, by its dot product with any row, the mean cosine to the pool's rows, and the
+    mean of their number evidence the mean number cosine: the distances of average linkage, which weighs each
+    summary by its rows (:func:`weighted_average_tree`); the time window counts the share of its rows within
+    reach of the other side's date (:func:`_near_share`). What is approximate: the candidate search takes a
+    pool's mean date, the mean cosine stands for that of the rows within the time window, a mean distance is
+    clipped to [0, 2] after averaging, not before, and the pool's rows stay together. None when no pool
+    holds two rows."""
+    from scipy.sparse import csr_matrix
+
+    group = np.asarray(settled.pool, dtype=np.int64).copy()
+    if constraints is not None:  # a row an editor named stays on its own
+        group[np.concatenate([constraints.must.ravel(), constraints.cannot.ravel()])] = -1
+    pooled = np.flatnonzero(group >= 0)
+    if not len(pooled):
+        return None
+    undated = np.zeros(len(pooled), dtype=np.int64) if days is None else np.isnan(days[pooled]).astype(np.int64)
+    keys, pool = np.unique(np.stack([group[pooled], undated], axis=1), axis=0, return_inverse=True)
+    pool = pool.ravel()
+    sizes = np.bincount(pool, minlength=len(keys)).astype(np.float64)
+    if sizes.max() <= 1:
+        return None
+    free = np.flatnonzero(group < 0)
+    row_of = np.empty(len(Z), dtype=np.int64)
+    row_of[free] = np.arange(len(free))
+    row_of[pooled] = len(free) + pool
+    mean = csr_matrix((1.0 / sizes[pool], (pool, pooled)), shape=(len(keys), len(Z)))
+    Zr = np.vstack([Z[free], np.asarray(mean @ Z, dtype=np.float32)]).astype(np.float32, copy=False)
+    days_r = None
+    if days is not None:
+        pool_days = mean @ np.nan_to_num(days)
+        pool_days[keys[:, 1] == 1] = np.nan
+        days_r = np.concatenate([days[free], pool_days])
+    spread: list = [None] * len(free) + [None] * len(keys)
+    if days is not None:
+        order = np.lexsort((days[pooled], pool))  # by pool, then day
+        bounds = np.searchsorted(pool[order], np.arange(len(keys) + 1))
+        member_days = days[pooled][order]
+        for k in np.flatnonzero(keys[:, 1] == 0):
+            spread[len(free) + k] = member_days[bounds[k]:bounds[k + 1]]
+    weights = np.concatenate([np.ones(len(free)), sizes])
+    anchor = np.asarray(settled.anchor, dtype=np.int64)
+    if len(anchor):
+        has = anchor[keys[:, 0]] >= 0
+        anchors = np.stack([len(free) + np.flatnonzero(has), row_of[anchor[keys[has, 0]]]], axis=1)
+    else:
+        anchors = np.zeros((0, 2), dtype=np.int64)
+    return Summaries(Zr, days_r, weights, row_of, free, mean, spread, anchors)
 
 
 def _days(published: Sequence[Optional[datetime]] | None, n: int) -> Optional[np.ndarray]:
@@ -431,6 +566,7 @@ def _split_groups_on(engine, clusterer: "StoryClusterer", Z, days, groups, rows,
     splitter.options, splitter.evidence_, splitter.engine = clusterer.options, clusterer.evidence_, None
     splitter.constraints_ = clusterer.constraints_
     splitter.signals_ = clusterer.signals_
+    splitter.weights_, splitter.spread_, splitter.anchors_ = clusterer.weights_, clusterer.spread_, clusterer.anchors_
     out: list = [[members] for members in groups]  # a single row is its own story
     multi = [i for i, members in enumerate(groups) if len(members) > 1]
     if multi:
@@ -651,25 +787,52 @@ def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
 
 
 def _group_distances(Zg: np.ndarray, days: Optional[np.ndarray], window: Optional[float],
-                     bonus: Optional[np.ndarray] = None) -> np.ndarray:
+                     bonus: Optional[np.ndarray] = None, spread: Optional[list] = None) -> np.ndarray:
     """1 - cosine (- ``bonus``: the shared-number term, or what a learnt pair score adds to the cosine),
-    clipped to [0, 2]; 2 across the time window."""
+    clipped to [0, 2]; 2 across the time window.
+
+    ``spread``: for a summary row (:func:`summarize`), the sorted days of its dated rows (None for any other
+    row): the share of its rows within the time window of the other row's date takes the summary's distance,
+    the rest stand at 2, as they would one by one."""
     S = Zg.astype(np.float64) @ Zg.T.astype(np.float64)
     if bonus is not None:
         S += bonus
     D = np.clip(1.0 - S, 0.0, 2.0)
     if days is not None and window:
         far = np.abs(days[:, None] - days[None, :]) > window
-        D[far] = 2.0
+        if spread is None or all(x is None for x in spread):
+            D[far] = 2.0
+        else:
+            near = _near_share(days, spread, window, ~far)
+            D = near * D + (1.0 - near) * 2.0
     np.fill_diagonal(D, 0.0)
     return D
 
 
-def _average_linkage(D: np.ndarray, threshold: float, cannot: Optional[np.ndarray] = None) -> list[np.ndarray]:
+def _near_share(days: np.ndarray, spread: list, window: float, near: np.ndarray) -> np.ndarray:
+    """The share of row pairs within ``window`` days of each other, for rows and summaries of rows: ``near``
+    (the rows' own test) where neither side summarises; a summary's share of dated rows within the window of
+    the other side's date (an undated side is near), averaged over both directions between two summaries."""
+    share = near.astype(np.float64)
+    pooled = np.array([x is not None for x in spread])
+    undated = np.isnan(days)
+    for p in np.flatnonzero(pooled):
+        member_days = spread[p]
+        inside = (np.searchsorted(member_days, days + window, side="right")
+                  - np.searchsorted(member_days, days - window, side="left"))
+        share[p] = np.where(undated, 1.0, inside / len(member_days))
+    both = pooled[:, None] & pooled[None, :]
+    one = pooled[:, None] & ~pooled[None, :]
+    return np.where(both, (share + share.T) / 2.0, np.where(one, share, np.where(one.T, share.T, share)))
+
+
+def _average_linkage(D: np.ndarray, threshold: float, cannot: Optional[np.ndarray] = None,
+                     weights: Optional[np.ndarray] = None) -> list[np.ndarray]:
     """Flat clusters of average linkage cut at ``threshold``, as index arrays.
 
     ``cannot`` (pairs of positions): a cluster that would hold such a pair is cut further down its
-    tree, at the merge that joined the two sides, until no cluster holds one."""
+    tree, at the merge that joined the two sides, until no cluster holds one. ``weights``: how many
+    rows each position stands for (:func:`weighted_average_tree`); None: one each."""
     m = len(D)
     cannot = None if cannot is None or not len(cannot) else cannot
     if m == 1:
@@ -680,11 +843,65 @@ def _average_linkage(D: np.ndarray, threshold: float, cannot: Optional[np.ndarra
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
-    tree = linkage(squareform(D, checks=False), method="average")
+    if weights is None:
+        tree = linkage(squareform(D, checks=False), method="average")
+    else:
+        tree = weighted_average_tree(D, weights)
     if cannot is None:
         flat = fcluster(tree, t=threshold, criterion="distance")
         return [np.flatnonzero(flat == c) for c in np.unique(flat)]
     return _constrained_cut(tree, m, threshold, cannot)
+
+
+def weighted_average_tree(D: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average linkage (UPGMA) of ``m`` positions that each stand for ``weights[i]`` rows, as a scipy linkage
+    matrix (``fcluster`` reads it).
+
+    ``D[i, j]`` is the mean distance between the rows of positions i and j. Merging clusters a and b gives
+    ``d(k, a+b) = (w_a d(k, a) + w_b d(k, b)) / (w_a + w_b)``: the linkage of the rows themselves whenever
+    each position's rows would have merged first. With every weight 1 it is scipy's ``method="average"``.
+    Nearest-neighbour chain, O(m^2) time and one m x m matrix."""
+    m = len(D)
+    d = np.array(D, dtype=np.float64)
+    np.fill_diagonal(d, np.inf)
+    size = np.asarray(weights, dtype=np.float64).copy()
+    live = np.ones(m, dtype=bool)
+    merges: list[tuple[int, int, float]] = []  # (position kept, position merged in, height)
+    chain: list[int] = []
+    for _ in range(m - 1):
+        while True:
+            if not chain:
+                chain.append(int(np.flatnonzero(live)[0]))
+            a = chain[-1]
+            b = int(np.argmin(d[a]))
+            if len(chain) > 1 and d[a, chain[-2]] <= d[a, b]:
+                b = chain[-2]  # ties go back down the chain: it always ends in a reciprocal pair
+            if len(chain) > 1 and b == chain[-2]:
+                break
+            chain.append(b)
+        chain.pop()
+        chain.pop()
+        height = float(d[a, b])
+        keep, gone = min(a, b), max(a, b)
+        row = (size[keep] * d[keep] + size[gone] * d[gone]) / (size[keep] + size[gone])
+        row[keep] = row[gone] = np.inf
+        d[keep], d[:, keep] = row, row
+        d[gone], d[:, gone] = np.inf, np.inf
+        size[keep] += size[gone]
+        merges.append((keep, gone, height))
+        live[gone] = False
+    # scipy's format: merges in order of height, each child a leaf (< m) or an earlier merge (m + its row)
+    order = sorted(range(len(merges)), key=lambda k: merges[k][2])  # stable: a child before its equal parent
+    tree = np.zeros((m - 1, 4), dtype=np.float64)
+    node = np.arange(m)  # the tree node each position stands for
+    count = np.ones(m, dtype=np.int64)  # positions under it (the matrix's fourth column)
+    for row_no, k in enumerate(order):
+        keep, gone, height = merges[k]
+        left, right = sorted((int(node[keep]), int(node[gone])))
+        tree[row_no] = (left, right, height, count[keep] + count[gone])
+        count[keep] += count[gone]
+        node[keep] = m + row_no
+    return tree
 
 
 def _constrained_cut(tree: np.ndarray, m: int, threshold: float, cannot: np.ndarray) -> list[np.ndarray]:

@@ -14,7 +14,9 @@ run lock throughout:
    vectors are the ones a one-shot run makes), and store them (one transaction).
 4. **Cluster** the pending first copies with those of the open stories they reach
    (:func:`_touched`) by :func:`storyclust.pipeline.partition`: the same vectors, reference
-   means, evidence and options as a one-shot run on those articles.
+   means, evidence and options as a one-shot run on those articles. With ``members_in_full`` set, of each
+   such story only the latest first copies are clustered one by one and its older dated ones as one weighted
+   summary per day (:func:`_settled`), so a long story costs a night its latest members and its days.
 5. **Plan** (:func:`plan_night`, a pure function): map the clusters onto the stories that exist,
    so each keeps its ID; a cluster that holds no story's articles is a new story (named as a
    one-shot run names it), a story whose articles all went to other stories closes with
@@ -53,7 +55,7 @@ from .types import Article, Rejection, Story, StoryMember
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .embed import Embedder
     from .ingest import IngestOptions, IngestStats
-    from .cluster import LanguageMeans
+    from .cluster import LanguageMeans, Settled
     from .retention import PruneResult
 
 logger = logging.getLogger(__name__)
@@ -270,7 +272,7 @@ def update_stories(
                 embedded = _embed_missing(store, space, new_firsts, keys, model, progress, engine)
             with stage("cluster"):
                 night = _cluster_night(store, space, window, folded, keys, model, options, engine, live,
-                                       fresh_corrections, detached)
+                                       fresh_corrections, detached, state.members_in_full)
         with stage("apply"), store.transaction():
             store.set_signatures({a.id: made.get(a.id) for a in folded})
             store.set_article_numbers(night.numbers)
@@ -430,8 +432,11 @@ class _Night:
 def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],
                    keys: Mapping[str, str], embedder: "Embedder", options: ClusterOptions, engine=None,
                    corrections: Sequence[Correction] = (), fresh: Sequence[Correction] = (),
-                   detached: Sequence[Article] = ()) -> _Night:
-    """Steps 4 and 5: one partition of tonight's first copies and the open stories they touch, and its plan."""
+                   detached: Sequence[Article] = (), in_full: Optional[int] = None) -> _Night:
+    """Steps 4 and 5: one partition of tonight's first copies and the open stories they touch, and its plan.
+
+    Of each touched story the latest ``in_full`` first copies are clustered one by one, the older dated ones as
+    weighted summaries (:func:`_settled`); None: every one by one."""
     window, means, read = _touched(store, space, window, folded, keys, embedder, options, fresh, detached)
     old_firsts = [m for m in window if m.article.duplicate_of is None]
     firsts = [m.article for m in old_firsts] + [a for a in folded if a.duplicate_of is None]
@@ -442,8 +447,11 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
     all_copies = {a.id: a.duplicate_of for a in [m.article for m in window] + list(folded)
                   if a.duplicate_of is not None}
     found: dict[str, list[str]] = {}
+    named = named_ids(fresh) | {a.id for a in detached}
+    settled = None if in_full is None else _settled(old_firsts, firsts[len(old_firsts):], in_full, named)
     part = pipeline.partition(firsts, X, options, means, engine=engine, corrections=corrections, copies=all_copies,
-                              numbers=None if options.pair_score is not None else _numbers(store, firsts, found))
+                              numbers=None if options.pair_score is not None else _numbers(store, firsts, found),
+                              settled=settled)
     clustered_ids = {a.id for a in firsts}
     # the window's copies follow their first copies when those are clustered again (a copy of an older,
     # settled member stays where it is); tonight's copies always get a place
@@ -478,6 +486,42 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
     duplicate_of = {a.id: a.duplicate_of for a in folded} | {a.id: None for a in detached}
     return _Night(plan, neutral, duplicate_of, {m.article.id: m.joined_by for m in window}, articles, len(firsts),
                   similarity, found)
+
+
+def _settled(members: Sequence[StoredMember], tonight: Sequence[Article], in_full: int, named: Container[str]
+             ) -> Optional["Settled"]:
+    """The pools of the window's first copies ``members`` (then of ``tonight``'s, all on their own): a story's
+    latest ``in_full`` stay on their own, and so do those an editor's new correction names and the undated;
+    its older dated ones pool by the calendar day (UTC) of their publication, each pool anchored to the
+    story's latest first copy. None when nothing pools.
+
+    A day's members of one story lie close in time and, as a rule, in topic: pooled, they weigh in the
+    average linkage about as they would one by one. Wider pools measured worse: all of a story's members
+    dated before tonight's time window in one pool, or all its undated members in one, is no subtree the
+    linkage would have built, and long stories broke in two on a replay that clustering one by one kept whole
+    (tests/test_nightly.py::test_a_long_story_clustered_through_summaries_of_its_older_members_stays_whole)."""
+    from .cluster import Settled
+
+    latest: Counter[str] = Counter()
+    newest: dict[str, int] = {}  # story -> the row of its latest first copy
+    pool_of: dict[tuple[str, int], int] = {}
+    anchor: list[int] = []
+    out = [-1] * (len(members) + len(tonight))
+    for k in range(len(members) - 1, -1, -1):  # members come in order of arrival: latest first
+        m = members[k]
+        latest[m.story_id] += 1
+        newest.setdefault(m.story_id, k)
+        if latest[m.story_id] <= in_full or m.article.id in named:
+            continue
+        when = pipeline.article_time(m.article)
+        if when is None:
+            continue
+        key = (m.story_id, int(when.timestamp() // 86400))
+        if key not in pool_of:
+            pool_of[key] = len(pool_of)
+            anchor.append(newest[m.story_id])
+        out[k] = pool_of[key]
+    return Settled(out, anchor) if pool_of else None
 
 
 def _touched(store: SQLiteStore, space: str, window: Sequence[StoredMember], folded: Sequence[Article],

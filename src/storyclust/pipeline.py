@@ -36,7 +36,7 @@ from typing import Container, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .cluster import LanguageMeans, StoryClusterer, _GLOBAL, _unit
+from .cluster import LanguageMeans, Settled, StoryClusterer, _GLOBAL, _unit
 from .corrections import Correction, constraint_pairs, detach_unlinked_copies, linked_ids
 from .evidence import evidence_text
 from .settings import ClusterOptions
@@ -296,14 +296,16 @@ class Partition:
 def partition(articles: Sequence[Article], vectors: np.ndarray, options: ClusterOptions | None = None,
               language_means: LanguageMeans | None = None, *, engine=None,
               corrections: Sequence[Correction] = (), copies: Mapping[str, str] = {},
-              numbers: Optional[Sequence[Sequence[str]]] = None) -> Partition:
+              numbers: Optional[Sequence[Sequence[str]]] = None, settled: Optional[Settled] = None
+              ) -> Partition:
     """Cluster first copies (no article here may follow another) into stories (``engine``: see :mod:`.engine`).
 
     ``corrections`` (an editor's links and unlinks) constrain the clustering; ``copies`` maps the ids of
     copies to the first copy they follow, so that a correction naming a copy binds its first copy.
     ``numbers``: each article's numbers (:func:`~storyclust.evidence.number_tokens` of its
     :func:`~storyclust.evidence.evidence_text`) when already known, as the nightly state keeps them; the
-    texts are then not read (a learnt pair score reads them still)."""
+    texts are then not read (a learnt pair score reads them still). ``settled``: pools of rows clustered as
+    weighted summaries (``StoryClusterer.fit``), as a nightly run clusters a long story's older members."""
     options = options or ClusterOptions()
     row_of = {a.id: k for k, a in enumerate(articles)}
     row_of |= {c: row_of[root] for c, root in copies.items() if root in row_of}
@@ -312,7 +314,7 @@ def partition(articles: Sequence[Article], vectors: np.ndarray, options: Cluster
         np.asarray(vectors, dtype=np.float32), langs=[a.lang for a in articles],
         published=[article_time(a) for a in articles],
         texts=None if numbers is not None and options.pair_score is None else [evidence_text(a) for a in articles],
-        numbers=numbers, must_link=must, cannot_link=cannot,
+        numbers=numbers, must_link=must, cannot_link=cannot, settled=settled,
     )
     return Partition(clusterer.labels_, clusterer.neutral_)
 
