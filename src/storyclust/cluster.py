@@ -259,10 +259,7 @@ class StoryClusterer:
         elif bonus:
             keep = cosines + bonus * pair_evidence(self.evidence_, rows, cols) >= 1.0 - opts.max_distance
             rows, cols = rows[keep], cols[keep]
-        if self.constraints_ is not None:  # linked rows share a candidate group
-            rows, cols = np.r_[rows, self.constraints_.must[:, 0]], np.r_[cols, self.constraints_.must[:, 1]]
-        if self.anchors_ is not None:  # a summary is reached wherever its story is
-            rows, cols = np.r_[rows, self.anchors_[:, 0]], np.r_[cols, self.anchors_[:, 1]]
+        rows, cols = self._with_bound_edges(rows, cols)
         groups = _components(n, rows, cols)
         if self.engine is not None:
             split = _split_groups_on(self.engine, self, Z, days, groups, rows, cols)
@@ -275,6 +272,14 @@ class StoryClusterer:
                 next_label += 1
         return labels
 
+    def _with_bound_edges(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate edges plus those no similarity threshold may drop: an editor's links (linked rows share a
+        candidate group) and each summary's anchor (a summary is reached wherever its story is)."""
+        for pairs in (None if self.constraints_ is None else self.constraints_.must, self.anchors_):
+            if pairs is not None:
+                rows, cols = np.r_[rows, pairs[:, 0]], np.r_[cols, pairs[:, 1]]
+        return rows, cols
+
     def _split_group(self, Z, days, members: np.ndarray, rows, cols, threshold: float) -> list[np.ndarray]:
         """Stories inside one candidate group (recursing with a stricter threshold when it is huge)."""
         if len(members) == 1:
@@ -285,10 +290,8 @@ class StoryClusterer:
             r, c = rows[inside], cols[inside]
             keep = self._similarity(Z, r, c) >= 1.0 - stricter
             r, c = r[keep], c[keep]
-            extra = [self.constraints_.must] if self.constraints_ is not None else []  # linked rows stay in one part
-            extra += [self.anchors_] if self.anchors_ is not None else []  # and summaries with their stories
-            if extra:
-                r, c = np.r_[r, *(e[:, 0] for e in extra)], np.r_[c, *(e[:, 1] for e in extra)]
+            if self.constraints_ is not None or self.anchors_ is not None:
+                r, c = self._with_bound_edges(r, c)
                 inside = np.isin(r, members) & np.isin(c, members)
                 r, c = r[inside], c[inside]
             local = {m: i for i, m in enumerate(members)}
@@ -405,12 +408,11 @@ def summarize(Z: np.ndarray, days: Optional[np.ndarray], settled: Settled,
     mean = csr_matrix((1.0 / sizes[pool], (pool, pooled)), shape=(len(keys), len(Z)))
     Zr = np.vstack([Z[free], np.asarray(mean @ Z, dtype=np.float32)]).astype(np.float32, copy=False)
     days_r = None
+    spread: list = [None] * (len(free) + len(keys))
     if days is not None:
         pool_days = mean @ np.nan_to_num(days)
         pool_days[keys[:, 1] == 1] = np.nan
         days_r = np.concatenate([days[free], pool_days])
-    spread: list = [None] * len(free) + [None] * len(keys)
-    if days is not None:
         order = np.lexsort((days[pooled], pool))  # by pool, then day
         bounds = np.searchsorted(pool[order], np.arange(len(keys) + 1))
         member_days = days[pooled][order]

@@ -448,7 +448,7 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
                   if a.duplicate_of is not None}
     found: dict[str, list[str]] = {}
     named = named_ids(fresh) | {a.id for a in detached}
-    settled = None if in_full is None else _settled(old_firsts, firsts[len(old_firsts):], in_full, named)
+    settled = None if in_full is None else _settled(old_firsts, len(firsts) - len(old_firsts), in_full, named)
     part = pipeline.partition(firsts, X, options, means, engine=engine, corrections=corrections, copies=all_copies,
                               numbers=None if options.pair_score is not None else _numbers(store, firsts, found),
                               settled=settled)
@@ -488,9 +488,9 @@ def _cluster_night(store: SQLiteStore, space: str, window: Sequence[StoredMember
                   similarity, found)
 
 
-def _settled(members: Sequence[StoredMember], tonight: Sequence[Article], in_full: int, named: Container[str]
+def _settled(members: Sequence[StoredMember], tonight: int, in_full: int, named: Container[str]
              ) -> Optional["Settled"]:
-    """The pools of the window's first copies ``members`` (then of ``tonight``'s, all on their own): a story's
+    """The pools of the window's first copies ``members``, then of ``tonight`` more rows (all on their own): a story's
     latest ``in_full`` stay on their own, and so do those an editor's new correction names and the undated;
     its older dated ones pool by the calendar day (UTC) of their publication, each pool anchored to the
     story's latest first copy. None when nothing pools.
@@ -506,7 +506,7 @@ def _settled(members: Sequence[StoredMember], tonight: Sequence[Article], in_ful
     newest: dict[str, int] = {}  # story -> the row of its latest first copy
     pool_of: dict[tuple[str, int], int] = {}
     anchor: list[int] = []
-    out = [-1] * (len(members) + len(tonight))
+    out = [-1] * (len(members) + tonight)
     for k in range(len(members) - 1, -1, -1):  # members come in order of arrival: latest first
         m = members[k]
         latest[m.story_id] += 1
