@@ -20,11 +20,12 @@ from click.testing import CliRunner
 from wordhash import TOPICS, WordHashEmbedder, topic_articles
 
 from storyclust import cli as cli_mod
-from storyclust.incremental import current_stories, nightly, update_stories
+from storyclust.corrections import Correction
+from storyclust.incremental import current_stories, nightly, publish, update_stories
 from storyclust.labels import story_labels
 from storyclust.retention import prune
 from storyclust.settings import ClusterOptions, StateOptions
-from storyclust.store import STATE_SCHEMA_VERSION, SQLiteStore, StateLocked, _create_v2, open_store
+from storyclust.store import STATE_SCHEMA_VERSION, FileStamp, SQLiteStore, StateLocked, _create_v2, open_store
 from storyclust.types import Article
 from storyclust.write import open_output
 
@@ -312,7 +313,7 @@ def test_a_schema_2_state_is_migrated_under_the_lock(tmp_path, embedder):
     with SQLiteStore(path) as store:
         assert store.schema_version == 2
         with store.lock():
-            assert store.schema_version == STATE_SCHEMA_VERSION == 6
+            assert store.schema_version == STATE_SCHEMA_VERSION == 7
         assert [m.seq for m in store.open_members(recent=5)] == [1]
         assert store.story_terms(["s_1"]) == {}  # no table yet: summed over its members when it next changes
         assert store.article_numbers(["a"]) == {}  # none kept: found from its text when it is next clustered
@@ -424,3 +425,62 @@ def test_a_night_does_not_shingle_the_window_again(tmp_path, embedder, monkeypat
     assert len(stored) == len(first)  # every window article's signature was kept
     assert 0 < len(calls) <= 7 and not set(calls) & {a.text for a in first}  # tonight's, none of the window's 36
     assert result.copies == 1 and info.article.duplicate_of == first[0].id
+
+
+# -- a night's cost: no read proportional to history ---------------------------------------------
+
+
+def test_a_night_and_a_prune_search_by_index_never_reading_a_table_whole(tmp_path, embedder):
+    """Every statement of a night (files, an exact reprint of a pruned article, an editor's correction, an
+    evergreen story) and of a prune is planned by SQLite to search by key or index: none scans a table that
+    grows with history (articles, members, vectors, stories, files, tombstones, label terms). What may be
+    scanned grows with runs or editors' actions, not with articles: the runs (one row per run), the outbox
+    (changes not yet published), the corrections and the settings."""
+    path = tmp_path / "s.db"
+    inputs = tmp_path / "wires"
+    inputs.mkdir()
+
+    def stamps(day: int) -> list[FileStamp]:
+        out = []
+        for k in range(3):
+            f = inputs / f"day{day}-{k}.jsonl"
+            f.write_text("{}\n")
+            out.append(FileStamp(str(f), 3, day * 10**9 + k))
+        return out
+
+    first = batch("d0", 3, seed=0, day=0)
+    with open_store(path) as store:
+        for day in range(12):
+            articles = first if day == 0 else batch(f"d{day}", 3, seed=day, day=day, topics=BACKGROUND[day % 5:][:1])
+            with store.lock():
+                update_stories(store, articles + evergreen(day, 4), embedder, files=stamps(day),
+                               state=StateOptions(now=NIGHT0 + timedelta(days=day)))
+                publish(store, lambda stories: None)
+        for f in list(inputs.iterdir())[:5]:
+            f.unlink()  # gone: prune forgets their records
+        prune(store, timedelta(days=5), now=NIGHT0 + timedelta(days=11))
+        with store.lock(), store.transaction():
+            store.add_correction(Correction("link", ("war-11-0", articles[0].id)), NIGHT0 + timedelta(days=11))
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        with store.lock():
+            update_stories(store, [replace(first[0], id="reprint-of-pruned")] + evergreen(12, 4)
+                           + batch("d12", 3, seed=12, day=12), embedder, files=stamps(12),
+                           state=StateOptions(now=NIGHT0 + timedelta(days=12)))
+            publish(store, lambda stories: None)
+        prune(store, timedelta(days=5), now=NIGHT0 + timedelta(days=12))
+        store._db.set_trace_callback(None)
+        assert store.known_ids(["reprint-of-pruned"]) and store.member_info("reprint-of-pruned") is None
+    db = sqlite3.connect(path)
+    history = {"articles", "members", "vectors", "stories", "files", "forgotten", "forgotten_stories", "story_terms"}
+    aliases = {"a": "articles", "m": "members", "s": "stories", "f": "files"}  # as the store's queries name them
+    scans = {}
+    for sql in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH")):
+            continue
+        for row in db.execute("EXPLAIN QUERY PLAN " + sql):
+            detail = row[3]
+            if detail.startswith("SCAN ") and aliases.get(detail.split()[1], detail.split()[1]) in history:
+                scans[sql[:160]] = detail
+    db.close()
+    assert len(statements) > 50 and not scans

@@ -848,8 +848,8 @@ def current_stories(store: SQLiteStore, *, include_closed: bool = False) -> list
 
     Each story's ``status`` is its state in the store, ``open`` or ``closed``.
     """
-    states = ("open", "closed") if include_closed else ("open",)
-    return [story_from_state(store, s, status=s.status) for s in store.stories() if s.status in states]
+    stored = [s for s in store.stories() if s.status != "merged"] if include_closed else store.stories(status="open")
+    return [story_from_state(store, s, status=s.status) for s in stored]
 
 
 def state_embedding(store: SQLiteStore, backend: str, pooling: str) -> tuple[str, str, Optional[str]]:

@@ -312,14 +312,21 @@ def _migrate_5_to_6(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN numbers TEXT")
 
 
+def _migrate_6_to_7(db: sqlite3.Connection) -> None:
+    """Schema 7: the files a run read are found by that run (prune looks only at the files of the runs that
+    aged past its cutoff since it last looked, not at every file ever read)."""
+    db.execute("CREATE INDEX files_run ON files(run_id)")
+
+
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 6
+STATE_SCHEMA_VERSION = 7
 
 #: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
 #: :func:`_create_v2` and migrated in the same transaction.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4,
-                                                               4: _migrate_4_to_5, 5: _migrate_5_to_6}
+                                                               4: _migrate_4_to_5, 5: _migrate_5_to_6,
+                                                               6: _migrate_6_to_7}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
                "forgotten_stories", "corrections", "story_terms"}
@@ -604,7 +611,7 @@ class SQLiteStore:
     def files_read_before(self, cutoff: datetime, since: Optional[datetime] = None) -> list[str]:
         """Paths of the input files last read by a run before ``cutoff`` (and at or after ``since``)."""
         return [r[0] for r in self._read(
-            "SELECT f.path FROM files f JOIN runs r ON r.run_id = f.run_id WHERE r.now < ? AND r.now >= ?",
+            "SELECT path FROM files WHERE run_id IN (SELECT run_id FROM runs WHERE now < ? AND now >= ?)",
             (format_time(cutoff), format_time(since) if since else ""))]
 
     def forget_files(self, paths: Sequence[str]) -> None:
@@ -754,17 +761,26 @@ class SQLiteStore:
         self._drop_story_terms(sorted({sid for _, _, sid in rows}))
         self._write_many("INSERT OR REPLACE INTO forgotten (id, hash, story_id, run_id) VALUES (?, ?, ?, ?)",
                          ((aid, h, sid, run_id) for aid, h, sid in rows))
+        spaces = self._spaces()
         for chunk in _chunks([aid for aid, _, _ in rows]):
             marks = ",".join("?" * len(chunk))
             keys = [r[0] for r in self._read(f"SELECT DISTINCT text_key FROM articles WHERE id IN ({marks})", chunk)]
             self._write(f"DELETE FROM members WHERE article_id IN ({marks})", chunk)
             self._write(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
-            for keys_chunk in _chunks(keys):
-                kmarks = ",".join("?" * len(keys_chunk))
-                vectors += self._write(f"DELETE FROM vectors WHERE text_key IN ({kmarks}) AND NOT EXISTS"
-                                       " (SELECT 1 FROM articles a WHERE a.text_key = vectors.text_key)",
-                                       keys_chunk).rowcount
+            for space in spaces:  # by the primary key (space, text_key): text_key alone would read every vector
+                for keys_chunk in _chunks(keys):
+                    kmarks = ",".join("?" * len(keys_chunk))
+                    vectors += self._write(f"DELETE FROM vectors WHERE space = ? AND text_key IN ({kmarks}) AND NOT"
+                                           " EXISTS (SELECT 1 FROM articles a WHERE a.text_key = vectors.text_key)",
+                                           (space, *keys_chunk)).rowcount
         return vectors
+
+    def _spaces(self) -> list[str]:
+        """The vector spaces the state holds, each found by one search of the primary key (a skip scan)."""
+        return [r[0] for r in self._read(
+            "WITH RECURSIVE spaces(space) AS (SELECT min(space) FROM vectors UNION ALL"
+            " SELECT (SELECT min(space) FROM vectors WHERE space > spaces.space) FROM spaces"
+            " WHERE spaces.space IS NOT NULL) SELECT space FROM spaces WHERE space IS NOT NULL")]
 
     def forget_stories(self, story_ids: Sequence[str], run_id: int) -> None:
         """Drop these stories' rows (their members must be gone), keeping their IDs, sizes and last activity."""
