@@ -29,7 +29,8 @@ article of a regular night, the evergreen's and the copies included:
 * seven languages in templates: English, French, German, Spanish, Indonesian, Russian (Cyrillic) and
   Greek (Greek has no text in the shipped calibration corpus, as a real unexpected language);
 * stories living from one night to the whole year (45% one night, 25% 2-3, 15% 4-14, 10% 15-90, 4%
-  91-365, 1% the rest of the run), each with its own place (from a pool of ~4,400, so some stories
+  91-365, 1% the rest of the run; ``--max-lifetime N`` caps them, so that after N nights the news are
+  stationary and a night's cost can be compared across months), each with its own place (from a pool of ~4,400, so some stories
   share a place), spokesperson, organisation and numbers, covered in one to all seven languages;
 * burst nights (about one in 30, never on a printed regular night) with 10x the articles: five
   breaking stories take 40% of the night, the other stories double their rate;
@@ -464,6 +465,7 @@ class YearOfNews:
     reprints: float = 0.06
     near_copies: float = 0.04
     avoid_bursts: frozenset[int] = frozenset()
+    max_lifetime: Optional[int] = None  # None: stories live up to the whole run
     bursts: frozenset[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -480,6 +482,10 @@ class YearOfNews:
 
     # -- stories
     def _lifetime(self) -> int:
+        days = self._drawn_lifetime()
+        return days if self.max_lifetime is None else min(days, self.max_lifetime)
+
+    def _drawn_lifetime(self) -> int:
         r = self.rng.random()
         if r < 0.45:
             return 1
@@ -1019,7 +1025,7 @@ def run_year(args: argparse.Namespace, state: Path, prune: Optional[Callable], o
     late, early, size_night = reference_nights(args.nights)
     printed = {1, args.nights} | {k for k in range(1, args.nights + 1) if k % args.every == 0}
     news = YearOfNews(args.nights, args.per_night, args.evergreen_per_night, seed=args.seed, undated=args.undated,
-                      avoid_bursts=frozenset(printed | {late, early, size_night} | set(range(late - 2, late + 3))
+                      max_lifetime=args.max_lifetime, avoid_bursts=frozenset(printed | {late, early, size_night} | set(range(late - 2, late + 3))
                                              | set(range(early - 2, early + 3))))
     printed |= news.bursts
     print(f"burst nights (10x articles): {', '.join(map(str, sorted(news.bursts))) or 'none'}")
@@ -1145,6 +1151,10 @@ def main() -> int:
                         help="articles of the evergreen story per night (default 300)")
     parser.add_argument("--no-evergreen", action="store_true", help="no evergreen story")
     parser.add_argument("--undated", type=float, default=0.2, help="share of articles without a date (default 0.2)")
+    parser.add_argument("--max-lifetime", type=int, metavar="NIGHTS",
+                        help="no story but the evergreen lives longer than this (default: up to the whole run). With "
+                             "it the news are stationary after that many nights: as many stories live, as old, "
+                             "every night, so a night's cost can be compared across months")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic year and the stand-in (default 0)")
     parser.add_argument("--profile-night", type=int, metavar="N", nargs="+", default=[],
                         help="run these nights under cProfile and print their 30 costliest functions (cumulative "
@@ -1154,8 +1164,9 @@ def main() -> int:
     parser.add_argument("--state", type=Path, help="state file to create (default: a temp file, removed at the end)")
     parser.add_argument("--out", type=Path, help="also write the markdown table and the ratios to this file")
     args = parser.parse_args()
-    if args.nights < 1 or args.per_night < 1 or args.every < 1 or args.evergreen_per_night < 0:
-        parser.error("--nights, --per-night and --every must be positive, --evergreen-per-night >= 0")
+    if args.nights < 1 or args.per_night < 1 or args.every < 1 or args.evergreen_per_night < 0 or (
+            args.max_lifetime is not None and args.max_lifetime < 1):
+        parser.error("--nights, --per-night, --every and --max-lifetime must be positive, --evergreen-per-night >= 0")
     try:
         args.story_window_text = args.story_window
         args.story_window = parse_window(args.story_window)
@@ -1182,7 +1193,8 @@ def main() -> int:
     print(f"machine   : {cpu_description()}")
     print(f"code      : {code_description()}")
     print(f"run       : {args.nights} nights x {args.per_night:,} articles, evergreen "
-          f"{0 if args.no_evergreen else args.evergreen_per_night}/night, {args.undated:.0%} undated, story window "
+          f"{0 if args.no_evergreen else args.evergreen_per_night}/night, {args.undated:.0%} undated, stories living "
+          f"{'up to the whole run' if args.max_lifetime is None else f'at most {args.max_lifetime} nights'}, story window "
           f"{args.story_window_text}, keep {args.keep_text or 'everything'}, members in full "
           f"{'all' if args.members_in_full is None else args.members_in_full}, seed {args.seed}, state {state}")
     started = time.perf_counter()
@@ -1210,8 +1222,9 @@ def main() -> int:
     print(f"whole benchmark: {time.perf_counter() - started:.0f} s")
     if args.out is not None:
         header = (f"bench_year.py: {args.nights} nights x {args.per_night:,} articles, evergreen "
-                  f"{0 if args.no_evergreen else args.evergreen_per_night}/night, story window {args.story_window_text}, "
-                  f"keep {args.keep_text or 'everything'}, seed {args.seed}\n\n{cpu_description()}\n\n"
+                  f"{0 if args.no_evergreen else args.evergreen_per_night}/night, "
+                  f"{'' if args.max_lifetime is None else f'stories living at most {args.max_lifetime} nights, '}"
+                  f"story window {args.story_window_text}, keep {args.keep_text or 'everything'}, seed {args.seed}\n\n{cpu_description()}\n\n"
                   f"{code_description()}\n\n")
         args.out.write_text(header + table + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return 0
