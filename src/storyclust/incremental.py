@@ -371,7 +371,7 @@ def _window(store: SQLiteStore, state: StateOptions, corrections: Sequence[Corre
             fresh: Sequence[Correction], now: datetime, run_id: int) -> list[StoredMember]:
     """The night's window: the open stories' latest members, and every member a correction names in an open
     story; a correction not yet applied first opens again the closed stories of the articles it names."""
-    named = [info for info in map(store.member_info, sorted(named_ids(corrections))) if info is not None]
+    named = store.members_by_id(sorted(named_ids(corrections)), light=True)  # one read, as the window's members
     fresh_ids = named_ids(fresh)
     reopen = {info.story_id for info in named if info.article.id in fresh_ids}
     if reopen:
