@@ -975,15 +975,20 @@ def median_around(nights: dict[int, Night], k: int, value: Callable[[Night], flo
     return statistics.median(vals) if vals else float("nan")
 
 
-def growth_report(nights: Sequence[Night]) -> list[str]:
-    """Mean seconds per stage over the first and the last fifth of the regular nights (night 1 left out)."""
-    regular = [n for n in nights if not n.burst and n.night > 1]
+def growth_report(nights: Sequence[Night], aftermath: int = 0) -> list[str]:
+    """Mean seconds per stage over the first and the last fifth of the regular nights (night 1 left out), and
+    the least-squares slope over them. ``aftermath``: also leave out the nights up to this many after a burst
+    (its stories stay in the window until they have been quiet for the story window), so that where the
+    bursts fell does not pass for growth with history."""
+    bursts = [n.night for n in nights if n.burst]
+    regular = [n for n in nights if not n.burst and n.night > 1
+               and not any(0 < n.night - b <= aftermath for b in bursts)]
     if len(regular) < 4:
         return []
     fifth = max(1, len(regular) // 5)
     first, last = regular[:fifth], regular[-fifth:]
     out = [f"stage growth, mean of nights {first[0].night}-{first[-1].night} -> nights {last[0].night}-{last[-1].night}"
-           " (regular nights):"]
+           f" (regular nights{f', none of the {aftermath} after a burst' if aftermath else ''}):"]
 
     def mean(group: Sequence[Night], get: Callable[[Night], float]) -> float:
         return sum(get(n) for n in group) / len(group)
@@ -1128,6 +1133,7 @@ def summary(args: argparse.Namespace, nights: list[Night], state: Path) -> list[
                          f"night {size_k} {at.state_mib:,.1f} MiB = {last.state_mib / max(at.state_mib, 1e-9):.2f}x"
                          + ("" if ran >= 365 else f" (night {size_k} is 60/365 of this {ran}-night run)"))
     lines += growth_report(nights)
+    lines += growth_report(nights, aftermath=max(1, round(args.story_window.total_seconds() / 86400)))
     stories, members, purity, inverse = window_purity(state)
     lines.append(f"sanity: the open window at the end holds {stories:,} stories, {members:,} members; purity {purity:.3f},"
                  f" inverse purity {inverse:.3f} against the synthetic stories")
