@@ -30,10 +30,11 @@ article of a regular night, the evergreen's and the copies included:
   Greek (Greek has no text in the shipped calibration corpus, as a real unexpected language);
 * stories living from one night to the whole year (45% one night, 25% 2-3, 15% 4-14, 10% 15-90, 4%
   91-365, 1% the rest of the run; ``--max-lifetime N`` caps them, so that after N nights the news are
-  stationary and a night's cost can be compared across months), each with its own place (from a pool of ~4,400, so some stories
-  share a place), spokesperson, organisation and numbers, covered in one to all seven languages;
+  stationary and a night's cost can be compared across months), each with its own place (from a pool
+  of ~4,400, so some stories share a place), spokesperson, organisation and numbers, covered in one to
+  all seven languages;
 * burst nights (about one in 30, never on a printed regular night) with 10x the articles: five
-  breaking stories take 40% of the night, the other stories double their rate;
+  breaking stories take 40% of the night, the other stories double their rate (``--no-bursts``: none);
 * reprints (6%: the same text under another id and source, from tonight or last night) and near copies
   (4%: a light edit of such an article);
 * 20% of the articles without a publication date (``--undated``);
@@ -466,6 +467,7 @@ class YearOfNews:
     near_copies: float = 0.04
     avoid_bursts: frozenset[int] = frozenset()
     max_lifetime: Optional[int] = None  # None: stories live up to the whole run
+    with_bursts: bool = True
     bursts: frozenset[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -473,7 +475,7 @@ class YearOfNews:
         self.np_rng = np.random.default_rng(self.seed)
         self.places = list(dict.fromkeys(pseudo_name(self.rng, self.rng.choice((2, 3))) for _ in range(5000)))
         candidates = [k for k in range(5, self.nights) if k % 10 and k not in self.avoid_bursts]
-        count = min(len(candidates), max(1, round(self.nights / 30))) if self.nights >= 10 else 0
+        count = min(len(candidates), max(1, round(self.nights / 30))) if self.nights >= 10 and self.with_bursts else 0
         self.bursts = frozenset(self.rng.sample(candidates, count))
         self.live: list[SynthStory] = []
         self.yesterday: list[Article] = []
@@ -1030,7 +1032,7 @@ def run_year(args: argparse.Namespace, state: Path, prune: Optional[Callable], o
     late, early, size_night = reference_nights(args.nights)
     printed = {1, args.nights} | {k for k in range(1, args.nights + 1) if k % args.every == 0}
     news = YearOfNews(args.nights, args.per_night, args.evergreen_per_night, seed=args.seed, undated=args.undated,
-                      max_lifetime=args.max_lifetime, avoid_bursts=frozenset(printed | {late, early, size_night} | set(range(late - 2, late + 3))
+                      max_lifetime=args.max_lifetime, with_bursts=not args.no_bursts, avoid_bursts=frozenset(printed | {late, early, size_night} | set(range(late - 2, late + 3))
                                              | set(range(early - 2, early + 3))))
     printed |= news.bursts
     print(f"burst nights (10x articles): {', '.join(map(str, sorted(news.bursts))) or 'none'}")
@@ -1156,6 +1158,8 @@ def main() -> int:
     parser.add_argument("--evergreen-per-night", type=int, default=300,
                         help="articles of the evergreen story per night (default 300)")
     parser.add_argument("--no-evergreen", action="store_true", help="no evergreen story")
+    parser.add_argument("--no-bursts", action="store_true",
+                        help="no burst nights (a short run then measures the regular nights alone)")
     parser.add_argument("--undated", type=float, default=0.2, help="share of articles without a date (default 0.2)")
     parser.add_argument("--max-lifetime", type=int, metavar="NIGHTS",
                         help="no story but the evergreen lives longer than this (default: up to the whole run). With "
