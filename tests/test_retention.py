@@ -471,6 +471,7 @@ def test_a_night_and_a_prune_search_by_index_never_reading_a_table_whole(tmp_pat
         prune(store, timedelta(days=5), now=NIGHT0 + timedelta(days=12))
         store._db.set_trace_callback(None)
         assert store.known_ids(["reprint-of-pruned"]) and store.member_info("reprint-of-pruned") is None
+    assert any(sql.startswith("DELETE FROM vectors") for sql in statements)  # the traced prune forgot texts too
     db = sqlite3.connect(path)
     history = {"articles", "members", "vectors", "stories", "files", "forgotten", "forgotten_stories", "story_terms"}
     aliases = {"a": "articles", "m": "members", "s": "stories", "f": "files"}  # as the store's queries name them
