@@ -1031,9 +1031,9 @@ def run_year(args: argparse.Namespace, state: Path, prune: Optional[Callable], o
     """Run the nights, appending each one's figures to ``out`` (so that an interrupted run keeps what it measured)."""
     late, early, size_night = reference_nights(args.nights)
     printed = {1, args.nights} | {k for k in range(1, args.nights + 1) if k % args.every == 0}
+    avoid = printed | {late, early, size_night} | set(range(late - 2, late + 3)) | set(range(early - 2, early + 3))
     news = YearOfNews(args.nights, args.per_night, args.evergreen_per_night, seed=args.seed, undated=args.undated,
-                      max_lifetime=args.max_lifetime, with_bursts=not args.no_bursts, avoid_bursts=frozenset(printed | {late, early, size_night} | set(range(late - 2, late + 3))
-                                             | set(range(early - 2, early + 3))))
+                      max_lifetime=args.max_lifetime, with_bursts=not args.no_bursts, avoid_bursts=frozenset(avoid))
     printed |= news.bursts
     print(f"burst nights (10x articles): {', '.join(map(str, sorted(news.bursts))) or 'none'}")
     embedder = SyntheticEmbedder(template_words(), seed=args.seed + 7)
@@ -1202,10 +1202,10 @@ def main() -> int:
         state = args.state
     print(f"machine   : {cpu_description()}")
     print(f"code      : {code_description()}")
+    lives = "up to the whole run" if args.max_lifetime is None else f"at most {args.max_lifetime} nights"
     print(f"run       : {args.nights} nights x {args.per_night:,} articles, evergreen "
           f"{0 if args.no_evergreen else args.evergreen_per_night}/night, {args.undated:.0%} undated, stories living "
-          f"{'up to the whole run' if args.max_lifetime is None else f'at most {args.max_lifetime} nights'}, story window "
-          f"{args.story_window_text}, keep {args.keep_text or 'everything'}, members in full "
+          f"{lives}, story window {args.story_window_text}, keep {args.keep_text or 'everything'}, members in full "
           f"{'all' if args.members_in_full is None else args.members_in_full}, seed {args.seed}, state {state}")
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupt)
@@ -1232,9 +1232,9 @@ def main() -> int:
     print(f"whole benchmark: {time.perf_counter() - started:.0f} s")
     if args.out is not None:
         header = (f"bench_year.py: {args.nights} nights x {args.per_night:,} articles, evergreen "
-                  f"{0 if args.no_evergreen else args.evergreen_per_night}/night, "
-                  f"{'' if args.max_lifetime is None else f'stories living at most {args.max_lifetime} nights, '}"
-                  f"story window {args.story_window_text}, keep {args.keep_text or 'everything'}, seed {args.seed}\n\n{cpu_description()}\n\n"
+                  f"{0 if args.no_evergreen else args.evergreen_per_night}/night, stories living {lives}, "
+                  f"story window {args.story_window_text}, keep {args.keep_text or 'everything'}, seed {args.seed}"
+                  f"\n\n{cpu_description()}\n\n"
                   f"{code_description()}\n\n")
         args.out.write_text(header + table + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return 0
