@@ -1027,6 +1027,16 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def nights_held(path: Path) -> int:
+    """The last night a state made by this benchmark ran (from its last finished run's time; 0: none)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT now FROM runs WHERE finished_at IS NOT NULL ORDER BY run_id DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+    return 0 if row is None else (datetime.fromisoformat(row[0]) - START).days + 1
+
+
 def run_year(args: argparse.Namespace, state: Path, prune: Optional[Callable], out: list[Night]) -> None:
     """Run the nights, appending each one's figures to ``out`` (so that an interrupted run keeps what it measured)."""
     late, early, size_night = reference_nights(args.nights)
@@ -1045,9 +1055,14 @@ def run_year(args: argparse.Namespace, state: Path, prune: Optional[Callable], o
     peaks.install()
     if not peaks.enabled:
         print("note: /proc/self/clear_refs is not writable: a night's peak is the process's peak so far")
+    for k in range(1, args.resume_after + 1):  # the nights the state holds: their news only, not run again
+        news.night(k, START + timedelta(days=k - 1), evergreen=not args.no_evergreen)
+    if args.resume_after:
+        print(f"resumed: the state holds nights 1-{args.resume_after}; their news generated again, not run")
+        printed.add(args.resume_after + 1)
     started = time.perf_counter()
     with open_store(state) as store:
-        for k in range(1, args.nights + 1):
+        for k in range(args.resume_after + 1, args.nights + 1):
             if args.stop_after is not None and time.perf_counter() - started > 60 * args.stop_after:
                 print(f"--stop-after {args.stop_after:g}: stopping before night {k}; the report covers nights 1-{k - 1}")
                 break
@@ -1116,7 +1131,7 @@ def ratio_lines(what: str, by_night: dict[int, Night], late: Night, early: Night
 
 def summary(args: argparse.Namespace, nights: list[Night], state: Path) -> list[str]:
     by_night = {n.night: n for n in nights}
-    ran = len(nights)  # the nights actually run (fewer than --nights after --stop-after or an interrupt)
+    ran = nights[-1].night  # the last night run (before --nights after --stop-after or an interrupt)
     late_k, early_k, size_k = reference_nights(ran)
     lines: list[str] = []
     late, early = regular_near(by_night, late_k), regular_near(by_night, early_k)
@@ -1173,6 +1188,10 @@ def main() -> int:
                         help="start no night after this many minutes, and report on the nights run (a shared box)")
     parser.add_argument("--state", type=Path, help="state file to create (default: a temp file, removed at the end)")
     parser.add_argument("--out", type=Path, help="also write the markdown table and the ratios to this file")
+    parser.add_argument("--resume", action="store_true",
+                        help="--state is a state an earlier run of this benchmark left (the same options, e.g. "
+                             "stopped by --stop-after): run its next nights up to --nights, the news of the nights "
+                             "it holds generated again (not run) so that its synthetic stories go on")
     args = parser.parse_args()
     if args.nights < 1 or args.per_night < 1 or args.every < 1 or args.evergreen_per_night < 0 or (
             args.max_lifetime is not None and args.max_lifetime < 1):
@@ -1192,8 +1211,16 @@ def main() -> int:
             print(f"error: --keep needs storyclust.retention.prune(store, keep, *, now=...), which this checkout "
                   f"does not have yet ({exc}); run without --keep, or once retention.py has landed", file=sys.stderr)
             return 2
-    if args.state is not None and (args.state.exists() or args.state.with_name(args.state.name + "-wal").exists()):
-        parser.error(f"{args.state} exists: give a new path (the benchmark starts from an empty state)")
+    args.resume_after = 0
+    if args.resume:
+        if args.state is None or not args.state.exists():
+            parser.error("--resume needs --state naming the state file of an earlier run")
+        args.resume_after = nights_held(args.state)
+        if args.resume_after >= args.nights:
+            parser.error(f"{args.state} already holds {args.resume_after} nights (--nights {args.nights})")
+    elif args.state is not None and (args.state.exists() or args.state.with_name(args.state.name + "-wal").exists()):
+        parser.error(f"{args.state} exists: give a new path (the benchmark starts from an empty state; "
+                     "--resume goes on with it)")
     work = None
     if args.state is None:
         work = Path(tempfile.mkdtemp(prefix="bench-year-"))
@@ -1206,7 +1233,8 @@ def main() -> int:
     print(f"run       : {args.nights} nights x {args.per_night:,} articles, evergreen "
           f"{0 if args.no_evergreen else args.evergreen_per_night}/night, {args.undated:.0%} undated, stories living "
           f"{lives}, story window {args.story_window_text}, keep {args.keep_text or 'everything'}, members in full "
-          f"{'all' if args.members_in_full is None else args.members_in_full}, seed {args.seed}, state {state}")
+          f"{'all' if args.members_in_full is None else args.members_in_full}, seed {args.seed}, state {state}"
+          + (f", resumed after night {args.resume_after}" if args.resume_after else ""))
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupt)
     nights: list[Night] = []
@@ -1234,7 +1262,8 @@ def main() -> int:
         header = (f"bench_year.py: {args.nights} nights x {args.per_night:,} articles, evergreen "
                   f"{0 if args.no_evergreen else args.evergreen_per_night}/night, stories living {lives}, "
                   f"story window {args.story_window_text}, keep {args.keep_text or 'everything'}, seed {args.seed}"
-                  f"\n\n{cpu_description()}\n\n"
+                  + (f", resumed after night {args.resume_after}" if args.resume_after else "")
+                  + f"\n\n{cpu_description()}\n\n"
                   f"{code_description()}\n\n")
         args.out.write_text(header + table + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return 0
