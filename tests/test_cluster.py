@@ -312,3 +312,61 @@ def test_a_summary_is_joined_to_its_story_in_the_candidate_graph():
     apart = StoryClusterer(opts).fit(X, langs=["en"] * 14, published=dates, settled=Settled(pools, [10]),
                                      cannot_link=[(0, 13)]).labels_
     assert apart[0] != apart[13] and apart[1] == apart[2]
+
+
+def _story_of_tight_strands(strands=6, per_strand=40, distractors=120, seed=3):
+    """One story whose reports fall in ``strands`` tight sub-groups (each quoting one spokesperson, say): every
+    report's 30 nearest reports are in its own strand, while the strands lie at cosine ~0.8 of each other, far
+    inside the story threshold. Then unrelated distractors. Returns (vectors, strand of each story row)."""
+    rng = np.random.default_rng(seed)
+    centre = _unit(rng.normal(size=DIM))
+    rows = []
+    for _ in range(strands):
+        strand = _unit(centre + 0.5 * _unit(rng.normal(size=DIM)))
+        rows += [_unit(strand + 0.03 * rng.normal(size=DIM)) for _ in range(per_strand)]
+    rows += list(_unit(rng.normal(size=(distractors, DIM))))
+    return np.array(rows, dtype=np.float32), np.repeat(np.arange(strands), per_strand)
+
+
+def _components_of(n, rows, cols):
+    from storyclust.cluster import _components
+
+    label = np.empty(n, dtype=np.int64)
+    for k, members in enumerate(_components(n, rows, cols)):
+        label[members] = k
+    return label
+
+
+def test_a_story_bigger_than_the_neighbour_count_stays_whole_though_its_strands_are_tighter():
+    Z, strand = _story_of_tight_strands()
+    story = np.arange(len(strand))
+    S = Z[story] @ Z[story].T
+    np.fill_diagonal(S, -np.inf)
+    nearest = np.argsort(-S, axis=1)[:, :30]
+    assert (strand[nearest] == strand[:, None]).all()  # the 30 nearest of every report: its own strand
+    between = [1.0 - S[np.ix_(strand == a, strand == b)].mean() for a in range(6) for b in range(a + 1, 6)]
+    assert max(between) < 0.35  # average linkage at 0.5 joins the strands
+
+    days = np.linspace(0.0, 3.0, len(Z))  # dated within the time window: the dated search and its heavy-row cut
+    for kwargs in ({}, {"block_size": 32}, {"probes": 4}):
+        for d in (None, days):
+            top_k_only = candidate_edges(Z, d, 0.5, 30, 7.0, **kwargs)
+            assert len(np.unique(_components_of(len(Z), *top_k_only)[story])) == 6  # the cut the bridges mend
+            rows, cols, sims = candidate_edges(Z, d, 0.5, 30, 7.0, bridge_distance=0.5, return_similarity=True,
+                                               **kwargs)
+            assert len(np.unique(_components_of(len(Z), rows, cols)[story])) == 1
+            assert (sims >= 0.5 - 1e-6).all()
+            np.testing.assert_allclose(sims, np.einsum("ij,ij->i", Z[rows], Z[cols]), atol=1e-5)
+
+    labels = StoryClusterer(ClusterOptions(neutralize=False)).fit_predict(Z)
+    assert len(set(labels[story])) == 1
+    assert not set(labels[len(story):]) & set(labels[story])  # no distractor joins it
+
+
+def test_bridges_are_the_same_whatever_the_blocks():
+    Z, _ = _story_of_tight_strands(seed=4)
+    days = np.where(np.arange(len(Z)) % 3 == 0, np.nan, np.linspace(0.0, 20.0, len(Z)))  # some undated
+    found = {bs: candidate_edges(Z, days, 0.5, 30, 7.0, bs, bridge_distance=0.5) for bs in (16, 64, 2048)}
+    for bs in (16, 64):
+        np.testing.assert_array_equal(found[bs][0], found[2048][0])
+        np.testing.assert_array_equal(found[bs][1], found[2048][1])

@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ray.data.DataContext internals
 
 from click.testing import CliRunner  # noqa: E402
+from test_cluster import _story_of_tight_strands  # noqa: E402
 from test_search import NAN_SHARES, as_dict, assert_same_edges, brute_force_edges, mixed_corpus  # noqa: E402
 from wordhash import WordHashEmbedder, topic_articles  # noqa: E402
 
@@ -83,14 +84,20 @@ def test_candidate_edges_are_those_of_the_local_search_exact_dated_and_approxima
     Z /= np.linalg.norm(Z, axis=1, keepdims=True)
     days = rng.uniform(0, 30, size=len(Z))
     days[::50] = np.nan
+    strands, _ = _story_of_tight_strands(per_strand=60)  # one big story in tight strands: its bridges count
+    strand_days = rng.uniform(10, 13, size=len(strands))
+    strand_days[::7] = np.nan
     engine = RayEngine()
-    for dated, probes in ((None, None), (days, None), (None, 4), (days, 4)):
-        args = (Z, dated, 0.6, 10, 7.0, 256)
-        local = candidate_edges(*args, probes=probes, return_similarity=True)
-        remote = candidate_edges(*args, probes=probes, return_similarity=True, engine=engine)
-        assert len(local[0]) > 1000
-        for a, b in zip(local, remote):
-            assert a.dtype == b.dtype and np.array_equal(a, b)
+    for (V, d), probes in zip(((Z, None), (Z, days), (strands, None), (strands, strand_days)) * 2,
+                              (None,) * 4 + (4,) * 4):
+        args = (V, d, 0.6, 10, 7.0, 64 if V is strands else 256)
+        for bridge in (None, 0.6):
+            local = candidate_edges(*args, probes=probes, return_similarity=True, bridge_distance=bridge)
+            remote = candidate_edges(*args, probes=probes, return_similarity=True, engine=engine,
+                                     bridge_distance=bridge)
+            assert len(local[0]) > 1000
+            for a, b in zip(local, remote):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("nan_share", NAN_SHARES)

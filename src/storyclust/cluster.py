@@ -251,7 +251,7 @@ class StoryClusterer:
         rows, cols, cosines = candidate_edges(
             Z, days, min(opts.max_distance + bonus, 1.99), opts.neighbors, opts.time_window_days, opts.block_size,
             probes=opts.search_probes if n > opts.approximate_above else None, random_state=opts.random_state,
-            return_similarity=True, engine=self.engine,
+            return_similarity=True, engine=self.engine, bridge_distance=opts.max_distance,
         )
         if opts.pair_score is not None:
             keep = self._similarity(Z, rows, cols) >= 1.0 - opts.max_distance
@@ -450,10 +450,20 @@ def candidate_edges(
     random_state: int = 0,
     return_similarity: bool = False,
     engine=None,
+    bridge_distance: Optional[float] = None,
 ) -> tuple[np.ndarray, ...]:
     """Edges (i, j), i != j, between each row and its ``neighbors`` most similar rows at cosine >= 1 - max_distance.
 
     Returns ``(rows, cols)``, or ``(rows, cols, cosines)`` with ``return_similarity``.
+
+    ``bridge_distance``: each row is also linked to the lowest-numbered row at cosine >= 1 - bridge_distance
+    (inside the time window), whatever its rank. The top ``neighbors`` alone can cut a big story in pieces:
+    when it has more reports than ``neighbors`` and they fall in tighter sub-groups (those quoting one
+    spokesperson, one agency's rewrites), every row's nearest rows lie in its own sub-group and the
+    sub-groups share no edge, though each of them lies well inside the story threshold of the others. The
+    rows of such a story all reach its lowest-numbered rows, so these edges join it into one candidate
+    group, and the linkage decides. Like the top ``neighbors``, they are the same whatever blocks, cells,
+    engine or threads found them.
 
     Rows with dates further apart than ``time_window_days`` are never linked (rows without a
     date link to anything).
@@ -469,21 +479,66 @@ def candidate_edges(
     min_sim = 1.0 - max_distance
     floor = min_sim - _SIM_SLACK  # the matrix products' rounding; exact cosines decide (_top_edges)
     window = time_window_days if (days is not None and time_window_days) else None
+    bridge_sim = None if bridge_distance is None else 1.0 - bridge_distance
     if engine is not None:
-        rows, cols, sims = _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state)
+        rows, cols, sims, bridges = _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes,
+                                              random_state, bridge_sim)
     else:
         if probes:
             pieces = _cell_candidates(Z, floor, probes, random_state, block_size)
         else:
-            pieces = _exact_candidates(Z, days, floor, window, block_size, neighbors=neighbors)
-        rows, cols, sims = _top_edges(pieces, Z, min_sim, days, window, neighbors)
+            pieces = _exact_candidates(Z, days, floor, window, block_size, neighbors=neighbors, bridge_sim=bridge_sim)
+        rows, cols, sims, bridges = _top_edges(pieces, Z, min_sim, days, window, neighbors, bridge_sim)
+    rows, cols, sims = _with_bridges(Z, rows, cols, sims, bridges)
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)
     return (rows, cols, sims) if return_similarity else (rows, cols)
 
 
+def _with_bridges(Z: np.ndarray, rows: np.ndarray, cols: np.ndarray, sims: np.ndarray,
+                  bridges: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top-k edges plus the bridges they lack (exact cosines), in order of row, similarity, column."""
+    b_rows, b_cols = bridges
+    if not len(b_rows):
+        return rows, cols, sims
+    n = len(Z)
+    new = ~np.isin(b_rows.astype(np.int64) * n + b_cols, rows.astype(np.int64) * n + cols)
+    if not new.any():
+        return rows, cols, sims
+    rows, cols = np.r_[rows, b_rows[new]], np.r_[cols, b_cols[new]]
+    sims = np.r_[sims, _pair_cosines(Z, b_rows[new], b_cols[new])]
+    order = np.lexsort((cols, -sims, rows))
+    return rows[order], cols[order], sims[order]
+
+
+def _lowest_per_row(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of the pairs, the pair with its lowest column."""
+    if not len(rows):
+        return rows.astype(np.int64), cols.astype(np.int64)
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    first = np.r_[True, rows[1:] != rows[:-1]]
+    return rows[first].astype(np.int64), cols[first].astype(np.int64)
+
+
+def _bridge_pairs(Z: np.ndarray, rows: np.ndarray, cols: np.ndarray, sims: np.ndarray, bridge_sim: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's lowest column among the pairs (off the diagonal, inside the window) at exact cosine >=
+    ``bridge_sim``; ``sims`` are a matrix product's, so the pairs within its rounding are computed again."""
+    near = sims >= bridge_sim - _SIM_SLACK
+    rows, cols, sims = rows[near], cols[near], sims[near]
+    band = np.flatnonzero(sims < bridge_sim + _SIM_SLACK)
+    if len(band):
+        ok = np.ones(len(rows), dtype=bool)
+        ok[band] = _pair_cosines(Z, rows[band], cols[band]) >= bridge_sim
+        rows, cols = rows[ok], cols[ok]
+    return _lowest_per_row(rows, cols)
+
+
 def _top_edges(pieces, Z: np.ndarray, min_sim: float, days: Optional[np.ndarray], window: Optional[float],
-               neighbors: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The edges of ``pieces`` off the diagonal, inside the window and at cosine >= ``min_sim``, top ``neighbors`` per row.
+               neighbors: int, bridge_sim: Optional[float] = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The edges of ``pieces`` off the diagonal, inside the window and at cosine >= ``min_sim``, top ``neighbors`` per row,
+    and ``(rows, cols)`` of each row's bridge (its lowest column at cosine >= ``bridge_sim``; none when None).
 
     A piece is ``(rows, cols, sims)`` with ``sims`` from a matrix product, whose rounding depends on
     the shapes multiplied and on the BLAS kernel (so on the CPU and its threads). Each piece is cut
@@ -491,12 +546,15 @@ def _top_edges(pieces, Z: np.ndarray, min_sim: float, days: Optional[np.ndarray]
     are computed again pair by pair (:func:`_pair_cosines`): the edges and their similarities are
     then the same whatever blocks, cells, engine or threads found them.
     """
-    out, held = [], 0
+    out, held, bridges = [], 0, []
     for rows, cols, sims in pieces:
         keep = rows != cols
         if window is not None:
             keep &= ~(np.abs(days[rows] - days[cols]) > window)  # NaN (undated) stays linkable
-        rows, cols, _ = _top_k_per_row(rows[keep], cols[keep], sims[keep], neighbors, slack=2 * _SIM_SLACK)
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        if bridge_sim is not None:
+            bridges.append(_bridge_pairs(Z, rows, cols, sims, bridge_sim))
+        rows, cols, _ = _top_k_per_row(rows, cols, sims, neighbors, slack=2 * _SIM_SLACK)
         sims = _pair_cosines(Z, rows, cols)
         keep = sims >= min_sim
         out.append((rows[keep], cols[keep], sims[keep]))
@@ -504,7 +562,15 @@ def _top_edges(pieces, Z: np.ndarray, min_sim: float, days: Optional[np.ndarray]
         if held > _MAX_HELD_EDGES:  # bound memory on dense corpora: the top k of a union is the top k of parts
             out = [_merge_top(out, neighbors)]
             held = len(out[0][0])
-    return _merge_top(out, neighbors)
+    return (*_merge_top(out, neighbors), _merge_bridges(bridges))
+
+
+def _merge_bridges(parts) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's lowest bridge over ``parts`` (each ``(rows, cols)``)."""
+    parts = list(parts)
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return _lowest_per_row(*(np.concatenate(column) for column in zip(*parts)))
 
 
 def _merge_top(parts, neighbors: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -524,7 +590,7 @@ def _pair_cosines(Z: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int 
     return out
 
 
-def _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state):
+def _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, random_state, bridge_sim=None):
     """:func:`candidate_edges` with the blocks (or cells) searched as ``engine`` tasks, merged on the driver."""
     n = len(Z)
     tasks_wanted = 4 * max(1, engine.parallelism)
@@ -533,12 +599,13 @@ def _edges_on(engine, Z, days, min_sim, window, neighbors, block_size, probes, r
         cost = np.array([len(r) * len(v) for r, v in zip(*plan)], dtype=np.float64)
         spans = _spans(cost, tasks_wanted)
         parts = engine.map(_cell_task, spans, shared=(Z, days, plan, min_sim, window, neighbors, probes,
-                                                      random_state, block_size))
+                                                      random_state, block_size, bridge_sim))
     else:
         blocks = -(-n // int(np.clip(_BLOCK_FLOATS // max(n, 1), 16, block_size))) if n else 0
         spans = _spans(np.ones(blocks), tasks_wanted)
-        parts = engine.map(_block_task, spans, shared=(Z, days, min_sim, window, neighbors, block_size))
-    return _merge_top(parts, neighbors)  # each part is exact, off the diagonal and inside the window already
+        parts = engine.map(_block_task, spans, shared=(Z, days, min_sim, window, neighbors, block_size, bridge_sim))
+    # each part is exact, off the diagonal and inside the window already
+    return (*_merge_top([part[:3] for part in parts], neighbors), _merge_bridges(part[3] for part in parts))
 
 
 def _spans(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
@@ -550,16 +617,17 @@ def _spans(cost: np.ndarray, parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def _block_task(Z, days, min_sim, window, neighbors, block_size, span):
-    """One engine task of the exact search: the top-k edges of the rows of blocks ``span``."""
-    pieces = _exact_candidates(Z, days, min_sim - _SIM_SLACK, window, block_size, blocks=span, neighbors=neighbors)
-    return _top_edges(pieces, Z, min_sim, days, window, neighbors)
+def _block_task(Z, days, min_sim, window, neighbors, block_size, bridge_sim, span):
+    """One engine task of the exact search: the top-k edges (and bridges) of the rows of blocks ``span``."""
+    pieces = _exact_candidates(Z, days, min_sim - _SIM_SLACK, window, block_size, blocks=span, neighbors=neighbors,
+                               bridge_sim=bridge_sim)
+    return _top_edges(pieces, Z, min_sim, days, window, neighbors, bridge_sim)
 
 
-def _cell_task(Z, days, plan, min_sim, window, neighbors, probes, random_state, block_size, span):
-    """One engine task of the approximate search: the top-k edges found in cells ``span``."""
+def _cell_task(Z, days, plan, min_sim, window, neighbors, probes, random_state, block_size, bridge_sim, span):
+    """One engine task of the approximate search: the top-k edges (and bridges) found in cells ``span``."""
     pieces = _cell_candidates(Z, min_sim - _SIM_SLACK, probes, random_state, block_size, plan=plan, span=span)
-    return _top_edges(pieces, Z, min_sim, days, window, neighbors)
+    return _top_edges(pieces, Z, min_sim, days, window, neighbors, bridge_sim)
 
 
 def _split_groups_on(engine, clusterer: "StoryClusterer", Z, days, groups, rows, cols) -> list[list[np.ndarray]]:
@@ -590,7 +658,8 @@ _BLOCK_FLOATS = 2**25  # similarities computed at once (128 MiB of float32)
 
 
 def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float, window: Optional[float],
-                      block_size: int, blocks: Optional[tuple[int, int]] = None, neighbors: Optional[int] = None):
+                      block_size: int, blocks: Optional[tuple[int, int]] = None, neighbors: Optional[int] = None,
+                      bridge_sim: Optional[float] = None):
     """(rows, cols, sims) of every pair at cosine >= min_sim, block by block (within the time window when set).
 
     With a window the rows are visited undated first, then in date order: a block that holds an
@@ -602,7 +671,8 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
     story are all alike) yields only those that can be among its top ``neighbors`` within the
     products' rounding (:func:`_heavy_rows_cut`): a row meets all its candidates in its one block,
     so the caller's top-k selection (:func:`_top_edges`) keeps the same edges, without sorting a
-    big story's n^2 pairs."""
+    big story's n^2 pairs; with ``bridge_sim``, also those that can be its bridge (its lowest column at cosine >=
+    ``bridge_sim``)."""
     n = len(Z)
     if window is not None:
         dated = ~np.isnan(days)
@@ -628,17 +698,21 @@ def _exact_candidates(Z: np.ndarray, days: Optional[np.ndarray], min_sim: float,
         hits = S >= min_sim  # one cheap pass; the threshold keeps few entries per row, except in a big story
         if neighbors is not None:
             _heavy_rows_cut(S, hits, neighbors, None if window is None else days[block],
-                            None if window is None else days[cand_idx], window)
+                            None if window is None else days[cand_idx], window,
+                            None if bridge_sim is None else (bridge_sim, block, cand_idx))
         r, c = np.nonzero(hits)
         yield block[r], cand_idx[c], S[r, c]
 
 
 def _heavy_rows_cut(S: np.ndarray, hits: np.ndarray, neighbors: int, row_days: Optional[np.ndarray],
-                    col_days: Optional[np.ndarray], window: Optional[float]) -> None:
+                    col_days: Optional[np.ndarray], window: Optional[float],
+                    bridge: Optional[tuple[float, np.ndarray, np.ndarray]] = None) -> None:
     """In place: the rows of ``hits`` with more than 4 x (``neighbors`` + 1) pairs keep only the pairs within
     2 x ``_SIM_SLACK`` of their (``neighbors`` + 1)-th best pair inside the date window (+1: the row itself may
     be among them). Those are the only ones :func:`_top_edges` can keep when the block holds every candidate
-    of the row; a row whose candidates span several pieces keeps a superset (its local k-th is no higher)."""
+    of the row; a row whose candidates span several pieces keeps a superset (its local k-th is no higher).
+    ``bridge = (bridge_sim, row ids, column ids)``: each such row also keeps the pairs that can be its bridge:
+    its lowest column sure to be at cosine >= ``bridge_sim`` and the lower ones within the rounding of it."""
     heavy = np.flatnonzero(hits.sum(axis=1) > 4 * (neighbors + 1))
     if not len(heavy) or S.shape[1] <= neighbors + 1:
         return
@@ -646,7 +720,14 @@ def _heavy_rows_cut(S: np.ndarray, hits: np.ndarray, neighbors: int, row_days: O
     if window is not None:  # pairs outside the window are dropped later: they must not set the k-th
         admissible &= ~(np.abs(row_days[heavy][:, None] - col_days[None, :]) > window)
     kth = np.partition(np.where(admissible, S[heavy], -np.inf), -(neighbors + 1), axis=1)[:, -(neighbors + 1)]
-    hits[heavy] = admissible & (S[heavy] >= (kth - 2 * _SIM_SLACK)[:, None])
+    keep = admissible & (S[heavy] >= (kth - 2 * _SIM_SLACK)[:, None])
+    if bridge is not None:
+        bridge_sim, row_ids, col_ids = bridge
+        near = admissible & (S[heavy] >= bridge_sim - _SIM_SLACK) & (col_ids[None, :] != row_ids[heavy][:, None])
+        sure = near & (S[heavy] >= bridge_sim + _SIM_SLACK)
+        lowest = np.where(sure, col_ids[None, :], np.iinfo(np.int64).max).min(axis=1)
+        keep |= near & (col_ids[None, :] <= lowest[:, None])
+    hits[heavy] = keep
 
 
 def _cell_candidates(Z: np.ndarray, min_sim: float, probes: int, random_state: int, block_size: int,
