@@ -19,7 +19,12 @@ articles except the last, which only ever sees one small candidate group at a ti
    Above ``approximate_above`` articles the search is approximate instead: rows
    are split into ~sqrt(n) coarse cells by spherical k-means and each row is
    compared exactly with the rows of its ``search_probes`` nearest cells (an
-   inverted-file index). Connected components of this graph are the candidate
+   inverted-file index). Each article is also linked to the lowest-numbered article
+   within ``max_distance`` (its *bridge*): the nearest neighbours alone cut a story with
+   more reports than ``neighbors`` into its tighter strands (the reports quoting one
+   spokesperson, one agency's rewrites), which share no edge though average linkage
+   would join them; every report of such a story reaches its first ones, so the bridges
+   keep it one group. Connected components of this graph are the candidate
    groups: no story can span two of them.
 3. **Stories inside each group.** ``method="hdbscan"`` runs HDBSCAN on the
    group's distances and then splits each HDBSCAN cluster by average linkage at
