@@ -2,8 +2,9 @@
 
 :func:`prune` removes the closed (and merged) stories whose last activity is older than ``keep``
 before ``now``, with their members' texts, metadata and vectors. What a pruned article still
-leaves behind is a tombstone in ``forgotten``: its id, its content hash and the ID of the story it
-was in (~100 bytes against ~8-10 KB for a stored article). So
+leaves behind is a tombstone in ``forgotten``: its id, the first 16 bytes of its content hash
+(:func:`storyclust.store.tombstone_key`) and the ID of the story it was in (~115 bytes on disk
+against ~8-10 KB for a stored article; tombstones are never pruned). So
 
 * its id stays "already seen": the same id read again is counted and skipped, as before;
 * an exact reprint under another id (same content hash) is recognised and starts no story: it

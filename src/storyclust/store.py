@@ -26,9 +26,10 @@ A run with ``--state PATH`` keeps, in one SQLite file:
 ``corrections``
     an editor's links and unlinks (:mod:`storyclust.corrections`), honoured by every night;
 ``forgotten`` and ``forgotten_stories``
-    what retention (:mod:`storyclust.retention`) leaves of a pruned article (its id, content
-    hash and story) and of a pruned story (its ID, size and last activity): the id stays
-    "already seen", an exact reprint is recognised, and a story ID is never reused.
+    what retention (:mod:`storyclust.retention`) leaves of a pruned article (its id, the first
+    16 bytes of its content hash and its story: :func:`tombstone_key`) and of a pruned story (its
+    ID, size and last activity): the id stays "already seen", an exact reprint is recognised,
+    and a story ID is never reused.
 
 A night reads only tonight's articles and the open stories' recent members: every lookup it
 makes goes through an index (articles by id, hash and text key; members by story and arrival;
@@ -48,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -318,15 +320,46 @@ def _migrate_6_to_7(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX files_run ON files(run_id)")
 
 
+def tombstone_key(content_hash: str) -> bytes:
+    """What a tombstone keeps of an article's content hash (:func:`storyclust.types.content_hash`, a
+    SHA-256 hex digest): its first 16 bytes, raw. Two different texts share them with odds of
+    2^-128 per pair, and an exact reprint of a pruned article is still recognised. A hash that is
+    not such a digest (an :class:`Article` built by hand) is hashed first, so any string has a key."""
+    try:
+        raw = bytes.fromhex(content_hash)
+    except ValueError:
+        raw = b""
+    if len(raw) < 16:
+        raw = hashlib.sha256(content_hash.encode("utf-8", "surrogatepass")).digest()
+    return raw[:16]
+
+
+def _migrate_7_to_8(db: sqlite3.Connection) -> None:
+    """Schema 8: compact tombstones. A pruned article's row in ``forgotten`` keeps 16 raw bytes of its
+    content hash (:func:`tombstone_key`) in place of 64 hex digits, in a table keyed by id without a
+    rowid (its id is stored once, not again in an index): ~115 bytes on disk per tombstone against ~230,
+    the one thing of a pruned article that stays for good (a year at 10,000 articles a night leaves
+    3.65 million)."""
+    db.create_function("tombstone_key", 1, tombstone_key, deterministic=True)
+    db.execute("DROP INDEX forgotten_hash")
+    db.execute("ALTER TABLE forgotten RENAME TO forgotten_7")
+    db.execute("CREATE TABLE forgotten (id TEXT PRIMARY KEY, hash BLOB NOT NULL, story_id TEXT NOT NULL,"
+               " run_id INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO forgotten (id, hash, story_id, run_id)"
+               " SELECT id, tombstone_key(hash), story_id, run_id FROM forgotten_7")
+    db.execute("DROP TABLE forgotten_7")
+    db.execute("CREATE INDEX forgotten_hash ON forgotten(hash)")
+
+
 #: Schema version this code writes (``PRAGMA user_version``). Version 1 (storyclust 0.1) kept
 #: articles by content hash and single-view vectors; it is refused, not migrated (see README).
-STATE_SCHEMA_VERSION = 7
+STATE_SCHEMA_VERSION = 8
 
 #: Ordered migrations from version N to N + 1, for N >= 2; a new file is created at version 2 by
 #: :func:`_create_v2` and migrated in the same transaction.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2_to_3, 3: _migrate_3_to_4,
                                                                4: _migrate_4_to_5, 5: _migrate_5_to_6,
-                                                               6: _migrate_6_to_7}
+                                                               6: _migrate_6_to_7, 7: _migrate_7_to_8}
 
 _OUR_TABLES = {"settings", "runs", "articles", "vectors", "stories", "members", "outbox", "files", "forgotten",
                "forgotten_stories", "corrections", "story_terms"}
@@ -747,20 +780,24 @@ class SQLiteStore:
 
     def forgotten_by_hash(self, hashes: Iterable[str]) -> dict[str, str]:
         """``{content hash: story id}`` for hashes of pruned articles (the story they were in)."""
+        asked: dict[bytes, str] = {}
+        for h in hashes:
+            asked.setdefault(tombstone_key(h), h)
         out: dict[str, str] = {}
-        for h, sid in self._read_in("SELECT hash, story_id FROM forgotten WHERE hash IN ({marks})", hashes):
-            out.setdefault(h, sid)
+        for key, sid in self._read_in("SELECT hash, story_id FROM forgotten WHERE hash IN ({marks})", asked):
+            out.setdefault(asked[key], sid)
         return out
 
     def forget(self, articles: Iterable[tuple[str, str, str]], run_id: int) -> int:
-        """Keep only a tombstone ``(id, content hash, story id)`` of these articles: their rows, members
+        """Keep only a tombstone ``(id, content hash, story id)`` of these articles (the hash as its
+        :func:`tombstone_key`): their rows, members
         and vectors (when no kept article shares the text) go, and their stories' label-term tables (summed
         again over the members left when the story next changes). Returns how many vectors went."""
         rows = list(articles)
         vectors = 0
         self._drop_story_terms(sorted({sid for _, _, sid in rows}))
         self._write_many("INSERT OR REPLACE INTO forgotten (id, hash, story_id, run_id) VALUES (?, ?, ?, ?)",
-                         ((aid, h, sid, run_id) for aid, h, sid in rows))
+                         ((aid, tombstone_key(h), sid, run_id) for aid, h, sid in rows))
         spaces = self._spaces()
         for chunk in _chunks([aid for aid, _, _ in rows]):
             marks = ",".join("?" * len(chunk))
