@@ -99,7 +99,11 @@ def test_prune_forgets_old_closed_stories_and_gives_the_space_back(tmp_path, emb
         assert store.known_ids([a.id for a in old]) == {a.id for a in old}  # still "already seen"
         assert all(store.member_info(a.id) is None for a in old)
     assert result.stories == len(old_stories) and result.articles == len(old) and result.vectors == len(old)
-    assert result.bytes_after < 0.5 * size_before and result.vacuumed
+    db = sqlite3.connect(path)  # a page per table and index, whatever it holds
+    floor = db.execute("SELECT count(*) + 1 FROM sqlite_master WHERE rootpage > 0").fetchone()[0] * \
+        db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert result.bytes_after - floor < 0.5 * (size_before - floor) and result.vacuumed
     assert closed_after == kept_ids  # `stories --closed` lists what is left, nothing pruned
     assert table_count(path, "articles") == 30 and table_count(path, "forgotten") == len(old)
     assert table_count(path, "forgotten_stories") == len(old_stories)
@@ -369,6 +373,48 @@ def test_a_tombstone_takes_about_a_hundred_bytes_for_good(tmp_path):
         assert len(store.known_ids(f"s{i}" for i in range(100))) == 0
         assert len(store.forgotten_by_hash([content_hash("report 7"), content_hash("report 8")])) == 2
     assert (used_bytes() - before) / n < 150  # a reader sees the committed pages, in the WAL or not
+
+
+def test_a_state_made_with_4k_pages_is_rebuilt_with_16k_ones_by_prune_vacuum(tmp_path, embedder, monkeypatch):
+    """A state holds large rows (texts, 1.5 KB vectors) that 4 KiB pages pack badly; new files get 16 KiB pages and
+    `prune --vacuum` rebuilds an older file with them, in place, keeping every row and WAL mode."""
+    import storyclust.store as store_mod
+
+    new = tmp_path / "new.db"
+    with open_store(new) as store, store.lock():
+        assert store.page_size == store_mod.PAGE_SIZE == 16384
+    path = tmp_path / "s.db"
+    monkeypatch.setattr(store_mod, "PAGE_SIZE", 4096)
+    old = two_months(path, embedder)
+    monkeypatch.undo()
+    with open_store(path) as store:
+        assert store.page_size == 4096
+        ids = [a.id for a in old]
+        stories = current_stories(store, include_closed=True)
+    runner = CliRunner()
+    now = (NIGHT0 + timedelta(days=10)).isoformat()  # nothing old enough: only the rebuild
+    reader = sqlite3.connect(path)  # another process reading the state: the file is vacuumed as it is
+    assert reader.execute("SELECT count(*) FROM articles").fetchone()[0] == len(old) + 30
+    busy = runner.invoke(cli_mod.cli, ["prune", "--state", str(path), "--keep", "30d", "--now", now, "--vacuum"])
+    assert busy.exit_code == 0 and json.loads(busy.stdout)["vacuumed"], busy.output
+    assert reader.execute("PRAGMA page_size").fetchone()[0] == 4096
+    reader.close()
+    done = runner.invoke(cli_mod.cli, ["prune", "--state", str(path), "--keep", "30d", "--now", now, "--vacuum"])
+    assert done.exit_code == 0, done.output
+    record = json.loads(done.stdout)
+    assert record["vacuumed"] and record["stories"] == 0
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    with open_store(path) as store:
+        assert current_stories(store, include_closed=True) == stories
+        assert all(store.member_info(i) is not None for i in ids)
+        result, printed = night(store, batch("later", 2, seed=5, day=41), embedder, 41)
+    assert printed and result.clustered > 0
+    held = runner.invoke(cli_mod.cli, ["prune", "--state", str(path), "--keep", "30d", "--now", now, "--vacuum"])
+    assert held.exit_code == 0 and json.loads(held.stdout)["vacuumed"]
 
 
 def test_outputs_are_created_through_the_umask(tmp_path):

@@ -654,8 +654,10 @@ def _state_command_options(f):
 @click.option("--now", default=None, callback=datetime_param, help="Measure --keep back from this date "
               "(ISO 8601) [default: now, UTC].")
 @click.option("--dry-run", is_flag=True, help="Say what would be forgotten; change nothing.")
+@click.option("--vacuum", is_flag=True, help="Give the free space back to the file system now, rebuilding "
+              "a state made with 4 KiB pages with 16 KiB ones [default: when a quarter of the file is free].")
 @verbosity_options
-def prune(state, wait, keep, now, dry_run, **params):
+def prune(state, wait, keep, now, dry_run, vacuum, **params):
     """Forget closed stories quiet for longer than --keep, with their articles' texts and vectors.
 
     A forgotten article leaves a tombstone (id, content hash, story): its id stays already seen and
@@ -666,7 +668,7 @@ def prune(state, wait, keep, now, dry_run, **params):
     from .retention import prune as prune_state
 
     with _locked_store(StateOptions(path=state, wait=wait)) as store:
-        result = prune_state(store, keep, now=now, dry_run=dry_run, wait=wait)
+        result = prune_state(store, keep, now=now, dry_run=dry_run, wait=wait, vacuum=True if vacuum else None)
     record = {"schema_version": SCHEMA_VERSION, "type": "prune", **asdict(result)}
     record["cutoff"] = result.cutoff.isoformat()
     _publish_or_fail(lambda: write_jsonl([record], sys.stdout))

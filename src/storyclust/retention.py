@@ -81,12 +81,16 @@ class _DryRun(Exception):
 
 
 def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None, dry_run: bool = False,
-          wait: bool = True, vacuum_share: float = 0.25, keep_latest: int = 500) -> PruneResult:
+          wait: bool = True, vacuum_share: float = 0.25, keep_latest: int = 500,
+          vacuum: Optional[bool] = None) -> PruneResult:
     """Forget the closed stories whose last activity is older than ``now - keep`` (see the module docstring).
 
     ``dry_run`` does the same work in a transaction that is rolled back, so its counts are exact.
     ``keep_latest``: an open story keeps at least this many of its latest members (the night's window,
     ``StateOptions.recent_members``); its older members taken in before the cutoff are forgotten.
+    ``vacuum``: None gives the space back when at least ``vacuum_share`` of the pages are free after a
+    prune that forgot something; True always (a state with pages of another size is rebuilt with
+    :data:`storyclust.store.PAGE_SIZE`), False never.
     Raises :class:`~storyclust.store.StateLocked` when another run holds the state and ``wait`` is False.
     """
     if keep <= timedelta(0):
@@ -132,7 +136,9 @@ def prune(store: SQLiteStore, keep: timedelta, *, now: Optional[datetime] = None
                     raise _DryRun
         except _DryRun:
             pass
-        vacuumed = not dry_run and bool(stories or trimmed) and store.free_page_share() >= vacuum_share
+        if vacuum is None:
+            vacuum = bool(stories or trimmed) and store.free_page_share() >= vacuum_share
+        vacuumed = vacuum and not dry_run
         if not dry_run:
             store.compact(vacuum=vacuumed)
     result = PruneResult(len(stories), counts["pruned_articles"], counts["pruned_vectors"], len(gone_files),
